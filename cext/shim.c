@@ -1,0 +1,228 @@
+/* The C half of ociruntime: thin syscall wrappers and the final steps before execve.
+ *
+ * Policy lives in Python; this file only does what Python's os module cannot: namespace and mount
+ * syscalls, and the credential/capability/seccomp/exec sequence that must run without the
+ * interpreter in between (no allocation, no Python after the first credential change).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "shim.cdef"  /* the declarations cffi parses are also the C prototypes */
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define RET(expr) do { long _r = (long)(expr); return _r < 0 ? -errno : (int)_r; } while (0)
+
+int oci_unshare(int flags) { RET(unshare(flags)); }
+int oci_setns(int fd, int nstype) { RET(setns(fd, nstype)); }
+int oci_mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)
+{ RET(mount(src, target, fstype, flags, data)); }
+int oci_umount2(const char *target, int flags) { RET(umount2(target, flags)); }
+int oci_pivot_root(const char *new_root, const char *put_old) { RET(syscall(SYS_pivot_root, new_root, put_old)); }
+int oci_sethostname(const char *name, size_t len) { RET(sethostname(name, len)); }
+int oci_setdomainname(const char *name, size_t len) { RET(setdomainname(name, len)); }
+int oci_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)
+{ RET(prctl(option, a2, a3, a4, a5)); }
+int oci_personality(unsigned long persona) { RET(personality(persona)); }
+
+struct oci_open_how { uint64_t flags, mode, resolve; };
+int oci_openat2(int dirfd, const char *path, int flags, int mode, unsigned long long resolve)
+{
+    struct oci_open_how how = { (uint64_t)(unsigned)flags, (uint64_t)mode, resolve };
+    RET(syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+}
+
+struct oci_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+int oci_mount_setattr(int dirfd, const char *path, unsigned int flags, unsigned long long attr_set,
+                      unsigned long long attr_clr, unsigned long long propagation)
+{
+    struct oci_mount_attr a = { attr_set, attr_clr, propagation, 0 };
+    RET(syscall(SYS_mount_setattr, dirfd, path, flags, &a, sizeof a));
+}
+
+int oci_pidfd_open(int pid, unsigned int flags) { RET(syscall(SYS_pidfd_open, pid, flags)); }
+int oci_pidfd_send_signal(int pidfd, int sig) { RET(syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0)); }
+int oci_close_range(unsigned int first, unsigned int last, unsigned int flags)
+{ RET(syscall(SYS_close_range, first, last, flags)); }
+
+int oci_capget(int pid, uint64_t *effective, uint64_t *permitted, uint64_t *inheritable)
+{
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, pid };
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) < 0)
+        return -errno;
+    *effective = (uint64_t)d[1].effective << 32 | d[0].effective;
+    *permitted = (uint64_t)d[1].permitted << 32 | d[0].permitted;
+    *inheritable = (uint64_t)d[1].inheritable << 32 | d[0].inheritable;
+    return 0;
+}
+
+/* ---- the last steps before execve ---------------------------------------------------------- */
+
+static void report(int fd, const char *step, int err)
+{
+    /* "step:errno\n" with no allocation (async-signal-safe) */
+    char buf[96];
+    size_t n = 0, i;
+    char digits[12];
+    int d = 0;
+    for (i = 0; step[i] && n < sizeof buf - 16; i++)
+        buf[n++] = step[i];
+    buf[n++] = ':';
+    if (err == 0)
+        digits[d++] = '0';
+    while (err > 0 && d < (int)sizeof digits) {
+        digits[d++] = (char)('0' + err % 10);
+        err /= 10;
+    }
+    while (d > 0)
+        buf[n++] = digits[--d];
+    buf[n++] = '\n';
+    if (write(fd, buf, n) < 0) { /* nothing more can be done */ }
+}
+
+static int load_seccomp(const struct oci_exec *x)
+{
+    struct sock_fprog prog = { x->seccomp_len, (struct sock_filter *)x->seccomp_filter };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, x->seccomp_flags, &prog) < 0)
+        return -1;
+    return 0;
+}
+
+static int apply_caps(const struct oci_exec *x)
+{
+    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct d[2];
+    int cap;
+    d[0].effective = (uint32_t)x->effective;
+    d[1].effective = (uint32_t)(x->effective >> 32);
+    d[0].permitted = (uint32_t)x->permitted;
+    d[1].permitted = (uint32_t)(x->permitted >> 32);
+    d[0].inheritable = (uint32_t)x->inheritable;
+    d[1].inheritable = (uint32_t)(x->inheritable >> 32);
+    if (syscall(SYS_capset, &h, d) < 0)
+        return -1;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        return -1;
+    for (cap = 0; cap <= x->last_cap; cap++)
+        if ((x->ambient >> cap) & 1)
+            /* the kernel raises an ambient capability only if it is also permitted and
+               inheritable; like runc, one it refuses is left out rather than failing */
+            if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0 && errno != EPERM)
+                return -1;
+    return 0;
+}
+
+int oci_exec(const struct oci_exec *x)
+{
+    int errfd = x->errfd >= 0 ? x->errfd : 2;
+    const char *step;
+    sigset_t all;
+    int sig, cap;
+
+    /* Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: give the process a
+       clean slate.  Errors (SIGKILL, SIGSTOP) are expected and harmless. */
+    for (sig = 1; sig < 65; sig++)
+        signal(sig, SIG_DFL);
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+
+    step = "close_range";
+    if (x->first_cloexec_fd >= 0 &&
+        syscall(SYS_close_range, x->first_cloexec_fd, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        goto fail;
+    if (x->seccomp_filter && x->seccomp_early) {
+        step = "seccomp";
+        if (load_seccomp(x) < 0)
+            goto fail;
+    }
+    if (x->set_caps) {
+        step = "capbset_drop";
+        for (cap = 0; cap <= x->last_cap; cap++)
+            if (!((x->bounding >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                goto fail;
+    }
+    if (x->set_user) {
+        step = "keepcaps";
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+            goto fail;
+        step = "setgroups";
+        if (x->set_groups && setgroups((size_t)x->ngroups, (const gid_t *)x->groups) < 0)
+            goto fail;
+        step = "setresgid";
+        if (setresgid(x->gid, x->gid, x->gid) < 0)
+            goto fail;
+        step = "setresuid";
+        if (setresuid(x->uid, x->uid, x->uid) < 0)
+            goto fail;
+        step = "keepcaps";
+        if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+            goto fail;
+    }
+    if (x->set_caps) {
+        step = "capset";
+        if (apply_caps(x) < 0)
+            goto fail;
+    }
+    if (x->cwd) {
+        step = "chdir";
+        if (chdir(x->cwd) < 0)
+            goto fail;
+    }
+    if (x->no_new_privs) {
+        step = "no_new_privs";
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+            goto fail;
+    }
+    if (x->seccomp_filter && !x->seccomp_early) {
+        step = "seccomp";
+        if (load_seccomp(x) < 0)
+            goto fail;
+    }
+    step = "exec";
+    execve(x->path, x->argv, x->envp);
+fail:
+    {
+        int err = errno;
+        report(errfd, step, err);
+        return -err;
+    }
+}

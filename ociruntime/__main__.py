@@ -1,0 +1,11 @@
+"""`python -m ociruntime` and the `ociruntime` console script."""
+import sys
+
+
+def main():
+    from ociruntime.cli import main as cli_main
+    sys.exit(cli_main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

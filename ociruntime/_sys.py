@@ -1,0 +1,194 @@
+"""The only importer of the compiled shim (cext/).
+
+Each wrapper raises ``OSError(errno, strerror, path)`` on failure, so callers handle kernel errors
+the way they handle ``os`` errors.  Constants the ``os`` module lacks live here too.
+"""
+import os
+
+from ociruntime._shim import ffi, lib
+
+# clone/unshare flags
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# mount flags
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
+
+# openat2 resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+# mount_setattr
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+# prctl
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def _check(ret, path=None):
+    if ret < 0:
+        err = -ret
+        if path is None:
+            raise OSError(err, os.strerror(err))
+        raise OSError(err, os.strerror(err), os.fsdecode(path))
+    return ret
+
+
+def _b(s):
+    if s is None:
+        return ffi.NULL
+    return s if isinstance(s, bytes) else os.fsencode(s)
+
+
+def unshare(flags):
+    _check(lib.oci_unshare(flags))
+
+
+def setns(fd, nstype=0, path=None):
+    _check(lib.oci_setns(fd, nstype), path)
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    _check(lib.oci_mount(_b(source), _b(target), _b(fstype), flags, _b(data)), target)
+
+
+def umount2(target, flags=0):
+    _check(lib.oci_umount2(_b(target), flags), target)
+
+
+def pivot_root(new_root, put_old):
+    _check(lib.oci_pivot_root(_b(new_root), _b(put_old)), new_root)
+
+
+def sethostname(name):
+    b = name.encode()
+    _check(lib.oci_sethostname(b, len(b)))
+
+
+def setdomainname(name):
+    b = name.encode()
+    _check(lib.oci_setdomainname(b, len(b)))
+
+
+def prctl(option, a2=0, a3=0, a4=0, a5=0):
+    return _check(lib.oci_prctl(option, a2, a3, a4, a5))
+
+
+def openat2(dirfd, path, flags, mode=0, resolve=0):
+    return _check(lib.oci_openat2(dirfd, _b(path), flags, mode, resolve), path)
+
+
+def mount_setattr(dirfd, path, flags=0, attr_set=0, attr_clr=0, propagation=0):
+    _check(lib.oci_mount_setattr(dirfd, _b(path), flags, attr_set, attr_clr, propagation), path)
+
+
+def pidfd_open(pid):
+    return _check(lib.oci_pidfd_open(pid, 0))
+
+
+def pidfd_send_signal(pidfd, sig):
+    _check(lib.oci_pidfd_send_signal(pidfd, sig))
+
+
+def personality(persona):
+    return _check(lib.oci_personality(persona))
+
+
+def capget(pid=0):
+    e, p, i = ffi.new("uint64_t *"), ffi.new("uint64_t *"), ffi.new("uint64_t *")
+    _check(lib.oci_capget(pid, e, p, i))
+    return e[0], p[0], i[0]
+
+
+def _cstrings(items):
+    """A NULL-terminated char*[] plus the buffers that must stay alive with it."""
+    bufs = [ffi.new("char[]", _b(s)) for s in items]
+    return ffi.new("char *[]", bufs + [ffi.NULL]), bufs
+
+
+def exec_final(path, argv, envp, *, cwd=None, errfd=-1, user=None, caps=None, last_cap=40,
+               no_new_privs=False, seccomp=None, first_cloexec_fd=3):
+    """Run the final steps (credentials, capabilities, no_new_privs, seccomp) and execve.
+
+    ``user`` is ``(uid, gid, groups or None)``; ``groups`` None means setgroups is not allowed.
+    ``caps`` is ``(bounding, effective, permitted, inheritable, ambient)`` bit masks.
+    ``seccomp`` is ``(filter_bytes, flags, early)``.  Returns only on failure, raising OSError
+    whose filename is the failed step.
+    """
+    x = ffi.new("struct oci_exec *")
+    # cdata assigned to a struct field is not kept alive by it: hold every buffer here
+    keep = [ffi.new("char[]", _b(path))]
+    x.path = keep[0]
+    argv_arr, b1 = _cstrings(argv)
+    envp_arr, b2 = _cstrings(envp)
+    keep += [argv_arr, b1, envp_arr, b2]
+    x.argv, x.envp = argv_arr, envp_arr
+    if cwd:
+        keep.append(ffi.new("char[]", _b(cwd)))
+        x.cwd = keep[-1]
+    x.errfd = errfd
+    if user is not None:
+        uid, gid, groups = user
+        x.set_user, x.uid, x.gid = 1, uid, gid
+        if groups is not None:
+            g = ffi.new("unsigned int[]", list(groups) or [0])
+            keep.append(g)
+            x.set_groups, x.ngroups, x.groups = 1, len(groups), g
+    if caps is not None:
+        x.set_caps = 1
+        x.last_cap = last_cap
+        x.bounding, x.effective, x.permitted, x.inheritable, x.ambient = caps
+    x.no_new_privs = 1 if no_new_privs else 0
+    if seccomp is not None:
+        data, flags, early = seccomp
+        buf = ffi.new("char[]", data)
+        keep.append(buf)
+        x.seccomp_filter, x.seccomp_len, x.seccomp_flags = buf, len(data) // 8, flags
+        x.seccomp_early = 1 if early else 0
+    x.first_cloexec_fd = first_cloexec_fd
+    ret = lib.oci_exec(x)
+    raise OSError(-ret, os.strerror(-ret))

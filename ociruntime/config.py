@@ -1,0 +1,68 @@
+"""Load a bundle's config.json, validate it against spec/, and answer the questions the lifecycle
+asks of it.  Returns the plain dict (no object model: the spec's JSON is the model)."""
+import os
+
+from ociruntime import jsonio
+from ociruntime.errors import ConfigError
+
+SUPPORTED = ((1, 0), (1, 1), (1, 2), (1, 3))
+
+
+def load_bundle(bundle, need_process=True):
+    """Returns (config, bundle_abs, rootfs_abs)."""
+    bundle = os.path.abspath(bundle or ".")
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError("JSON specification file config.json not found (bundle %s)" % bundle) from None
+    except OSError as e:
+        raise ConfigError("config.json: %s" % e.strerror) from None
+    try:
+        doc = jsonio.loads(raw)
+    except ValueError as e:
+        raise ConfigError("config.json: invalid JSON: %s" % e) from None
+    if not isinstance(doc, dict):
+        raise ConfigError("config.json: the document must be a JSON object")
+    check_version(doc.get("ociVersion"))
+    validate(doc)
+    if need_process and "process" not in doc:
+        raise ConfigError("config.json: process: required by create (the container has nothing to run)")
+    if "linux" not in doc:
+        raise ConfigError("config.json: linux: required on this platform")
+    rootfs = doc["root"]["path"] if isinstance(doc.get("root"), dict) else None
+    if not rootfs:
+        raise ConfigError("config.json: root.path: required")
+    rootfs = os.path.normpath(os.path.join(bundle, rootfs))
+    try:
+        st = os.stat(rootfs)
+    except OSError as e:
+        raise ConfigError("invalid rootfs: stat %s: %s" % (rootfs, e.strerror.lower())) from None
+    import stat as _stat
+    if not _stat.S_ISDIR(st.st_mode):
+        raise ConfigError("invalid rootfs: %s: not a directory" % rootfs)
+    return doc, bundle, rootfs
+
+
+def check_version(v):
+    if not isinstance(v, str):
+        return  # the schema names the missing/mistyped field
+    core = v.split("-", 1)[0].split("+", 1)[0]
+    parts = core.split(".")
+    try:
+        nums = tuple(int(p) for p in parts)
+    except ValueError:
+        nums = ()
+    if len(nums) != 3 or nums[:2] not in SUPPORTED:
+        raise ConfigError('config.json: ociVersion: unsupported version "%s" (supported: 1.0.0 to 1.3.x)' % v)
+
+
+def validate(doc):
+    from ociruntime.validate import validate_config
+    validate_config(doc)
+
+
+def namespaces(doc):
+    """{type: path or None} of linux.namespaces."""
+    return {ns["type"]: ns.get("path") or None for ns in doc.get("linux", {}).get("namespaces") or ()}

@@ -1,0 +1,205 @@
+"""create: validate the bundle, make the state dir and cgroup, fork the init, drive it to "ready".
+
+Any failure undoes everything done so far (init killed, cgroup removed, state dir removed), so a
+failed create leaves the machine as if it never ran.
+"""
+import os
+import signal
+import time
+
+from ociruntime import _sys as S
+from ociruntime import config as _config
+from ociruntime import namespaces
+from ociruntime.container.statedir import StateDir
+from ociruntime.errors import ConfigError, InitError, OCIError
+from ociruntime.process import channel
+from ociruntime.process.init import Plan, child_main
+
+
+def check_config(cfg):
+    """What can be refused from the config alone, before anything exists."""
+    from ociruntime.process.spec import check
+    nsmap = _config.namespaces(cfg)
+    if "mount" not in nsmap:
+        raise ConfigError("config.json: linux.namespaces: a mount namespace is required")
+    if cfg.get("hostname") and "uts" not in nsmap:
+        raise ConfigError("unable to set hostname without a private UTS namespace")
+    if cfg.get("domainname") and "uts" not in nsmap:
+        raise ConfigError("unable to set domainname without a private UTS namespace")
+    linux = cfg.get("linux", {})
+    if (linux.get("uidMappings") or linux.get("gidMappings")) and "user" not in nsmap:
+        raise ConfigError("config.json: linux.uidMappings: id mappings need a user namespace")
+    if "user" in nsmap and not nsmap["user"] and not (linux.get("uidMappings") and linux.get("gidMappings")):
+        raise ConfigError("config.json: linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
+    if linux.get("seccomp"):
+        raise ConfigError("config.json: linux.seccomp: seccomp is not supported yet")
+    check(cfg["process"])
+    return nsmap
+
+
+def owner_name():
+    return ""
+
+
+def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
+           detach_run=False):
+    """Returns the state dict of the created container (status created)."""
+    cfg, bundle, rootfs = _config.load_bundle(bundle)
+    nsmap = check_config(cfg)
+    terminal = bool(cfg["process"].get("terminal"))
+    if terminal and not console_socket:
+        raise ConfigError("cannot allocate tty if ociruntime will detach without setting console socket")
+    if console_socket and not terminal:
+        raise ConfigError("cannot use console socket if ociruntime will not detach or allocate tty")
+    sd = StateDir.create(ctx.root, cid)
+    undo = Undo(sd)
+    try:
+        state = _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot,
+                        preserve_fds)
+    except BaseException:
+        undo.run()
+        raise
+    sd.close()
+    return state
+
+
+class Undo:
+    """What a failed create must take back, in reverse order."""
+
+    def __init__(self, sd):
+        self.sd, self.pids, self.cgroup = sd, [], None
+
+    def run(self):
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                _wait_gone(pid)
+        if self.cgroup is not None:
+            try:
+                self.cgroup.destroy()
+            except OCIError:
+                pass
+        self.sd.remove()
+
+
+def _wait_gone(pid, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % pid, "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.002)
+
+
+def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds):
+    from ociruntime.cgroups import Manager
+    linux = cfg.get("linux", {})
+    os.mkfifo(sd.fifo_path(), 0o622)
+    cg = Manager.for_config(cfg, sd.id)
+    undo.cgroup = cg
+    cg.create()
+    joins = namespaces.open_joins(nsmap)
+    console = None
+    if console_socket:
+        from ociruntime.tty import connect_console
+        console = connect_console(console_socket)
+    state_fd = os.open(sd.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    new_flags = namespaces.new_flags(nsmap)
+    offsets = linux.get("timeOffsets") or {}
+    plan = Plan(
+        config=cfg, bundle=bundle, rootfs=rootfs, joins=joins,
+        new_userns=bool(new_flags & S.CLONE_NEWUSER), in_userns="user" in nsmap,
+        new_flags=new_flags, has_uts="uts" in nsmap,
+        fork_init="pid" in nsmap or bool(new_flags & S.CLONE_NEWTIME),
+        time_offsets="".join("%s %d %d\n" % (clk, o.get("secs", 0), o.get("nanosecs", 0))
+                             for clk, o in offsets.items()),
+        cgroup_paths=cg.paths, state_fd=state_fd, console_sock=console, no_pivot=no_pivot,
+        preserve_fds=preserve_fds, close_fds=(sd.fd,),
+    )
+    parent_ch, child_ch = channel.pair()
+    pid = os.fork()
+    if pid == 0:
+        parent_ch.close()
+        child_main(plan, child_ch)
+    undo.pids.append(pid)
+    child_ch.close()
+    os.close(state_fd)
+    for _, fd, _ in joins:
+        os.close(fd)
+    if console is not None:
+        console.close()
+    return _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, parent_ch, pid_file)
+
+
+def _died(pid):
+    def describe():
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return "container init exited unexpectedly"
+        if done and os.WIFSIGNALED(status):
+            return "container init was killed by signal %d" % os.WTERMSIG(status)
+        if done:
+            return "container init exited unexpectedly with status %d" % os.WEXITSTATUS(status)
+        return "container init closed its channel unexpectedly"
+    return describe
+
+
+def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
+    from ociruntime.container.state import make_state, state_json
+    linux = cfg.get("linux", {})
+    died = _died(pid)
+    if plan.new_userns:
+        ch.expect("map_ids", died)
+        namespaces.write_idmaps(pid, linux.get("uidMappings"), linux.get("gidMappings"))
+        ch.send("ids_mapped")
+    (init_pid,) = ch.expect("init_pid", died)
+    if init_pid != pid:
+        undo.pids.insert(0, init_pid)
+        os.waitpid(pid, 0)  # the stage that forked the init is done
+        undo.pids.remove(pid)
+        died = _died_other(init_pid)
+    cg.add(init_pid)
+    ch.send("cgroup_joined")
+    from ociruntime.container.status import proc_stat
+    st = proc_stat(init_pid)
+    state = make_state(sd.id, init_pid, st[1] if st else 0, bundle, rootfs, cfg, cg)
+    ch.expect("runtime_hooks", died)
+    hooks = cfg.get("hooks") or {}
+    sj = state_json(state, "created")
+    if hooks.get("prestart") or hooks.get("createRuntime"):
+        from ociruntime.hooks import run_hooks
+        run_hooks(hooks.get("prestart"), "prestart", sj)
+        run_hooks(hooks.get("createRuntime"), "createRuntime", sj)
+    ch.send("hooks_done", sj)
+    ch.expect("ready", died)
+    ch.close()
+    sd.save(state)
+    if pid_file:
+        write_pid_file(pid_file, init_pid)
+    return state
+
+
+def _died_other(pid):
+    def describe():
+        return "container init exited unexpectedly"
+    return describe
+
+
+def write_pid_file(path, pid):
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), ".%s.tmp" % os.path.basename(path))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, str(pid).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)

@@ -1,0 +1,74 @@
+"""delete: remove a stopped (or created) container; --force kills a running one first."""
+import os
+import select
+import signal
+
+from ociruntime import _sys as S
+from ociruntime.container import state as _state
+from ociruntime.container import status as _status
+from ociruntime.errors import OCIError, StateError
+
+
+def delete(ctx, cid, force=False):
+    try:
+        sd, state, st = _state.load(ctx.root, cid, lock=True)
+    except StateError:
+        if force:
+            return  # `delete --force` of a gone container succeeds (containerd relies on it)
+        raise
+    try:
+        _status.check_delete(cid, st, force)
+        if st != _status.STOPPED:
+            kill_and_wait(state)
+        destroy(ctx, sd, state)
+    finally:
+        sd.close()
+
+
+def kill_and_wait(state, timeout=10.0):
+    """SIGKILL the init and everything in the container's cgroup, wait until the init is gone."""
+    try:
+        pidfd = S.pidfd_open(state["pid"])
+    except OSError:
+        pidfd = -1
+    try:
+        if pidfd >= 0 and _status.init_alive(state):
+            try:
+                S.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if state.get("cgroup"):
+            from ociruntime.cgroups import Manager
+            for pid in Manager.from_state(state["cgroup"]).procs():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if pidfd >= 0:
+            p = select.poll()
+            p.register(pidfd, select.POLLIN)
+            p.poll(int(timeout * 1000))
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def destroy(ctx, sd, state):
+    """Remove what create made: cgroups, then the state dir; then poststop hooks (warnings only)."""
+    errors = []
+    if state.get("cgroup"):
+        from ociruntime.cgroups import Manager
+        try:
+            Manager.from_state(state["cgroup"]).destroy()
+        except OCIError as e:
+            errors.append(str(e))
+    hooks = (state.get("config") or {}).get("hooks") or {}
+    sd.remove()
+    if hooks.get("poststop"):
+        from ociruntime.hooks import run_hooks
+        try:
+            run_hooks(hooks["poststop"], "poststop", _state.state_json(state, _status.STOPPED))
+        except OCIError as e:
+            ctx.log.warning("poststop hook failed: %s" % e)
+    if errors:
+        raise OCIError("; ".join(errors))

@@ -1,0 +1,68 @@
+"""run: create + start, then (unless detached) wait for the init, forward signals to it, delete
+the container and exit with its status."""
+import os
+import signal
+
+from ociruntime import _sys as S
+from ociruntime.container import create as _create
+from ociruntime.container import delete as _delete
+from ociruntime.container import start as _start
+from ociruntime.container.statedir import StateDir
+from ociruntime.errors import OCIError
+
+FORWARD = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+           signal.SIGUSR2, signal.SIGWINCH)
+
+
+def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
+    if not detach:
+        # the init is our grandchild when it is PID 1 of a new pid namespace: adopt it to wait
+        S.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
+    state = _create.create(ctx, cid, bundle, **create_kw)
+    try:
+        sd = StateDir.open(ctx.root, cid)
+        try:
+            _start.release(sd, state)
+        finally:
+            sd.close()
+    except BaseException:
+        _cleanup(ctx, cid)
+        raise
+    if detach:
+        return 0
+    return wait_and_delete(ctx, cid, state["pid"], keep)
+
+
+def wait_and_delete(ctx, cid, pid, keep):
+    def forward(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    for s in FORWARD:
+        signal.signal(s, forward)
+    status = None
+    while status is None:
+        try:
+            wpid, st = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            status = 255
+            break
+        if wpid == pid:
+            status = os.waitstatus_to_exitcode(st)
+            if status < 0:
+                status = 128 - status
+    for s in FORWARD:
+        signal.signal(s, signal.SIG_DFL)
+    if not keep:
+        _cleanup(ctx, cid)
+    return status
+
+
+def _cleanup(ctx, cid):
+    try:
+        _delete.delete(ctx, cid, force=True)
+    except OCIError as e:
+        ctx.log.warning("delete %s: %s" % (cid, e))

@@ -1,0 +1,90 @@
+"""The container's record (state.json) and the runtime-spec state runc's `state` prints."""
+import os
+import time
+
+from ociruntime import jsonio
+from ociruntime.container import status as _status
+from ociruntime.container.statedir import StateDir
+
+OCI_VERSION = "1.3.0"
+
+
+def rfc3339_now():
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
+        (".%09d" % (ns % 1_000_000_000)).rstrip("0").rstrip(".") + "Z"
+
+
+def make_state(cid, pid, start_time, bundle, rootfs, cfg, cg):
+    return {
+        "id": cid, "pid": pid, "start_time": start_time, "bundle": bundle, "rootfs": rootfs,
+        "created": rfc3339_now(), "owner": "", "annotations": cfg.get("annotations") or {},
+        "ociVersion": cfg.get("ociVersion", OCI_VERSION), "cgroup": cg.to_state() if cg else None,
+        "config": cfg,
+    }
+
+
+def public(state, status):
+    """runc's `state` object: the runtime-spec state plus created and owner."""
+    out = {
+        "ociVersion": state.get("ociVersion", OCI_VERSION),
+        "id": state["id"],
+        "pid": state["pid"] if status != _status.STOPPED else 0,
+        "status": status,
+        "bundle": state["bundle"],
+        "rootfs": state["rootfs"],
+        "created": state["created"],
+    }
+    if state.get("annotations"):
+        out["annotations"] = state["annotations"]
+    out["owner"] = state.get("owner", "")
+    return out
+
+
+def state_json(state, status):
+    """The spec state given to hooks on stdin."""
+    s = {"ociVersion": state.get("ociVersion", OCI_VERSION), "id": state["id"], "status": status,
+         "pid": state["pid"], "bundle": state["bundle"]}
+    if state.get("annotations"):
+        s["annotations"] = state["annotations"]
+    return jsonio.dumps(s)
+
+
+def load(root, cid, lock=False):
+    """(statedir, state, status) of an existing container."""
+    sd = StateDir.open(root, cid, lock=lock)
+    try:
+        state = sd.load()
+    except BaseException:
+        sd.close()
+        raise
+    return sd, state, _status.status_of(state, sd)
+
+
+def get(root, cid):
+    sd, state, st = load(root, cid)
+    sd.close()
+    return public(state, st)
+
+
+def list_all(root):
+    from ociruntime.container.statedir import list_ids
+    out = []
+    for cid in list_ids(root):
+        try:
+            out.append(get(root, cid))
+        except Exception:
+            continue
+    return out
+
+
+def owner_of(root, cid):
+    try:
+        uid = os.stat(os.path.join(root, cid)).st_uid
+    except OSError:
+        return ""
+    try:
+        import pwd
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return str(uid)

@@ -1,0 +1,63 @@
+"""Container status, derived from the live process, and the allowed transitions in one place.
+
+A container is ``stopped`` when its init is gone (or a zombie, or its pid now belongs to another
+process: the start time in /proc/PID/stat is compared with the one recorded at create),
+``created`` while ``exec.fifo`` exists, ``paused`` when its cgroup is frozen, else ``running``.
+"""
+from ociruntime.errors import StateError
+
+CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+
+
+def proc_stat(pid):
+    """(state letter, start time in clock ticks) of a process, or None if there is none."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0].decode(), int(fields[19])
+
+
+def init_alive(state):
+    pid = state.get("pid") or 0
+    if pid <= 0:
+        return False
+    st = proc_stat(pid)
+    if st is None or st[0] in ("Z", "X"):
+        return False
+    return st[1] == state.get("start_time")
+
+
+def status_of(state, sd):
+    if not init_alive(state):
+        return STOPPED
+    if sd.has_fifo():
+        return CREATED
+    if state.get("cgroup"):
+        from ociruntime.cgroups import frozen
+        if frozen(state["cgroup"]):
+            return PAUSED
+    return RUNNING
+
+
+def check_start(cid, status):
+    if status == CREATED:
+        return
+    if status == STOPPED:
+        raise StateError("cannot start a container that has stopped")
+    if status == PAUSED:
+        raise StateError("cannot start a paused container")
+    raise StateError("cannot start an already running container")
+
+
+def check_kill(cid, status):
+    if status == STOPPED:
+        raise StateError("container not running")
+
+
+def check_delete(cid, status, force):
+    if status in (STOPPED, CREATED) or force:
+        return
+    raise StateError("cannot delete container %s that is not stopped: %s" % (cid, status))

@@ -1,0 +1,70 @@
+"""The runtime's log: runc's `--log FILE --log-format text|json` lines, and the one-line error on stderr.
+
+Clients parse this (see ../shared/clients/README.md): containerd reports the last ``level=error``
+line of ``--log`` as its error; podman reads the file as one JSON object, so nothing but the error is
+written at the default level.  Debug lines are written only with ``--debug``.
+"""
+import os
+import sys
+import time
+
+_LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
+
+
+class Log:
+    def __init__(self, path=None, fmt="text", debug=False):
+        self.path, self.fmt, self.debug_on = path, fmt, debug
+        self._fd = None
+
+    def _write(self, level, msg):
+        if self.path is None:
+            if level == "error":
+                return
+            if not self.debug_on and level == "debug":
+                return
+            line = "ociruntime: %s: %s\n" % (level, msg)
+            os.write(2, line.encode())
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        frac = "%09d" % (time.time_ns() % 1_000_000_000)
+        stamp = "%s.%sZ" % (now, frac) if self.debug_on else now + "Z"
+        if self.fmt == "json":
+            line = '{"level":"%s","msg":%s,"time":"%s"}\n' % (level, _json_str(msg), stamp)
+        else:
+            line = 'time="%s" level=%s msg=%s\n' % (stamp, level, _json_str(msg))
+        os.write(self._fd, line.encode())
+
+    def debug(self, msg):
+        if self.debug_on:
+            self._write("debug", msg)
+
+    def warning(self, msg):
+        self._write("warning", msg)
+
+    def error(self, msg):
+        """Log the error and print the one-line message on stderr."""
+        self._write("error", msg)
+        text = msg if self.path else "ociruntime: " + msg
+        try:
+            os.write(2, (text + "\n").encode(errors="replace"))
+        except OSError:
+            pass
+
+
+def _json_str(s):
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif o < 0x20:
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, "\\u%04x" % o))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+current = Log()

@@ -1,0 +1,71 @@
+"""The parent/child protocol of create: typed messages over a SOCK_SEQPACKET socketpair.
+
+One message is one ``marshal``-encoded tuple ``(kind, *payload)`` (marshal is built in and costs no
+import time).  The exchange, in order (-> child to parent, <- parent to child):
+
+  kind            direction  payload              meaning
+  "map_ids"       ->         ()                   child unshared a user namespace: write its id maps
+  "ids_mapped"    <-         ()                   maps written; child may become root in it
+  "init_pid"      ->         (pid,)               the container's init (PID 1 of a new pid ns) exists
+  "cgroup_joined" <-         ()                   init was placed in its cgroups; it may unshare cgroupns
+  "runtime_hooks" ->         ()                   mounts done: run prestart + createRuntime hooks now
+  "hooks_done"    <-         ()                   they succeeded (on failure the parent kills the child)
+  "ready"         ->         ()                   all set up; init now waits on exec.fifo for start
+  "error"         ->         (step, errno, path, text)   a step failed; the child exits after sending
+
+Anything else, or EOF before "ready", is an error naming what was expected and what came.
+"""
+import marshal
+
+import _socket
+
+from ociruntime.errors import InitError
+
+SEQPACKET = _socket.SOCK_SEQPACKET
+
+
+def pair():
+    a, b = _socket.socketpair(_socket.AF_UNIX, SEQPACKET | _socket.SOCK_CLOEXEC)
+    return Channel(a), Channel(b)
+
+
+class Channel:
+    def __init__(self, sock):
+        self.sock = sock
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, kind, *payload):
+        self.sock.send(marshal.dumps((kind,) + payload))
+
+    def recv(self):
+        """The next message as a tuple, or None at EOF."""
+        data = self.sock.recv(65536)
+        if not data:
+            return None
+        return marshal.loads(data)
+
+    def send_error(self, err):
+        """Child side: report an exception as a typed error message."""
+        if isinstance(err, InitError):
+            self.send("error", err.step, err.errno, err.path, err.text)
+        elif isinstance(err, OSError):
+            self.send("error", "init", err.errno or 0, err.filename or "", "")
+        else:
+            self.send("error", "init", 0, "", str(err) or type(err).__name__)
+
+    def expect(self, kind, what_died=None):
+        """Parent and child: the next message must be ``kind``; returns its payload.  An "error"
+        message is raised as the child's InitError."""
+        msg = self.recv()
+        if msg is None:
+            raise InitError(what_died() if what_died else "container init exited before %s" % kind)
+        if msg[0] == "error":
+            raise InitError(*msg[1:])
+        if msg[0] != kind:
+            raise InitError("protocol: expected %s, got %s" % (kind, msg[0]))
+        return msg[1:]

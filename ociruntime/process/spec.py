@@ -1,0 +1,77 @@
+"""config.json ``process``: everything needed for the final exec, prepared in Python so that the C
+shim only has to run it (credentials, capabilities, no_new_privs, exec)."""
+import os
+
+from ociruntime.errors import ConfigError, InitError
+from ociruntime.security import caps as _caps
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def check(process):
+    """Parent side, before anything is created: what can be refused from the config alone."""
+    if process.get("capabilities") is not None:
+        _caps.masks(process["capabilities"])
+    from ociruntime.security import rlimits
+    rlimits.parse(process.get("rlimits"))
+
+
+def lookup(argv0, env):
+    """Resolve args[0] like Go's exec.LookPath inside the container (after pivot_root)."""
+    if "/" in argv0:
+        try:
+            st = os.stat(argv0)
+        except OSError as e:
+            raise InitError('exec: "%s"' % argv0, e.errno, "",
+                            "stat %s: %s" % (argv0, e.strerror.lower())) from None
+        if not (st.st_mode & 0o111) or os.path.isdir(argv0):
+            raise InitError('exec: "%s"' % argv0, 13, "", "permission denied")
+        return argv0
+    path = DEFAULT_PATH
+    for e in env:
+        if e.startswith("PATH="):
+            path = e[5:]
+    for d in path.split(":"):
+        cand = os.path.join(d or ".", argv0)
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if st.st_mode & 0o111 and not os.path.isdir(cand):
+            return cand
+    raise InitError('exec: "%s"' % argv0, 2, "", "executable file not found in $PATH")
+
+
+def home_of(uid):
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def final_args(process, set_groups=True):
+    """Keyword arguments of _sys.exec_final for this process (in the container, after pivot)."""
+    env = list(process.get("env") or ())
+    user = process.get("user") or {}
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append("HOME=" + home_of(uid))
+    args = process["args"]
+    path = lookup(args[0], env)
+    groups = list(user.get("additionalGids") or ())
+    caps = None
+    if process.get("capabilities") is not None:
+        caps = _caps.masks(process["capabilities"])
+    return dict(path=path, argv=args, envp=env, cwd=process.get("cwd") or "/",
+                user=(uid, gid, groups if set_groups else None), caps=caps,
+                last_cap=_caps.last_cap(), no_new_privs=bool(process.get("noNewPrivileges")))
+
+
+def umask_of(process):
+    u = (process.get("user") or {}).get("umask")
+    return 0o022 if u is None else u

@@ -1,0 +1,131 @@
+"""Build the container's filesystem view, in the init, in its new mount namespace.
+
+Order (as runc): make / a slave so nothing propagates to the host; bind the rootfs onto itself;
+apply ``mounts`` in order; create /dev nodes and links; run createRuntime/createContainer hooks
+(through ``hooks_cb``); pivot_root (or MS_MOVE + chroot with --no-pivot); then maskedPaths,
+readonlyPaths, readonly root and rootfsPropagation.
+"""
+import os
+import stat
+
+from ociruntime import _sys as S
+from ociruntime.errors import InitError
+from ociruntime.rootfs import devices, mounts
+
+ROOT_PROPAGATION = {"private": S.MS_PRIVATE, "rprivate": S.MS_PRIVATE | S.MS_REC,
+                    "slave": S.MS_SLAVE, "rslave": S.MS_SLAVE | S.MS_REC,
+                    "shared": S.MS_SHARED, "rshared": S.MS_SHARED | S.MS_REC,
+                    "unbindable": S.MS_UNBINDABLE, "runbindable": S.MS_UNBINDABLE | S.MS_REC}
+
+
+def _step(what, fn, *args, path=""):
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise InitError(what, e.errno, path or (e.filename if isinstance(e.filename, str) else "")) from None
+
+
+def prepare_root(rootfs, propagation):
+    flags = ROOT_PROPAGATION.get(propagation, S.MS_SLAVE | S.MS_REC)
+    _step("make / %s" % (propagation or "rslave"), S.mount, None, "/", None, flags)
+    _step("bind rootfs", S.mount, rootfs, rootfs, None, S.MS_BIND | S.MS_REC, path=rootfs)
+    # pivot_root refuses a shared parent mount; the rootfs's own mount must not be shared either
+    _make_parent_private(rootfs)
+
+
+def _make_parent_private(rootfs):
+    mp = _mountpoint_of(os.path.dirname(rootfs))
+    try:
+        S.mount(None, mp, None, S.MS_PRIVATE)
+    except OSError:
+        pass
+
+
+def _mountpoint_of(path):
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                best = mp
+    return best
+
+
+def apply_mounts(rootfs, config, bundle, cgroup_mounter, in_userns):
+    rootfd = _step("open rootfs", os.open, rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, path=rootfs)
+    try:
+        mlist = mounts.parse_all(config)
+        for m in mlist:
+            mounts.mount_one(m, rootfd, bundle, cgroup_mounter)
+        dev_is_ours = not any(m.dest.rstrip("/") == "/dev" and m.is_bind for m in mlist)
+        devices.setup_dev(rootfd, config, in_userns, dev_is_ours)
+    finally:
+        os.close(rootfd)
+
+
+def pivot(rootfs):
+    """pivot_root(".", ".") on the rootfs, then lazily detach the old root stacked under it."""
+    old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new)
+        _step("pivot_root", S.pivot_root, ".", ".", path=rootfs)
+        os.fchdir(old)
+        _step("make old root rslave", S.mount, None, ".", None, S.MS_SLAVE | S.MS_REC)
+        _step("unmount old root", S.umount2, ".", S.MNT_DETACH)
+        os.chdir("/")
+    finally:
+        os.close(old)
+        os.close(new)
+
+
+def move_root(rootfs):
+    """--no-pivot: move the rootfs mount over / and chroot into it."""
+    os.chdir(rootfs)
+    _step("move rootfs to /", S.mount, rootfs, "/", None, S.MS_MOVE, path=rootfs)
+    _step("chroot", os.chroot, ".", path=rootfs)
+    os.chdir("/")
+
+
+def mask_paths(masked):
+    for p in masked or ():
+        try:
+            st = os.lstat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                S.mount("tmpfs", p, "tmpfs", S.MS_RDONLY, None)
+            else:
+                S.mount("/dev/null", p, None, S.MS_BIND)
+        except OSError as e:
+            raise InitError("mask %s" % p, e.errno) from None
+
+
+def readonly_paths(ro):
+    for p in ro or ():
+        try:
+            S.mount(p, p, None, S.MS_BIND | S.MS_REC)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise InitError("make %s read-only" % p, e.errno) from None
+        try:
+            mounts.remount_bind(p, S.MS_RDONLY | S.MS_REC)
+        except OSError as e:
+            raise InitError("make %s read-only" % p, e.errno) from None
+
+
+def finish(config):
+    """After pivot: masked and read-only paths, read-only root, root propagation."""
+    linux = config.get("linux", {})
+    mask_paths(linux.get("maskedPaths"))
+    readonly_paths(linux.get("readonlyPaths"))
+    if config.get("root", {}).get("readonly"):
+        try:
+            mounts.remount_bind("/", S.MS_RDONLY)
+        except OSError as e:
+            raise InitError("make root read-only", e.errno, "/") from None
+    prop = linux.get("rootfsPropagation")
+    if prop:
+        _step("set rootfs propagation %s" % prop, S.mount, None, "/", None, ROOT_PROPAGATION[prop])

@@ -1,0 +1,95 @@
+"""/dev inside the container: the default devices, ``linux.devices``, and the standard links."""
+import os
+import stat
+
+from ociruntime import _sys
+from ociruntime.errors import InitError
+from ociruntime.rootfs import paths
+
+# runc's default devices: (path, type, major, minor)
+DEFAULT = (("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c", 1, 7),
+           ("/dev/random", "c", 1, 8), ("/dev/urandom", "c", 1, 9), ("/dev/tty", "c", 5, 0))
+LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+         ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
+_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def create_device(rootfd, dev, bind_from_host):
+    path = dev["path"]
+    dtype = dev.get("type", "c")
+    mode = dev.get("fileMode", 0o666) & 0o7777
+    what = "create device %s" % path
+    parent, _, name = path.rstrip("/").rpartition("/")
+    try:
+        pfd = paths.mkdir_all(rootfd, parent or "/")
+    except OSError as e:
+        raise InitError(what, e.errno, e.filename or path) from None
+    try:
+        if bind_from_host:
+            # mknod is not allowed in a user namespace: bind the host's node onto an empty file
+            try:
+                fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=pfd)
+                os.close(fd)
+            except FileExistsError:
+                pass
+            tfd = _sys.openat2(pfd, name, paths.O_PATH, 0, paths.RESOLVE)
+            try:
+                _sys.mount(path, paths.fdpath(tfd), None, _sys.MS_BIND)
+            finally:
+                os.close(tfd)
+            return
+        try:
+            os.unlink(name, dir_fd=pfd)
+        except FileNotFoundError:
+            pass
+        devno = os.makedev(dev.get("major", 0), dev.get("minor", 0)) if dtype != "p" else 0
+        os.mknod(name, _TYPES[dtype] | mode, devno, dir_fd=pfd)
+        # mknod is subject to the umask; chmod through a real fd of the new node
+        nfd = _sys.openat2(pfd, name, paths.O_PATH, 0, paths.RESOLVE)
+        try:
+            os.chmod(paths.fdpath(nfd), mode)
+            os.chown(paths.fdpath(nfd), dev.get("uid", 0), dev.get("gid", 0))
+        finally:
+            os.close(nfd)
+    except OSError as e:
+        raise InitError(what, e.errno, e.filename if isinstance(e.filename, str) else path) from None
+    finally:
+        os.close(pfd)
+
+
+def setup_dev(rootfd, config, in_userns, dev_is_ours):
+    """Default devices and links (only on a /dev the runtime mounted), then linux.devices."""
+    devices = list(config.get("linux", {}).get("devices") or ())
+    if dev_is_ours:
+        given = {d["path"] for d in devices}
+        for path, t, ma, mi in DEFAULT:
+            if path not in given:
+                create_device(rootfd, {"path": path, "type": t, "major": ma, "minor": mi,
+                                       "fileMode": 0o666}, in_userns)
+        devfd = paths.mkdir_all(rootfd, "/dev")
+        try:
+            for target, name in LINKS + (("pts/ptmx", "/dev/ptmx"),):
+                base = name[5:]
+                try:
+                    os.unlink(base, dir_fd=devfd)
+                except FileNotFoundError:
+                    pass
+                except IsADirectoryError:
+                    continue
+                os.symlink(target, base, dir_fd=devfd)
+            if os.path.exists("/proc/kcore"):
+                try:
+                    os.symlink("/proc/kcore", "core", dir_fd=devfd)
+                except FileExistsError:
+                    pass
+            for d in ("pts", "shm"):
+                try:
+                    os.mkdir(d, 0o755, dir_fd=devfd)
+                except FileExistsError:
+                    pass
+        except OSError as e:
+            raise InitError("create /dev links", e.errno, "/dev") from None
+        finally:
+            os.close(devfd)
+    for dev in devices:
+        create_device(rootfd, dev, in_userns)

@@ -1,0 +1,28 @@
+"""Signal names and numbers as runc's `kill` accepts them: 9, KILL, SIGKILL (any case)."""
+import signal
+
+from ociruntime.errors import OCIError
+
+
+def parse_signal(s):
+    s = str(s).strip()
+    if s.isdigit():
+        n = int(s)
+        if 0 < n < 65:
+            return n
+        raise OCIError('invalid signal "%s"' % s)
+    name = s.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name.startswith("SIGRTMIN+") or name.startswith("SIGRTMAX-"):
+        base, _, off = name[3:].partition("+" if "+" in name else "-")
+        try:
+            n = signal.SIGRTMIN + int(off) if base == "RTMIN" else signal.SIGRTMAX - int(off)
+            if signal.SIGRTMIN <= n <= signal.SIGRTMAX:
+                return n
+        except ValueError:
+            pass
+    sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+    if sig is None:
+        raise OCIError('unknown signal "%s"' % s)
+    return int(sig)
