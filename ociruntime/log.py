@@ -16,17 +16,19 @@ class Log:
         self.path, self.fmt, self.debug_on = path, fmt, debug
         self._fd = None
 
+    def open(self):
+        """runc creates the log file at start, whatever happens later."""
+        if self.path is not None and self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
     def _write(self, level, msg):
-        if self.path is None:
+        if self.path is None and self.fmt != "json":
             if level == "error":
-                return
-            if not self.debug_on and level == "debug":
-                return
+                return  # error() prints the one line itself
             line = "ociruntime: %s: %s\n" % (level, msg)
             os.write(2, line.encode())
             return
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.open()
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         frac = "%09d" % (time.time_ns() % 1_000_000_000)
         stamp = "%s.%sZ" % (now, frac) if self.debug_on else now + "Z"
@@ -34,7 +36,7 @@ class Log:
             line = '{"level":"%s","msg":%s,"time":"%s"}\n' % (level, _json_str(msg), stamp)
         else:
             line = 'time="%s" level=%s msg=%s\n' % (stamp, level, _json_str(msg))
-        os.write(self._fd, line.encode())
+        os.write(self._fd if self._fd is not None else 2, line.encode())
 
     def debug(self, msg):
         if self.debug_on:
@@ -46,7 +48,9 @@ class Log:
     def error(self, msg):
         """Log the error and print the one-line message on stderr."""
         self._write("error", msg)
-        text = msg if self.path else "ociruntime: " + msg
+        if self.path is None and self.fmt == "json":
+            return  # the JSON line went to stderr
+        text = "ociruntime: " + msg
         try:
             os.write(2, (text + "\n").encode(errors="replace"))
         except OSError:

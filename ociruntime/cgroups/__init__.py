@@ -65,7 +65,11 @@ def container_paths(cgroups_path, cid):
     rel = cgroups_path if cgroups_path else cid
     own = None
     out = {}
-    for key, mp, version, opts in detect():
+    found = detect()
+    if any(v == 1 for _, _, v, _ in found):
+        # hybrid: the v1 hierarchies hold the controllers; like runc, leave the unified one alone
+        found = [f for f in found if f[2] == 1]
+    for key, mp, version, opts in found:
         if rel.startswith("/"):
             p = os.path.normpath(rel)
         else:
@@ -183,3 +187,27 @@ def frozen(st):
         except OSError:
             return False
     return False
+
+
+def freeze(st, on):
+    """Freeze (or thaw) the container's cgroup and wait until the kernel says it is done."""
+    paths = st.get("paths", {})
+    if "freezer" in paths:
+        mp, p, _, _ = paths["freezer"]
+        path, want, value = mp + p + "/freezer.state", "FROZEN" if on else "THAWED", "FROZEN" if on else "THAWED"
+    elif "unified" in paths:
+        mp, p, _, _ = paths["unified"]
+        path, want, value = mp + p + "/cgroup.freeze", "1" if on else "0", "1" if on else "0"
+    else:
+        raise CgroupError("the container has no freezer cgroup")
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+        for delay in (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0):
+            time.sleep(delay)
+            with open(path) as f:
+                if f.read().strip() == want:
+                    return
+    except OSError as e:
+        raise CgroupError("%s cgroup %s: %s" % ("freeze" if on else "thaw", path, e.strerror)) from None
+    raise CgroupError("%s cgroup %s: timed out" % ("freeze" if on else "thaw", path))

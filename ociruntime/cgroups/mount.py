@@ -9,6 +9,7 @@ import os
 from ociruntime import _sys as S
 from ociruntime.errors import InitError
 from ociruntime.rootfs import paths
+from ociruntime.rootfs.mounts import remount_bind
 
 
 def make_mounter(cg_paths, cgroupns):
@@ -21,23 +22,22 @@ def make_mounter(cg_paths, cgroupns):
                 v1 = [k for k, v in cg_paths.items() if v[2] == 1]
                 if not v1:
                     mp, p, _, _ = cg_paths["unified"]
-                    _mount_one(mp + p, paths.fdpath(fd), "cgroup2", "", flags, cgroupns)
+                    os.close(fd)
+                    fd = -1
+                    _mount_one(rootfd, m.dest, mp + p, "cgroup2", "", flags, cgroupns)
                     return
-                S.mount("tmpfs", paths.fdpath(fd), "tmpfs", S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC, "mode=755")
+                # the tmpfs stays writable (as runc leaves it); the hierarchies get the options
+                S.mount("tmpfs", paths.fdpath(fd), "tmpfs", flags & ~S.MS_RDONLY, "mode=755")
             finally:
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
             top = paths.open_in_root(rootfd, m.dest)
             try:
-                for key, (mp, p, version, opts) in sorted(cg_paths.items()):
+                for key, (mp, p, version, opts) in cg_paths.items():
                     os.mkdir(key, 0o755, dir_fd=top)
-                    sub = paths.open_in_root(rootfd, m.dest.rstrip("/") + "/" + key)
-                    try:
-                        _mount_one(mp + p, paths.fdpath(sub), "cgroup2" if version == 2 else "cgroup",
-                                   opts, flags, cgroupns)
-                    finally:
-                        os.close(sub)
-                if flags & S.MS_RDONLY:
-                    S.mount(None, paths.fdpath(top), None, S.MS_REMOUNT | S.MS_RDONLY | S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC, "mode=755")
+                    sub = m.dest.rstrip("/") + "/" + key
+                    _mount_one(rootfd, sub, mp + p, "cgroup2" if version == 2 else "cgroup",
+                               opts, flags, cgroupns)
             finally:
                 os.close(top)
         except OSError as e:
@@ -45,14 +45,21 @@ def make_mounter(cg_paths, cgroupns):
     return mounter
 
 
-def _mount_one(host_dir, target, fstype, opts, flags, cgroupns):
-    if cgroupns:
-        try:
-            S.mount("cgroup", target, fstype, flags, opts or None)
-            return
-        except PermissionError:
-            pass  # v1 hierarchies cannot be mounted from a user namespace: bind instead
-    S.mount(host_dir, target, None, S.MS_BIND | S.MS_REC)
+def _mount_one(rootfd, dest, host_dir, fstype, opts, flags, cgroupns):
+    fd = paths.make_target(rootfd, dest, True)
+    try:
+        if cgroupns:
+            try:
+                S.mount("cgroup", paths.fdpath(fd), fstype, flags, opts or None)
+                return
+            except PermissionError:
+                pass  # v1 hierarchies cannot be mounted from a user namespace: bind instead
+        S.mount(host_dir, paths.fdpath(fd), None, S.MS_BIND | S.MS_REC)
+    finally:
+        os.close(fd)
     if flags:
-        from ociruntime.rootfs.mounts import remount_bind
-        remount_bind(target, flags)
+        fd = paths.open_in_root(rootfd, dest)  # now the bind mount's root
+        try:
+            remount_bind(paths.fdpath(fd), flags)
+        finally:
+            os.close(fd)

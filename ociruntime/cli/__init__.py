@@ -15,7 +15,8 @@ from ociruntime.errors import OCIError, UsageError
 VERSION = "0.1.0"
 SPEC_VERSION = "1.3.0"
 
-COMMANDS = ("create", "start", "run", "state", "kill", "delete", "list")
+COMMANDS = ("create", "start", "run", "state", "kill", "delete", "list", "ps", "pause", "resume",
+            "spec")
 
 GLOBAL_FLAGS = {
     "--root": ("root", "str"),
@@ -135,6 +136,12 @@ def main(argv):
         _log.current.error('invalid log-format: %s' % g["log_format"])
         return 1
     _log.current = _log.Log(g.get("log"), g.get("log_format") or "text", bool(g.get("debug")))
+    try:
+        _log.current.open()
+    except OSError as e:
+        _log.current = _log.Log()
+        _log.current.error("open log file %s: %s" % (g.get("log"), e.strerror))
+        return 1
     if not rest or g.get("help"):
         sys.stdout.write(USAGE)
         return 0 if g.get("help") or not rest else 1

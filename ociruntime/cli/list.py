@@ -19,7 +19,7 @@ def run(ctx, opts, args):
         sys.stdout.write((jsonio.dumps(states) if states else "null") + "\n")
     elif fmt == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"] or "root")
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
                  for s in states]
         widths = [max(12, max(len(r[i]) for r in rows) + 3) for i in range(5)]
         for r in rows:

@@ -31,14 +31,27 @@ def check_config(cfg):
         raise ConfigError("config.json: linux.uidMappings: id mappings need a user namespace")
     if "user" in nsmap and not nsmap["user"] and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
+    cwd = cfg["process"].get("cwd") or "/"
+    if not cwd.startswith("/"):
+        raise ConfigError("config.json: process.cwd: %r is not an absolute path" % cwd)
     if linux.get("seccomp"):
         raise ConfigError("config.json: linux.seccomp: seccomp is not supported yet")
     check(cfg["process"])
     return nsmap
 
 
-def owner_name():
-    return ""
+def preload(cfg):
+    """Import now what the init will need: in a user namespace the child may no longer be able to
+    read the interpreter's library directory, and after pivot_root nothing may be imported."""
+    import ociruntime.cgroups.mount  # noqa: F401
+    import ociruntime.hooks  # noqa: F401
+    import ociruntime.process.spec  # noqa: F401
+    import ociruntime.rootfs  # noqa: F401
+    import ociruntime.security.rlimits  # noqa: F401
+    if cfg["process"].get("terminal"):
+        import ociruntime.tty  # noqa: F401
+    if "network" in _config.namespaces(cfg):
+        import ociruntime.netdev  # noqa: F401
 
 
 def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
@@ -46,6 +59,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     """Returns the state dict of the created container (status created)."""
     cfg, bundle, rootfs = _config.load_bundle(bundle)
     nsmap = check_config(cfg)
+    preload(cfg)
     terminal = bool(cfg["process"].get("terminal"))
     if terminal and not console_socket:
         raise ConfigError("cannot allocate tty if ociruntime will detach without setting console socket")
@@ -87,6 +101,16 @@ class Undo:
         self.sd.remove()
 
 
+def _host_root_ids(linux):
+    """The host ids of the container's root (for files its init must open)."""
+    def host(maps):
+        for m in maps or ():
+            if m["containerID"] <= 0 < m["containerID"] + m["size"]:
+                return m["hostID"] - m["containerID"]
+        return 0
+    return host(linux.get("uidMappings")), host(linux.get("gidMappings"))
+
+
 def _wait_gone(pid, timeout=2.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -103,9 +127,16 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     from ociruntime.cgroups import Manager
     linux = cfg.get("linux", {})
     os.mkfifo(sd.fifo_path(), 0o622)
+    os.chmod(sd.fifo_path(), 0o622)  # mkfifo honours the umask
+    root_uid, root_gid = _host_root_ids(linux)
+    if root_uid or root_gid:
+        os.chown(sd.fifo_path(), root_uid, root_gid)
     cg = Manager.for_config(cfg, sd.id)
     undo.cgroup = cg
     cg.create()
+    if "devices" in cg.paths:
+        from ociruntime.cgroups.devices import apply_v1
+        apply_v1(cg.dir("devices"), linux.get("resources"))
     joins = namespaces.open_joins(nsmap)
     console = None
     if console_socket:

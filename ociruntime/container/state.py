@@ -72,9 +72,11 @@ def list_all(root):
     out = []
     for cid in list_ids(root):
         try:
-            out.append(get(root, cid))
+            st = get(root, cid)
         except Exception:
             continue
+        st["owner"] = owner_of(root, cid)  # runc: "" in `state`, the user name in `list`
+        out.append(st)
     return out
 
 

@@ -30,10 +30,12 @@ def child_main(plan, ch):
         stage1(plan, ch)
         code = 0
     except BaseException as e:  # every failure goes to the parent
+        err = e if isinstance(e, (OCIError, OSError)) else InitError("init", 0, "", repr(e))
         try:
-            ch.send_error(e if isinstance(e, (OCIError, OSError)) else InitError("init", 0, "", repr(e)))
+            ch.send_error(err)
         except OSError:
-            pass
+            # after "ready" nobody listens: the container's stderr is the only witness
+            os.write(2, ("ociruntime: container init: %s\n" % err).encode(errors="replace"))
     finally:
         os._exit(code)
 
@@ -98,13 +100,15 @@ def init(plan, ch):
         _step("unshare cgroup namespace", S.unshare, S.CLONE_NEWCGROUP)
     os.setsid()
 
-    # everything used after pivot_root is imported now: nothing may come from the container
+    # imported by the parent before fork (create.preload): nothing may come from the container
     from ociruntime import rootfs
     from ociruntime.cgroups.mount import make_mounter
     from ociruntime.hooks import run_hooks
     from ociruntime.process.spec import final_args, umask_of
     from ociruntime.security import rlimits
-    from ociruntime.tty import setup_console
+    if plan.new_flags & S.CLONE_NEWNET:
+        from ociruntime.netdev import loopback_up
+        loopback_up()
     rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))
     mounter = make_mounter(plan.cgroup_paths, bool(plan.new_flags & S.CLONE_NEWCGROUP))
     rootfs.apply_mounts(plan.rootfs, cfg, plan.bundle, mounter, plan.in_userns)
@@ -122,6 +126,7 @@ def init(plan, ch):
         rootfs.pivot(plan.rootfs)
     _seal_imports()
     if process.get("terminal"):
+        from ociruntime.tty import setup_console
         setup_console(plan.console_sock, process.get("consoleSize"))
         plan.console_sock.close()
     rootfs.finish(cfg)

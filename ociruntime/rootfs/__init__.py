@@ -119,8 +119,8 @@ def readonly_paths(ro):
 def finish(config):
     """After pivot: masked and read-only paths, read-only root, root propagation."""
     linux = config.get("linux", {})
-    mask_paths(linux.get("maskedPaths"))
     readonly_paths(linux.get("readonlyPaths"))
+    mask_paths(linux.get("maskedPaths"))
     if config.get("root", {}).get("readonly"):
         try:
             mounts.remount_bind("/", S.MS_RDONLY)

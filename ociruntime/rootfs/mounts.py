@@ -126,22 +126,25 @@ def mount_one(m, rootfd, bundle, cgroup_mounter=None):
         fd = paths.make_target(rootfd, m.dest, is_dir)
     except OSError as e:
         raise InitError(what, e.errno, e.filename or m.dest) from None
-    target = paths.fdpath(fd)
     try:
         if m.is_bind:
-            S.mount(src, target, None, S.MS_BIND | (m.flags & S.MS_REC))
-            if m.flags & ~(S.MS_BIND | S.MS_REC | S.MS_REMOUNT):
-                remount_bind(target, m.flags)
+            S.mount(src, paths.fdpath(fd), None, S.MS_BIND | (m.flags & S.MS_REC))
         else:
             try:
-                S.mount(src or m.type, target, m.type, m.flags & ~S.MS_REMOUNT, m.data)
+                S.mount(src or m.type, paths.fdpath(fd), m.type, m.flags & ~S.MS_REMOUNT, m.data)
             except PermissionError:
                 if m.type != "sysfs":
                     raise
                 # sysfs needs a network namespace of our own user namespace: bind the host's
                 # /sys instead, as runc does for rootless containers
-                S.mount("/sys", target, None, S.MS_BIND | S.MS_REC)
-                remount_bind(target, m.flags | S.MS_RDONLY)
+                S.mount("/sys", paths.fdpath(fd), None, S.MS_BIND | S.MS_REC)
+                m.flags |= S.MS_BIND | S.MS_RDONLY
+        os.close(fd)
+        # the fd still names the directory under the new mount: look the target up again
+        fd = paths.open_in_root(rootfd, m.dest)
+        target = paths.fdpath(fd)
+        if m.is_bind and m.flags & ~(S.MS_BIND | S.MS_REC | S.MS_REMOUNT):
+            remount_bind(target, m.flags)
         if m.prop:
             S.mount(None, target, None, m.prop)
         if m.rec_set or m.rec_clr:

@@ -1,0 +1,43 @@
+"""ociruntime ps [--format table|json] ID [ps options]"""
+import subprocess
+import sys
+
+from ociruntime.cli import need_id
+from ociruntime.errors import OCIError
+
+USAGE = "usage: ociruntime ps [command options] <container-id> [ps options]\n"
+FLAGS = {"--format": ("format", "str"), "-f": ("format", "str")}
+
+
+def run(ctx, opts, args):
+    from ociruntime.container.pause import pids
+    cid = need_id(args, USAGE, extra_ok=True)
+    found = pids(ctx, cid)
+    fmt = opts.get("format", "table")
+    if fmt == "json":
+        from ociruntime import jsonio
+        sys.stdout.write(jsonio.dumps(found) + "\n")
+        return 0
+    if fmt != "table":
+        raise OCIError("invalid format option")
+    ps_args = args[1:] or ["-ef"]
+    try:
+        out = subprocess.run(["ps"] + ps_args, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise OCIError("ps: %s" % e) from None
+    lines = out.splitlines()
+    if not lines:
+        return 0
+    header = lines[0]
+    try:
+        col = header.split().index("PID")
+    except ValueError:
+        raise OCIError("couldn't find PID field in ps output") from None
+    keep = set(found)
+    sys.stdout.write(header + "\n")
+    for line in lines[1:]:
+        f = line.split()
+        if len(f) > col and f[col].isdigit() and int(f[col]) in keep:
+            sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    return 0

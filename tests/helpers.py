@@ -1,0 +1,588 @@
+"""Helpers for the integration tests: drive a runtime binary, build bundles, receive a console, find leaks.
+
+Everything here works the same for runc and for ociruntime: the tests select the binary, this module
+only knows the runc command line.  Run as a script it prints the bundle config the tests start from:
+
+    python3 tests/helpers.py spec [ARG...]      # `runc spec` with terminal false, args overridable
+"""
+
+import copy
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import NamedTuple
+
+HERE = Path(__file__).resolve().parent
+RUNTIME_TIMEOUT = 20          # seconds for one runtime invocation; a hang fails the test instead of blocking
+ID_PREFIX = "oci-test-"       # the machine's leak checker looks for this prefix
+LONG_RUNNING = ["sh", "-c", "trap 'exit 42' TERM; sleep 1000 & wait"]
+"""Args of a container that runs until signalled: TERM makes it exit 42.  PID 1 of a pid namespace
+ignores signals it has no handler for (even TERM from the host), hence the trap."""
+
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+
+def default_spec(args=("sh",)):
+    """The config `runc spec` prints (runc 1.1), except terminal false; a fresh dict each call."""
+    return {
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": list(args),
+            "env": ["PATH=" + _PATH, "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {k: list(_CAPS) for k in ("bounding", "effective", "permitted", "ambient")},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "runc",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+            ],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# The runtime under test
+
+
+class Result(NamedTuple):
+    rc: int
+    out: str
+    err: str
+
+
+class RuntimeFailed(AssertionError):
+    pass
+
+
+def runtime_name(binary):
+    base = os.path.basename(binary)
+    for known in ("runc", "crun"):
+        if base.startswith(known):
+            return known
+    return "ociruntime"
+
+
+class Runtime:
+    """One test's view of the runtime binary: `<bin> --root <session root> ARGV...`.
+
+    Remembers every container id the test used (those from `new_id()` and the last argument of
+    create/run) so the fixture can `delete --force` them and check what is left.
+    """
+
+    def __init__(self, binary, root, token, test_name="", label=""):
+        self.bin, self.root, self.token, self.label = str(binary), str(root), token, label
+        self.name = runtime_name(self.bin)
+        self.ids = []
+        self.dirs = []            # directories the test's bundles live in (checked for mounts)
+        self.public_dirs = []     # of those, the ones outside pytest's tmp_path (removed at teardown)
+        self.peers = []           # other runtimes the same test used (the `runc` fixture), cleaned up together
+        self._tag = re.sub(r"[^A-Za-z0-9]+", "-", test_name.replace("test_", "", 1)).strip("-")[:24].strip("-")
+        self._n = 0
+
+    # -- raw invocation
+    def run(self, *argv, input=None, check=False, timeout=RUNTIME_TIMEOUT, stdout=None, stderr=None,
+            env=None):
+        """Run the binary; returns Result(rc, out, err).  stdout/stderr go to files, not pipes: a
+        detached container inherits them and would otherwise keep a pipe open forever."""
+        args = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
+        self._track(args)
+        cmd = [self.bin, "--root", self.root, *args]
+        with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+            try:
+                p = subprocess.run(cmd, input=input.encode() if isinstance(input, str) else input,
+                                   stdin=None if input is not None else subprocess.DEVNULL,
+                                   stdout=stdout or fo, stderr=stderr or fe, timeout=timeout, env=env)
+            except subprocess.TimeoutExpired:
+                raise RuntimeFailed(f"timed out after {timeout}s: {' '.join(cmd)}") from None
+            fo.seek(0)
+            fe.seek(0)
+            res = Result(p.returncode, fo.read().decode(errors="replace"), fe.read().decode(errors="replace"))
+        if check and res.rc != 0:
+            raise RuntimeFailed(f"{' '.join(cmd)}\n exit {res.rc}\n stdout: {res.out!r}\n stderr: {res.err!r}")
+        return res
+
+    def _track(self, args):
+        for cmd in ("create", "run"):
+            if (cmd in args and args[-1].startswith(ID_PREFIX) and re.fullmatch(r"[\w+.-]+", args[-1])
+                    and args[-1] not in self.ids):
+                self.ids.append(args[-1])
+
+    def new_id(self, tag=""):
+        """A fresh container id: oci-test-<session token>[-label]-<test>[-tag]-<n>, remembered for cleanup
+        (the label keeps two runtimes used by one test from naming the same cgroup)."""
+        self._n += 1
+        cid = "-".join(x for x in (ID_PREFIX + self.token, self.label, self._tag, tag, str(self._n)) if x)
+        self.ids.append(cid)
+        return cid
+
+    # -- conveniences (all check the exit status)
+    def create(self, bundle, cid=None, *extra, **kw):
+        cid = cid or self.new_id()
+        self.run("create", "--bundle", bundle, *extra, cid, check=True, **kw)
+        return cid
+
+    def start(self, cid):
+        return self.run("start", cid, check=True)
+
+    def state(self, cid):
+        return json.loads(self.run("state", cid, check=True).out)
+
+    def status(self, cid):
+        """The container's status, or None when the runtime says it does not exist."""
+        r = self.run("state", cid)
+        return json.loads(r.out)["status"] if r.rc == 0 else None
+
+    def wait_status(self, cid, want, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.status(cid)
+            if got == want or time.monotonic() > deadline:
+                assert got == want, f"{cid}: status {got!r} after {timeout}s, expected {want!r}"
+                return
+            time.sleep(0.02)
+
+    def kill(self, cid, *sig, **kw):
+        return self.run("kill", cid, *sig, **kw)
+
+    def delete(self, cid, force=False, **kw):
+        return self.run("delete", *(["--force"] if force else []), cid, **kw)
+
+    def run_container(self, bundle, *extra, **kw):
+        """`run` in the foreground: returns the container's exit status and output."""
+        return self.run("run", "--bundle", bundle, *extra, self.new_id(), **kw)
+
+    def output(self, bundle, script=None):
+        """Run the bundle (or `sh -c SCRIPT` in it) and return its stdout; the container must exit 0."""
+        if script is not None:
+            bundle.config["process"]["args"] = ["sh", "-c", script]
+        r = self.run_container(bundle)
+        assert r.rc == 0, f"container exited {r.rc}\n stdout: {r.out!r}\n stderr: {r.err!r}"
+        return r.out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bundles
+
+
+def _link_busybox(src, dst):
+    """copytree's copy function: the applets are hard links of busybox; keep them so (cheap)."""
+    if os.stat(src).st_nlink > 1:
+        os.link(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+class Bundle:
+    """A bundle directory whose config.json is written each time the bundle is passed to the
+    runtime (`os.fspath(bundle)`), so a test edits `bundle.config` freely before that.
+
+    While `root.path` is left at "rootfs" the bundle uses the session's shared busybox rootfs by
+    absolute path when nothing can write to it (readonly root, cwd and every mount destination
+    already there or under an earlier mount); otherwise it gets its own copy at `<bundle>/rootfs`.
+    """
+
+    def __init__(self, path, shared_rootfs, args=("sh",)):
+        self.path = Path(path)
+        self.path.mkdir(parents=True)
+        self.shared_rootfs = Path(shared_rootfs)
+        self.config = default_spec(args)
+        self.force_copy = False
+
+    def __fspath__(self):
+        return str(self.write())
+
+    def __str__(self):
+        return str(self.path)
+
+    @property
+    def args(self):
+        return self.config["process"]["args"]
+
+    @args.setter
+    def args(self, value):
+        self.config["process"]["args"] = list(value)
+
+    @property
+    def own_rootfs(self):
+        return self.path / "rootfs"
+
+    @property
+    def rootfs(self):
+        """The rootfs directory the written config points at."""
+        root = self.config.get("root", {}).get("path", "rootfs")
+        if root == "rootfs" and not self._needs_copy():
+            return self.shared_rootfs
+        return self.path / root if not os.path.isabs(root) else Path(root)
+
+    def _needs_copy(self):
+        c = self.config
+        if self.force_copy or self.own_rootfs.exists():
+            return True
+        if not c.get("root", {}).get("readonly"):
+            return True
+        covered = []
+
+        def untouched(dest):
+            dest = os.path.normpath("/" + dest)
+            return (any(dest == m or dest.startswith(m.rstrip("/") + "/") for m in covered)
+                    or os.path.lexists(str(self.shared_rootfs) + dest))
+        for m in c.get("mounts", []):
+            if not untouched(m["destination"]):
+                return True
+            covered.append(os.path.normpath("/" + m["destination"]))
+        proc = c.get("process") or {}
+        if not untouched(proc.get("cwd", "/")):
+            return True
+        return not all(untouched(d["path"]) for d in c.get("linux", {}).get("devices", []))
+
+    def copy_rootfs(self):
+        """Give the bundle its own rootfs (a copy; busybox and its applets are hard-linked)."""
+        if not self.own_rootfs.exists():
+            shutil.copytree(self.shared_rootfs, self.own_rootfs, symlinks=True, copy_function=_link_busybox)
+        self.force_copy = True
+        return self.own_rootfs
+
+    def write(self):
+        conf = self.config
+        if conf.get("root", {}).get("path") == "rootfs":
+            if self._needs_copy():
+                self.copy_rootfs()
+            else:
+                conf = copy.deepcopy(conf)
+                conf["root"]["path"] = str(self.shared_rootfs)
+        (self.path / "config.json").write_text(json.dumps(conf, indent=1))
+        return self.path
+
+
+# ---------------------------------------------------------------------------------------------------
+# Console socket receiver (what conmon / the containerd shim do with --console-socket)
+
+
+class ConsoleSocket:
+    """Listens on a unix socket, accepts one connection, takes the pty master sent with SCM_RIGHTS and
+    keeps reading it in a thread.  `output(...)` waits for text; `close()` releases everything."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(1)
+        self.sock.settimeout(RUNTIME_TIMEOUT)
+        self.master = None
+        self.name = None          # what the runtime sent along with the fd
+        self.error = None
+        self.data = b""
+        self.eof = threading.Event()
+        self._got_master = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def __fspath__(self):
+        return self.path
+
+    def _serve(self):
+        try:
+            conn, _ = self.sock.accept()
+            with conn:
+                msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
+                self.name = msg.decode(errors="replace")
+                if not fds:
+                    raise RuntimeError(f"console socket: no fd received (message {msg!r})")
+                for extra in fds[1:]:
+                    os.close(extra)
+                self.master = fds[0]
+            self._got_master.set()
+            while True:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:           # EIO: every slave fd closed
+                    break
+                if not chunk:
+                    break
+                with self._lock:
+                    self.data += chunk
+        except Exception as e:  # noqa: BLE001 - reported to the test by wait_master/output
+            self.error = e
+        finally:
+            self._got_master.set()
+            self.eof.set()
+
+    def wait_master(self, timeout=RUNTIME_TIMEOUT):
+        self._got_master.wait(timeout)
+        if self.master is None:
+            raise AssertionError(f"no pty master received on {self.path}: {self.error!r}")
+        return self.master
+
+    def write(self, data):
+        os.write(self.wait_master(), data.encode() if isinstance(data, str) else data)
+
+    def output(self, until=None, timeout=RUNTIME_TIMEOUT):
+        """Text read so far: wait for EOF, or only until `until` appears."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                text = self.data.decode(errors="replace")
+            if (until is not None and until in text) or self.eof.is_set():
+                break
+            time.sleep(0.01)
+        with self._lock:
+            return self.data.decode(errors="replace")
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)     # wakes an accept() still waiting
+        except OSError:
+            pass
+        self.sock.close()
+        if self.master is not None:
+            try:
+                os.close(self.master)
+            except OSError:
+                pass
+            self.master = None
+        self._thread.join(2)
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------------
+# Processes
+
+
+PR_SET_CHILD_SUBREAPER = 36
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def make_subreaper():
+    """Orphaned descendants (container inits that outlive `create`) get reparented to us."""
+    if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "prctl(PR_SET_CHILD_SUBREAPER): " + os.strerror(e))
+
+
+def proc_status(pid):
+    """{'State': 'S', 'PPid': '1', ...} of a process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def children(ppid=None):
+    """[(pid, state letter)] of the live and zombie children of ppid (default: this process)."""
+    ppid = str(ppid or os.getpid())
+    out = []
+    for pid in all_pids():
+        st = proc_status(pid)
+        if st and st.get("PPid") == ppid:
+            out.append((pid, st.get("State", "?")[:1]))
+    return out
+
+
+def wait_exit(pid, timeout=5.0):
+    """Reap a child (the test process is a subreaper) and return its wait status, or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+        if wpid == pid:
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"pid {pid} did not exit within {timeout}s")
+        time.sleep(0.01)
+
+
+def pid_alive(pid):
+    st = proc_status(pid)
+    return st is not None and not st.get("State", "").startswith(("Z", "X"))
+
+
+def processes_rooted_under(prefixes):
+    """Pids whose root directory (a container's rootfs) lies under one of the prefixes."""
+    found = []
+    for pid in all_pids():
+        try:
+            root = os.readlink(f"/proc/{pid}/root")
+        except OSError:
+            continue
+        if any(root == p or root.startswith(p.rstrip("/") + "/") for p in prefixes):
+            found.append(pid)
+    return found
+
+
+def kill_pid(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------
+# Mounts, cgroups, network namespaces
+
+
+def _unescape(field):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text):
+    """[{'id','parent','root','mountpoint','options':set,'optional':[...],'fstype','source','super':set}]"""
+    mounts = []
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        f = left.split()
+        fstype, source, sup = (right.split(" ") + ["", "", ""])[:3]
+        mounts.append({
+            "id": f[0], "parent": f[1], "root": _unescape(f[3]), "mountpoint": _unescape(f[4]),
+            "options": set(f[5].split(",")), "optional": f[6:], "fstype": fstype,
+            "source": _unescape(source), "super": set(sup.split(",")),
+        })
+    return mounts
+
+
+def mounts_under(prefixes):
+    with open("/proc/self/mountinfo") as f:
+        mps = [m["mountpoint"] for m in parse_mountinfo(f.read())]
+    return [mp for mp in mps if any(mp == p or mp.startswith(p.rstrip("/") + "/") for p in prefixes)]
+
+
+MNT_DETACH = 2
+
+
+def umount(path, flags=MNT_DETACH):
+    if _libc.umount2(os.fsencode(path), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+
+
+def mount(source, target, fstype=None, flags=0, data=None):
+    if _libc.mount(os.fsencode(source), os.fsencode(target), fstype and fstype.encode(),
+                   ctypes.c_ulong(flags), data and data.encode()) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), target)
+
+
+MS_BIND, MS_REC, MS_PRIVATE, MS_SHARED = 0x1000, 0x4000, 1 << 18, 1 << 20
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def cgroups_named(prefix):
+    """Cgroup directories (any hierarchy, any depth) whose name starts with prefix, deepest first."""
+    found = []
+    for top, dirs, _files in os.walk(CGROUP_ROOT):
+        for d in dirs:
+            if d.startswith(prefix):
+                found.append(os.path.join(top, d))
+    # include everything below a match, deepest first, so rmdir can proceed
+    allpaths = set()
+    for p in found:
+        for top, dirs, _ in os.walk(p):
+            allpaths.add(top)
+    return sorted(allpaths, key=lambda p: p.count("/"), reverse=True)
+
+
+def remove_cgroup(path):
+    """Kill (by pid) whatever is in a leaked cgroup and rmdir it; returns an error text or ''."""
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            for pid in f.read().split():
+                kill_pid(int(pid))
+    except OSError:
+        pass
+    for _ in range(100):
+        try:
+            os.rmdir(path)
+            return ""
+        except FileNotFoundError:
+            return ""
+        except OSError as e:
+            err = e
+            time.sleep(0.02)
+    return f"rmdir {path}: {err}"
+
+
+NETNS_DIR = "/run/netns"
+
+
+def netns_named(prefix):
+    try:
+        return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(prefix))
+    except FileNotFoundError:
+        return []
+
+
+# ---------------------------------------------------------------------------------------------------
+# Small parsers
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def parse_rfc3339(text):
+    """A datetime from an RFC3339 timestamp (nanosecond fractions allowed), or AssertionError."""
+    m = _RFC3339.match(text)
+    assert m, f"not RFC3339: {text!r}"
+    frac, zone = (m.group(1) or ".0")[:7], m.group(2)
+    return datetime.fromisoformat(text[:19] + frac + ("+00:00" if zone == "Z" else zone))
+
+
+def snapshot_tree(root):
+    """{relative path: (mode, size or link target)} of a directory tree, to detect writes."""
+    snap = {}
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(top, name)
+            st = os.lstat(p)
+            extra = os.readlink(p) if os.path.islink(p) else (st.st_size if not os.path.isdir(p) else 0)
+            snap[os.path.relpath(p, root)] = (st.st_mode, extra)
+    return snap
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] != "spec":
+        sys.exit("usage: helpers.py spec [ARG...]")
+    print(json.dumps(default_spec(sys.argv[2:] or ("sh",)), indent="\t"))

@@ -1,0 +1,191 @@
+"""Configs and commands the runtime must refuse: non-zero exit, one line on stderr, nothing left behind.
+The exact wording is ociruntime's own (runc's differs), so those checks are ociruntime_only."""
+
+import json
+import os
+
+import pytest
+
+from helpers import LONG_RUNNING
+
+
+def _empty_args(b):
+    b.args = []
+
+
+def _not_json(b):
+    os.fspath(b)
+    (b.path / "config.json").write_text('{"ociVersion": "1.0.2", "process": {')
+
+
+def _no_config(b):
+    os.fspath(b)
+    (b.path / "config.json").unlink()
+
+
+def _missing_rootfs(b):
+    b.config["root"]["path"] = str(b.path / "no-such-rootfs")
+
+
+def _no_process(b):
+    del b.config["process"]
+
+
+BROKEN = {
+    "empty-args": _empty_args,
+    "not-json": _not_json,
+    "no-config": _no_config,
+    "missing-rootfs": _missing_rootfs,
+    "no-process": _no_process,
+}
+
+
+def broken_bundle(bundle, case):
+    b = bundle(*LONG_RUNNING)
+    BROKEN[case](b)
+    if case in ("not-json", "no-config"):
+        return b.path              # passing the Bundle itself would write a good config.json again
+    return b
+
+
+def assert_nothing_left(runtime, cid):
+    assert os.listdir(runtime.root) == []
+    r = runtime.run("state", cid)
+    assert r.rc != 0 and "container does not exist" in r.err
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_create_refuses(runtime, bundle, case):
+    cid = runtime.new_id()
+    r = runtime.run("create", "--bundle", broken_bundle(bundle, case), cid)
+    assert r.rc != 0
+    assert r.out == ""
+    assert len(r.err.splitlines()) == 1, r.err
+    assert_nothing_left(runtime, cid)
+
+
+@pytest.mark.parametrize("case", sorted(set(BROKEN) - {"no-process"}))
+def test_run_refuses(runtime, bundle, case):
+    cid = runtime.new_id()
+    r = runtime.run("run", "--bundle", broken_bundle(bundle, case), cid)
+    assert r.rc != 0
+    assert len(r.err.splitlines()) == 1, r.err
+    assert_nothing_left(runtime, cid)
+
+
+def test_missing_bundle_dir(runtime, tmp_path):
+    cid = runtime.new_id()
+    r = runtime.run("create", "--bundle", tmp_path / "nope", cid)
+    assert r.rc != 0
+    assert_nothing_left(runtime, cid)
+
+
+@pytest.mark.parametrize("args0", ["oci-test-no-such-program", "/bin/oci-test-missing", "/etc/passwd", "/etc"])
+def test_args0_not_executable(runtime, bundle, args0):
+    """runc fails at create (it resolves args[0] before waiting for start), others may at start;
+    either way start must not succeed and delete --force must leave nothing."""
+    cid = runtime.new_id()
+    r = runtime.run("create", "--bundle", bundle(args0), cid)
+    if r.rc == 0:
+        assert runtime.run("start", cid).rc != 0
+    r = runtime.run("delete", "--force", cid)
+    assert r.rc == 0
+    assert_nothing_left(runtime, cid)
+
+
+def test_run_args0_missing(runtime, bundle):
+    cid = runtime.new_id()
+    r = runtime.run("run", "--bundle", bundle("oci-test-no-such-program"), cid)
+    assert r.rc != 0
+    assert "oci-test-no-such-program" in r.err
+    assert_nothing_left(runtime, cid)
+
+
+def test_missing_cwd_parent_is_file(runtime, bundle):
+    b = bundle("true")
+    b.config["process"]["cwd"] = "/etc/passwd/sub"
+    cid = runtime.new_id()
+    r = runtime.run("run", "--bundle", b, cid)
+    assert r.rc != 0
+    assert_nothing_left(runtime, cid)
+
+
+def test_relative_cwd_refused(runtime, bundle):
+    b = bundle("true")
+    b.config["process"]["cwd"] = "tmp"
+    cid = runtime.new_id()
+    r = runtime.run("run", "--bundle", b, cid)
+    assert r.rc != 0
+    assert_nothing_left(runtime, cid)
+
+
+def test_user_namespace_without_mappings_refused(runtime, bundle):
+    b = bundle("true")
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    cid = runtime.new_id()
+    r = runtime.run("run", "--bundle", b, cid)
+    assert r.rc != 0
+    assert_nothing_left(runtime, cid)
+
+
+# ---- ociruntime's own messages
+
+
+@pytest.mark.ociruntime_only
+def test_empty_args_message(runtime, bundle):
+    r = runtime.run("create", "--bundle", broken_bundle(bundle, "empty-args"), runtime.new_id())
+    assert r.rc == 1
+    assert r.err == "ociruntime: config.json: process.args: [] should be non-empty\n"
+
+
+@pytest.mark.ociruntime_only
+@pytest.mark.parametrize("case,words", [
+    ("not-json", ["config.json"]),
+    ("no-config", ["config.json"]),
+    ("missing-rootfs", ["no-such-rootfs"]),
+    ("no-process", ["process"]),
+])
+def test_refusal_messages(runtime, bundle, case, words):
+    r = runtime.run("create", "--bundle", broken_bundle(bundle, case), runtime.new_id())
+    assert r.rc == 1
+    (line,) = r.err.splitlines()
+    assert line.startswith("ociruntime: ")
+    for w in words:
+        assert w in line
+
+
+@pytest.mark.ociruntime_only
+def test_unsupported_oci_version_refused(runtime, bundle):
+    """runc 1.1 accepts any ociVersion; ociruntime refuses a major version it does not know."""
+    b = bundle("true")
+    b.config["ociVersion"] = "2.0.0"
+    cid = runtime.new_id()
+    r = runtime.run("create", "--bundle", b, cid)
+    assert r.rc == 1
+    (line,) = r.err.splitlines()
+    assert line.startswith("ociruntime: ") and "2.0.0" in line
+    assert_nothing_left(runtime, cid)
+
+
+@pytest.mark.ociruntime_only
+def test_unknown_container_message(runtime):
+    r = runtime.run("state", runtime.new_id("nope"))
+    assert r.rc == 1
+    (line,) = r.err.splitlines()
+    assert line.startswith("ociruntime: ") and line.endswith("container does not exist")
+
+
+def test_runc_accepts_any_oci_version(runtime, bundle):
+    """Documents the difference ociruntime makes on purpose (see test_unsupported_oci_version_refused)."""
+    if runtime.name != "runc":
+        pytest.skip("runc behaviour")
+    b = bundle("true")
+    b.config["ociVersion"] = "2.0.0"
+    assert runtime.run_container(b).rc == 0
+
+
+def test_state_output_is_json_only(runtime, bundle):
+    cid = runtime.create(bundle(*LONG_RUNNING))
+    r = runtime.run("state", cid, check=True)
+    assert r.err == ""
+    assert json.loads(r.out)["id"] == cid

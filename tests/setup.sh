@@ -1,0 +1,25 @@
+#!/bin/bash
+# Idempotent setup of a Debian 12 machine, as root, for the test suite:
+#   system packages (busybox-static for the test rootfs, runc to compare with, iproute2, util-linux, procps),
+#   the project itself (editable, when it has a setup.py/pyproject.toml) and the Python test tools.
+# Environment: PYTHON (default python3) is the interpreter the project and the tests run with.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+packages=(busybox-static runc iproute2 util-linux procps)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+"$PYTHON" -m pip install -q pytest hypothesis jsonschema cffi </dev/null
+if [ -f setup.py ] || [ -f pyproject.toml ]; then
+    "$PYTHON" -m pip install -q -e . </dev/null
+fi
