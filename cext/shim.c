@@ -62,6 +62,7 @@ int oci_setdomainname(const char *name, size_t len) { RET(setdomainname(name, le
 int oci_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)
 { RET(prctl(option, a2, a3, a4, a5)); }
 int oci_personality(unsigned long persona) { RET(personality(persona)); }
+int oci_join_session_keyring(const char *name) { RET(syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name)); }
 
 struct oci_open_how { uint64_t flags, mode, resolve; };
 int oci_openat2(int dirfd, const char *path, int flags, int mode, unsigned long long resolve)

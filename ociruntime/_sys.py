@@ -138,6 +138,10 @@ def personality(persona):
     return _check(lib.oci_personality(persona))
 
 
+def join_session_keyring(name):
+    return _check(lib.oci_join_session_keyring(_b(name)))
+
+
 def capget(pid=0):
     e, p, i = ffi.new("uint64_t *"), ffi.new("uint64_t *"), ffi.new("uint64_t *")
     _check(lib.oci_capget(pid, e, p, i))

@@ -46,7 +46,7 @@ def default_spec(rootless=False):
     if rootless:
         import os
         linux = spec["linux"]
-        linux["resources"] = {}
+        del linux["resources"]
         linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")]
         linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]

@@ -506,7 +506,7 @@ def mount(source, target, fstype=None, flags=0, data=None):
         raise OSError(e, os.strerror(e), target)
 
 
-MS_BIND, MS_REC, MS_PRIVATE, MS_SHARED = 0x1000, 0x4000, 1 << 18, 1 << 20
+MS_BIND, MS_SHARED = 0x1000, 1 << 20
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 

@@ -65,11 +65,7 @@ def container_paths(cgroups_path, cid):
     rel = cgroups_path if cgroups_path else cid
     own = None
     out = {}
-    found = detect()
-    if any(v == 1 for _, _, v, _ in found):
-        # hybrid: the v1 hierarchies hold the controllers; like runc, leave the unified one alone
-        found = [f for f in found if f[2] == 1]
-    for key, mp, version, opts in found:
+    for key, mp, version, opts in detect():
         if rel.startswith("/"):
             p = os.path.normpath(rel)
         else:

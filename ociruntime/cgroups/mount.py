@@ -34,6 +34,8 @@ def make_mounter(cg_paths, cgroupns):
             top = paths.open_in_root(rootfd, m.dest)
             try:
                 for key, (mp, p, version, opts) in cg_paths.items():
+                    if version == 2:
+                        continue  # hybrid: like runc, the unified hierarchy is joined, not mounted
                     os.mkdir(key, 0o755, dir_fd=top)
                     sub = m.dest.rstrip("/") + "/" + key
                     _mount_one(rootfd, sub, mp + p, "cgroup2" if version == 2 else "cgroup",

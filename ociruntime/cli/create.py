@@ -17,5 +17,6 @@ def run(ctx, opts, args):
     cid = need_id(args, USAGE)
     create(ctx, cid, opts.get("bundle"), pid_file=opts.get("pid_file"),
            console_socket=opts.get("console_socket"), no_pivot=opts.get("no_pivot", False),
-           preserve_fds=opts.get("preserve_fds", 0))
+           preserve_fds=opts.get("preserve_fds", 0),
+                         no_new_keyring=opts.get("no_new_keyring", False))
     return 0

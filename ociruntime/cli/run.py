@@ -14,4 +14,5 @@ def run(ctx, opts, args):
     return run_container(ctx, cid, opts.get("bundle"), detach=opts.get("detach", False),
                          keep=opts.get("keep", False), pid_file=opts.get("pid_file"),
                          console_socket=opts.get("console_socket"),
-                         no_pivot=opts.get("no_pivot", False), preserve_fds=opts.get("preserve_fds", 0))
+                         no_pivot=opts.get("no_pivot", False), preserve_fds=opts.get("preserve_fds", 0),
+                         no_new_keyring=opts.get("no_new_keyring", False))

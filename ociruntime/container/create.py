@@ -40,6 +40,14 @@ def check_config(cfg):
     return nsmap
 
 
+def check_systemd():
+    """--systemd-cgroup needs systemd as PID 1 (its D-Bus API creates the scope)."""
+    if not os.path.isdir("/run/systemd/system"):
+        raise ConfigError("systemd cgroup driver requested (--systemd-cgroup), but systemd is not running "
+                          "(not booted with systemd as PID 1)")
+    raise ConfigError("the systemd cgroup driver is not supported yet")
+
+
 def preload(cfg):
     """Import now what the init will need: in a user namespace the child may no longer be able to
     read the interpreter's library directory, and after pivot_root nothing may be imported."""
@@ -55,8 +63,10 @@ def preload(cfg):
 
 
 def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
-           detach_run=False):
+           no_new_keyring=False):
     """Returns the state dict of the created container (status created)."""
+    if ctx.systemd_cgroup:
+        check_systemd()
     cfg, bundle, rootfs = _config.load_bundle(bundle)
     nsmap = check_config(cfg)
     preload(cfg)
@@ -69,7 +79,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     undo = Undo(sd)
     try:
         state = _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot,
-                        preserve_fds)
+                        preserve_fds, no_new_keyring)
     except BaseException:
         undo.run()
         raise
@@ -123,7 +133,8 @@ def _wait_gone(pid, timeout=2.0):
         time.sleep(0.002)
 
 
-def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds):
+def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds,
+            no_new_keyring):
     from ociruntime.cgroups import Manager
     linux = cfg.get("linux", {})
     os.mkfifo(sd.fifo_path(), 0o622)
@@ -153,7 +164,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         time_offsets="".join("%s %d %d\n" % (clk, o.get("secs", 0), o.get("nanosecs", 0))
                              for clk, o in offsets.items()),
         cgroup_paths=cg.paths, state_fd=state_fd, console_sock=console, no_pivot=no_pivot,
-        preserve_fds=preserve_fds, close_fds=(sd.fd,),
+        preserve_fds=preserve_fds, close_fds=(sd.fd,), cid=sd.id, no_new_keyring=no_new_keyring,
     )
     parent_ch, child_ch = channel.pair()
     pid = os.fork()

@@ -99,6 +99,13 @@ def init(plan, ch):
     if plan.new_flags & S.CLONE_NEWCGROUP:
         _step("unshare cgroup namespace", S.unshare, S.CLONE_NEWCGROUP)
     os.setsid()
+    if not plan.no_new_keyring:
+        # a session keyring of the container's own, so keys of the host's session don't leak in
+        try:
+            S.join_session_keyring("_ses." + plan.cid)
+        except OSError as e:
+            if e.errno not in (38, 1):  # ENOSYS, EPERM (keyrings unavailable): carry on, as runc
+                raise InitError("join session keyring", e.errno) from None
 
     # imported by the parent before fork (create.preload): nothing may come from the container
     from ociruntime import rootfs

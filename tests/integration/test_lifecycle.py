@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from helpers import LONG_RUNNING, parse_rfc3339, pid_alive, wait_exit
+from helpers import LONG_RUNNING, cgroups_named, parse_rfc3339, pid_alive, wait_exit
 
 
 def test_create_gives_created_state(runtime, bundle, tmp_path):
@@ -295,3 +295,29 @@ def test_create_start_with_bundle_from_cwd(runtime, bundle, tmp_path):
     finally:
         os.chdir(cwd)
     assert runtime.state(cid)["bundle"] == str(b.path)
+
+
+
+def container_cgroups(pid):
+    """{hierarchy: path} from /proc/PID/cgroup ('' is the cgroup2 hierarchy)."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        return {h: p for _, h, p in (line.rstrip("\n").split(":", 2) for line in f)}
+
+
+def test_cgroup_named_after_id_and_removed(runtime, bundle):
+    """Without cgroupsPath the container gets a cgroup named after its id in every v1 hierarchy
+    (nested under the caller's own where that is not the root), removed by delete."""
+    cid = runtime.create(bundle(*LONG_RUNNING))
+    cgroups = container_cgroups(runtime.state(cid)["pid"])
+    v1 = {h: p for h, p in cgroups.items() if h}
+    assert v1 and {h: p for h, p in v1.items() if not p.endswith("/" + cid)} == {}
+    runtime.delete(cid, force=True, check=True)
+    assert cgroups_named(cid) == []
+
+
+def test_cgroup_in_unified_hierarchy_too(runtime, bundle):
+    """On a hybrid host runc places the container in the cgroup2 hierarchy as well."""
+    if not os.path.exists("/sys/fs/cgroup/unified/cgroup.procs"):
+        pytest.skip("not a hybrid cgroup host")
+    cid = runtime.create(bundle(*LONG_RUNNING))
+    assert container_cgroups(runtime.state(cid)["pid"])[""].endswith("/" + cid)
