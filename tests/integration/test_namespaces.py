@@ -135,3 +135,24 @@ def test_user_namespace_is_not_root_on_host(runtime, bundle):
                                "options": ["rbind"]})
     assert runtime.output(b) == "host\nrc=1\n"
     assert (data / "file").read_text() == "host\n"
+
+
+def test_cgroup_namespace_shows_own_cgroup_as_root(runtime, bundle):
+    b = bundle()
+    b.config["linux"]["namespaces"].append({"type": "cgroup"})
+    out = runtime.output(b, "readlink /proc/self/ns/cgroup; cat /proc/self/cgroup")
+    link, *lines = out.splitlines()
+    assert link != host_ns("cgroup")
+    # every hierarchy's path is the namespace root: the container's own cgroup
+    assert lines and all(line.split(":", 2)[2] == "/" for line in lines), lines
+
+
+def test_time_namespace_offsets(runtime, bundle):
+    if runtime.name == "runc":
+        pytest.skip("runc 1.1 has no time namespace support")
+    b = bundle()
+    b.config["linux"]["namespaces"].append({"type": "time"})
+    b.config["linux"]["timeOffsets"] = {"boottime": {"secs": 1000 * 86400, "nanosecs": 0}}
+    link, uptime = runtime.output(b, "readlink /proc/self/ns/time; cut -d. -f1 /proc/uptime").split()
+    assert link != host_ns("time")
+    assert int(uptime) >= 1000 * 86400
