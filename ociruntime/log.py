@@ -5,7 +5,6 @@ line of ``--log`` as its error; podman reads the file as one JSON object, so not
 written at the default level.  Debug lines are written only with ``--debug``.
 """
 import os
-import sys
 import time
 
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}

@@ -11,7 +11,7 @@ from ociruntime import _sys as S
 from ociruntime import config as _config
 from ociruntime import namespaces
 from ociruntime.container.statedir import StateDir
-from ociruntime.errors import ConfigError, InitError, OCIError
+from ociruntime.errors import ConfigError, OCIError
 from ociruntime.process import channel
 from ociruntime.process.init import Plan, child_main
 
@@ -208,7 +208,7 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
         undo.pids.insert(0, init_pid)
         os.waitpid(pid, 0)  # the stage that forked the init is done
         undo.pids.remove(pid)
-        died = _died_other(init_pid)
+        died = lambda: "container init exited unexpectedly"  # noqa: E731 (not our child: no status)
     cg.add(init_pid)
     ch.send("cgroup_joined")
     from ociruntime.container.status import proc_stat
@@ -228,12 +228,6 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
     if pid_file:
         write_pid_file(pid_file, init_pid)
     return state
-
-
-def _died_other(pid):
-    def describe():
-        return "container init exited unexpectedly"
-    return describe
 
 
 def write_pid_file(path, pid):

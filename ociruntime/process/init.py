@@ -59,10 +59,7 @@ def stage1(plan, ch):
             return
     else:
         ch.send("init_pid", os.getpid())
-    try:
-        init(plan, ch)
-    finally:
-        pass
+    init(plan, ch)
 
 
 def _become_root():

@@ -2,7 +2,7 @@
 shim only has to run it (credentials, capabilities, no_new_privs, exec)."""
 import os
 
-from ociruntime.errors import ConfigError, InitError
+from ociruntime.errors import InitError
 from ociruntime.security import caps as _caps
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
