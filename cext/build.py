@@ -1,4 +1,7 @@
-"""cffi API-mode build of ociruntime._shim from cext/shim.cdef and cext/shim.c."""
+"""cffi API-mode build of ociruntime._shim from cext/shim.cdef and cext/shim.c.
+
+Build dependency: seccomp.h (Debian: libseccomp-dev).  libseccomp.so.2 is not linked: the shim
+dlopens it on first use (oci_scmp_open), so it is needed at run time only by containers with seccomp."""
 import os
 
 from cffi import FFI

@@ -21,7 +21,11 @@
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <dlfcn.h>
+#include <seccomp.h>  /* types and constants only: libseccomp itself is opened on first use */
 
 #include "shim.cdef"  /* the declarations cffi parses are also the C prototypes */
 
@@ -120,11 +124,59 @@ static void report(int fd, const char *step, int err)
     if (write(fd, buf, n) < 0) { /* nothing more can be done */ }
 }
 
-static int load_seccomp(const struct oci_exec *x)
+/* Send the listener fd and the container process state to the seccomp agent (runtime-spec
+   "listenerPath"): one sendmsg carries the fd with the first bytes, the rest follows. */
+static int send_listener(int sock, int fd, const char *msg, size_t len)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = { (void *)msg, len };
+    struct msghdr mh;
+    struct cmsghdr *c;
+    ssize_t n;
+    memset(&mh, 0, sizeof mh);
+    memset(cbuf, 0, sizeof cbuf);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf;
+    mh.msg_controllen = sizeof cbuf;
+    c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    do
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -1;
+    while ((size_t)n < len) {
+        ssize_t m = send(sock, msg + n, len - (size_t)n, MSG_NOSIGNAL);
+        if (m < 0 && errno == EINTR)
+            continue;
+        if (m < 0)
+            return -1;
+        n += m;
+    }
+    return 0;
+}
+
+static int load_seccomp(const struct oci_exec *x, const char **step)
 {
     struct sock_fprog prog = { x->seccomp_len, (struct sock_filter *)x->seccomp_filter };
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, x->seccomp_flags, &prog) < 0)
+    long fd;
+    *step = "seccomp";
+    fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, x->seccomp_flags, &prog);
+    if (fd < 0)
         return -1;
+    if (x->seccomp_listener_sock >= 0) {
+        /* the first syscalls under the filter: SCMP_ACT_NOTIFY is refused for sendmsg/send */
+        *step = "seccomp_listener";
+        if (send_listener(x->seccomp_listener_sock, (int)fd, x->seccomp_listener_msg,
+                          x->seccomp_listener_len) < 0)
+            return -1;
+        close((int)fd);
+        close(x->seccomp_listener_sock);
+    }
     return 0;
 }
 
@@ -171,8 +223,7 @@ int oci_exec(const struct oci_exec *x)
         syscall(SYS_close_range, x->first_cloexec_fd, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         goto fail;
     if (x->seccomp_filter && x->seccomp_early) {
-        step = "seccomp";
-        if (load_seccomp(x) < 0)
+        if (load_seccomp(x, &step) < 0)
             goto fail;
     }
     if (x->set_caps) {
@@ -214,8 +265,7 @@ int oci_exec(const struct oci_exec *x)
             goto fail;
     }
     if (x->seccomp_filter && !x->seccomp_early) {
-        step = "seccomp";
-        if (load_seccomp(x) < 0)
+        if (load_seccomp(x, &step) < 0)
             goto fail;
     }
     step = "exec";
@@ -226,4 +276,142 @@ fail:
         report(errfd, step, err);
         return -err;
     }
+}
+
+/* ---- libseccomp, opened on first use ---------------------------------------------------------
+   Python builds the filter with these (security/seccomp.py) and exports it as BPF; oci_exec loads
+   it.  dlopen keeps the library's cost off every command that has no seccomp section. */
+
+static struct {
+    void *h;
+    scmp_filter_ctx (*init)(uint32_t);
+    void (*release)(scmp_filter_ctx);
+    int (*arch_add)(scmp_filter_ctx, uint32_t);
+    uint32_t (*arch_resolve_name)(const char *);
+    int (*syscall_resolve_name)(const char *);
+    int (*rule_add_array)(scmp_filter_ctx, uint32_t, int, unsigned int, const struct scmp_arg_cmp *);
+    int (*attr_set)(scmp_filter_ctx, enum scmp_filter_attr, uint32_t);
+    int (*export_bpf)(const scmp_filter_ctx, int);
+    const struct scmp_version *(*version)(void);
+} scmp;
+
+int oci_scmp_open(void)
+{
+    void *h;
+    if (scmp.h)
+        return 0;
+    h = dlopen("libseccomp.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return -ELIBACC;
+#define SYM(field, name) if (!(*(void **)&scmp.field = dlsym(h, name))) { dlclose(h); return -ELIBBAD; }
+    SYM(init, "seccomp_init")
+    SYM(release, "seccomp_release")
+    SYM(arch_add, "seccomp_arch_add")
+    SYM(arch_resolve_name, "seccomp_arch_resolve_name")
+    SYM(syscall_resolve_name, "seccomp_syscall_resolve_name")
+    SYM(rule_add_array, "seccomp_rule_add_array")
+    SYM(attr_set, "seccomp_attr_set")
+    SYM(export_bpf, "seccomp_export_bpf")
+    SYM(version, "seccomp_version")
+#undef SYM
+    scmp.h = h;
+    return 0;
+}
+
+int oci_scmp_version(unsigned int *major, unsigned int *minor, unsigned int *micro)
+{
+    const struct scmp_version *v = scmp.version();
+    *major = v->major;
+    *minor = v->minor;
+    *micro = v->micro;
+    return 0;
+}
+
+void *oci_scmp_init(uint32_t def_action) { return scmp.init(def_action); }
+void oci_scmp_release(void *ctx) { scmp.release(ctx); }
+int oci_scmp_arch_add(void *ctx, uint32_t arch) { return scmp.arch_add(ctx, arch); }
+uint32_t oci_scmp_arch_resolve(const char *name) { return scmp.arch_resolve_name(name); }
+int oci_scmp_syscall_resolve(const char *name) { return scmp.syscall_resolve_name(name); }
+int oci_scmp_attr_set(void *ctx, int attr, uint32_t value)
+{ return scmp.attr_set(ctx, (enum scmp_filter_attr)attr, value); }
+int oci_scmp_export_bpf(void *ctx, int fd) { return scmp.export_bpf(ctx, fd); }
+
+int oci_scmp_rule_add(void *ctx, uint32_t action, int nr, unsigned int argc, const struct oci_scmp_arg *args)
+{
+    struct scmp_arg_cmp a[6];
+    unsigned int i;
+    if (argc > 6)
+        return -EINVAL;
+    for (i = 0; i < argc; i++) {
+        a[i].arg = args[i].arg;
+        a[i].op = (enum scmp_compare)args[i].op;
+        a[i].datum_a = args[i].a;
+        a[i].datum_b = args[i].b;
+    }
+    return scmp.rule_add_array(ctx, action, nr, argc, a);
+}
+
+/* 0 when the kernel accepts these seccomp(2) filter flags: with a NULL program a known flag set
+   gets EFAULT, an unknown one EINVAL (the probe libseccomp and runc use). */
+int oci_seccomp_flags_ok(unsigned int flags)
+{
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, NULL) < 0 && errno == EFAULT)
+        return 0;
+    return -EINVAL;
+}
+
+/* ---- process attributes --------------------------------------------------------------------- */
+
+struct oci_sched_attr {
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+    uint32_t sched_util_min, sched_util_max;
+};
+
+int oci_sched_setattr(int pid, unsigned int policy, unsigned long long flags, int nice, unsigned int priority,
+                      unsigned long long runtime, unsigned long long deadline, unsigned long long period)
+{
+    struct oci_sched_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.sched_policy = policy;
+    a.sched_flags = flags;
+    a.sched_nice = nice;
+    a.sched_priority = priority;
+    a.sched_runtime = runtime;
+    a.sched_deadline = deadline;
+    a.sched_period = period;
+    a.sched_util_min = 0;
+    a.sched_util_max = 1024;  /* SCHED_CAPACITY_SCALE: no clamp unless the spec grows the fields */
+    RET(syscall(SYS_sched_setattr, pid, &a, 0));
+}
+
+int oci_ioprio_set(int which, int who, int ioprio) { RET(syscall(SYS_ioprio_set, which, who, ioprio)); }
+
+/* bpf(2): Python builds union bpf_attr (cgroups/ebpf.py); the kernel may write results back into it */
+int oci_bpf(int cmd, void *attr, unsigned int size) { RET(syscall(SYS_bpf, cmd, attr, size)); }
+
+/* the waiting init sheds what it does not need resident (process/init.py _shed_pages) */
+#include <sys/mman.h>
+#include <malloc.h>
+int oci_madvise(unsigned long addr, size_t len, int advice) { RET(madvise((void *)addr, len, advice)); }
+int oci_malloc_trim(void) { return malloc_trim(0); }
+
+/* The init's wait for start: drop the resident pages of n (addr, len) ranges (program text, which
+   running Python would fault straight back in), then block opening the fifo for writing until
+   `start` opens it for reading, and write the byte that releases it. */
+int oci_wait_fifo(int dirfd, const char *name, const unsigned long *ranges, int n)
+{
+    for (int i = 0; i < n; i++)
+        madvise((void *)ranges[2 * i], ranges[2 * i + 1], MADV_DONTNEED);
+    int fd;
+    do fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC); while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -errno;
+    int r = write(fd, "0", 1) < 0 ? -errno : 0;
+    close(fd);
+    return r;
 }

@@ -3,8 +3,8 @@ import sys
 
 
 def main():
-    from ociruntime.cli import main as cli_main
-    sys.exit(cli_main(sys.argv[1:]))
+    from ociruntime.cli import finish, main as cli_main
+    finish(cli_main(sys.argv[1:]))
 
 
 if __name__ == "__main__":

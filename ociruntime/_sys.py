@@ -160,8 +160,10 @@ def exec_final(path, argv, envp, *, cwd=None, errfd=-1, user=None, caps=None, la
 
     ``user`` is ``(uid, gid, groups or None)``; ``groups`` None means setgroups is not allowed.
     ``caps`` is ``(bounding, effective, permitted, inheritable, ambient)`` bit masks.
-    ``seccomp`` is ``(filter_bytes, flags, early)``.  Returns only on failure, raising OSError
-    whose filename is the failed step.
+    ``seccomp`` is ``(filter_bytes, flags, early)`` or ``(filter_bytes, flags, early, listener_sock,
+    listener_msg)``: with a listener socket (SCMP_ACT_NOTIFY) the flags must hold NEW_LISTENER and
+    the shim sends the listener fd with ``listener_msg`` right after loading (security/seccomp.py).
+    Returns only on failure, raising OSError whose filename is the failed step.
     """
     x = ffi.new("struct oci_exec *")
     # cdata assigned to a struct field is not kept alive by it: hold every buffer here
@@ -187,12 +189,71 @@ def exec_final(path, argv, envp, *, cwd=None, errfd=-1, user=None, caps=None, la
         x.last_cap = last_cap
         x.bounding, x.effective, x.permitted, x.inheritable, x.ambient = caps
     x.no_new_privs = 1 if no_new_privs else 0
+    x.seccomp_listener_sock = -1
     if seccomp is not None:
-        data, flags, early = seccomp
+        data, flags, early = seccomp[:3]
         buf = ffi.new("char[]", data)
         keep.append(buf)
         x.seccomp_filter, x.seccomp_len, x.seccomp_flags = buf, len(data) // 8, flags
         x.seccomp_early = 1 if early else 0
+        if len(seccomp) > 3 and seccomp[3] is not None:
+            msg = ffi.new("char[]", seccomp[4])
+            keep.append(msg)
+            x.seccomp_listener_sock, x.seccomp_listener_msg = seccomp[3], msg
+            x.seccomp_listener_len = len(seccomp[4])
     x.first_cloexec_fd = first_cloexec_fd
     ret = lib.oci_exec(x)
     raise OSError(-ret, os.strerror(-ret))
+
+
+# ---- libseccomp (security/seccomp.py builds filters with these) and process attributes
+
+def scmp_open():
+    """Load libseccomp (once); OSError when it is missing."""
+    _check(lib.oci_scmp_open())
+    v = [ffi.new("unsigned int *") for _ in range(3)]
+    lib.oci_scmp_version(*v)
+    return tuple(p[0] for p in v)
+
+
+def seccomp_flags_ok(flags):
+    return lib.oci_seccomp_flags_ok(flags) == 0
+
+
+def sched_setattr(pid, policy, flags=0, nice=0, priority=0, runtime=0, deadline=0, period=0):
+    _check(lib.oci_sched_setattr(pid, policy, flags, nice, priority, runtime, deadline, period))
+
+
+def ioprio_set(which, who, ioprio):
+    _check(lib.oci_ioprio_set(which, who, ioprio))
+
+
+def bpf(cmd, attr):
+    """bpf(2) with ``attr`` (a bytearray holding union bpf_attr, updated in place with what the
+    kernel writes back); returns the syscall's result (an fd for loads)."""
+    buf = ffi.from_buffer(attr)
+    return _check(lib.oci_bpf(cmd, buf, len(attr)))
+
+
+def address_of(buf):
+    """The address of a bytes/bytearray buffer, for the pointer fields of bpf_attr (the caller keeps
+    the buffer alive across the call)."""
+    return int(ffi.cast("uintptr_t", ffi.from_buffer(buf)))
+
+
+MADV_DONTNEED = 4
+
+
+def madvise(addr, length, advice):
+    _check(lib.oci_madvise(addr, length, advice))
+
+
+def malloc_trim():
+    return lib.oci_malloc_trim()
+
+
+def wait_fifo(dirfd, name, ranges=()):
+    """Unmap the resident pages of ``ranges`` [(addr, length)], then block opening ``name`` (under
+    ``dirfd``) for writing and write one byte (see process/init.py)."""
+    flat = [x for r in ranges for x in r]
+    _check(lib.oci_wait_fifo(dirfd, _b(name), ffi.new("unsigned long[]", flat or [0]), len(ranges)), name)

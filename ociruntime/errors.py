@@ -52,3 +52,24 @@ class InitError(OCIError):
         elif self.errno:
             parts.append(os.strerror(self.errno))
         return ": ".join(parts)
+
+
+def init_step(what, fn, *args, path=""):
+    """``fn(*args)``, its OSError turned into the InitError that names the step."""
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise InitError(what, e.errno, path or (e.filename if isinstance(e.filename, str) else "")) from None
+
+
+def init_write(path, data, what):
+    """Write ``data`` (str) to an existing file such as /proc/self/oom_score_adj, as one write."""
+    import os
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise InitError(what, e.errno, path) from None

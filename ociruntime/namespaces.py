@@ -2,7 +2,7 @@
 import os
 
 from ociruntime import _sys
-from ociruntime.errors import ConfigError, InitError
+from ociruntime.errors import ConfigError, InitError, init_write
 
 FLAGS = {
     "user": _sys.CLONE_NEWUSER,
@@ -61,16 +61,49 @@ def format_idmap(mappings):
 
 
 def write_idmaps(pid, uid_mappings, gid_mappings):
-    """Written by the parent, which is root in the parent user namespace."""
-    for name, maps in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):
+    """Written by the parent.  As root (CAP_SETUID/CAP_SETGID in the parent user namespace) the
+    maps are written directly, any number of ranges.  Without privilege the kernel allows only
+    one range mapping the caller's own id, and a gid_map only after setgroups is set to "deny";
+    anything else goes through newuidmap/newgidmap (the uidmap package), which check
+    /etc/subuid and /etc/subgid, as runc and podman do."""
+    if os.geteuid() == 0:
+        for name, maps in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):
+            if maps:
+                _write_map(pid, name, format_idmap(maps))
+        return
+    for name, maps, own, helper in (("uid_map", uid_mappings, os.geteuid(), "newuidmap"),
+                                    ("gid_map", gid_mappings, os.getegid(), "newgidmap")):
         if not maps:
             continue
-        path = "/proc/%d/%s" % (pid, name)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, format_idmap(maps).encode())
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise InitError("write %s" % name, e.errno, path) from None
+        if len(maps) == 1 and maps[0]["hostID"] == own and maps[0]["size"] == 1:
+            if name == "gid_map":
+                _write_map(pid, "setgroups", "deny")
+            _write_map(pid, name, format_idmap(maps))
+        else:
+            _run_idmap_helper(helper, pid, maps)
+
+
+def _write_map(pid, name, text):
+    init_write("/proc/%d/%s" % (pid, name), text, "write %s" % name)
+
+
+def _run_idmap_helper(helper, pid, maps):
+    import shutil
+    import subprocess
+    what = "uidMappings" if helper == "newuidmap" else "gidMappings"
+    binary = shutil.which(helper, path=os.environ.get("PATH") or "/usr/bin:/bin") or shutil.which(
+        helper, path="/usr/bin:/bin")
+    if not binary:
+        raise InitError("write %s" % what, 0, "", "more than the caller's own id needs %s (the uidmap "
+                        "package) when ociruntime is not root" % helper)
+    argv = [binary, str(pid)]
+    for m in maps:
+        argv += [str(m["containerID"]), str(m["hostID"]), str(m["size"])]
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise InitError("write %s" % what, 0, "", "%s: %s" % (helper, e)) from None
+    if r.returncode != 0:
+        msg = " ".join(r.stdout.decode(errors="replace").split()) or "exit status %d" % r.returncode
+        raise InitError("write %s" % what, 0, "", "%s: %s" % (helper, msg))

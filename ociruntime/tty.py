@@ -53,6 +53,8 @@ def send_fd(sock, name, fd):
 
 
 def connect_console(path):
+    if isinstance(path, Relay):  # the runtime relays the tty itself: its end of a socketpair
+        return path.child
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         s.connect(path)
@@ -61,3 +63,200 @@ def connect_console(path):
         from ociruntime.errors import OCIError
         raise OCIError("connect to console socket %s: %s" % (path, e.strerror)) from None
     return s
+
+
+class Relay:
+    """`run` (foreground) and `exec -t` without --console-socket: as runc, the runtime makes its own
+    console socket, receives the pty master, puts the host's terminal (stderr, stdout or stdin,
+    else /dev/tty) in raw mode, copies stdin -> master and master -> stdout until the process exits
+    (EOF on stdin is not passed on: runc does not close the pty), then drains the master, and
+    propagates the window size (at attach and on SIGWINCH).  One thread: poll(2) on the fds and a
+    pidfd of the process.  Passed to create/exec as their console socket (connect_console)."""
+    BUF = 1 << 16
+
+    def __init__(self):
+        self.host = self.master = self.saved = None
+        self.own_host = False
+        for fd in (2, 1, 0):
+            if os.isatty(fd):
+                self.host = fd
+                break
+        else:  # every stream redirected: the controlling terminal, if any (runc's initHostConsole)
+            try:
+                self.host = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+            except OSError as e:
+                from ociruntime.errors import OCIError
+                raise OCIError("open /dev/tty: %s" % (e.strerror[:1].lower() + e.strerror[1:])) from None
+            self.own_host = True
+        self.parent, self.child = _socket.socketpair(_socket.AF_UNIX,
+                                                     _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+
+    def size(self):
+        """The host terminal's size as a runtime-spec consoleSize (None if unknown)."""
+        try:
+            rows, cols = struct.unpack("HHHH", fcntl.ioctl(self.host, termios.TIOCGWINSZ, b"\0" * 8))[:2]
+        except OSError:
+            return None
+        return {"height": rows, "width": cols} if rows or cols else None
+
+    def resize(self, *_):
+        try:
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, fcntl.ioctl(self.host, termios.TIOCGWINSZ, b"\0" * 8))
+        except (OSError, TypeError):
+            pass
+
+    def attach(self):
+        """Receive the master (EOF if the process failed first: its error is reported elsewhere),
+        set the window size, clear ONLCR on the pty (the host terminal translates) and make the
+        host terminal raw as runc does (cfmakeraw, keeping OPOST)."""
+        self.child.close()
+        if self.master is not None:
+            return
+        try:
+            _, anc, _, _ = self.parent.recvmsg(256, _socket.CMSG_SPACE(16))
+        except OSError:
+            return
+        fds = []
+        for level, kind, data in anc:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds += struct.unpack("%di" % (len(data) // 4), data[:len(data) - len(data) % 4])
+        if not fds:
+            return
+        self.master = fds[0]
+        for fd in fds[1:]:
+            os.close(fd)
+        os.set_blocking(self.master, False)
+        self.resize()
+        try:
+            t = termios.tcgetattr(self.master)
+            t[1] &= ~termios.ONLCR
+            termios.tcsetattr(self.master, termios.TCSANOW, t)
+        except termios.error:
+            pass
+        try:
+            self.saved = termios.tcgetattr(self.host)
+            t = termios.tcgetattr(self.host)
+        except termios.error:
+            return
+        t[0] &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP | termios.INLCR
+                  | termios.IGNCR | termios.ICRNL | termios.IXON)
+        t[1] |= termios.OPOST
+        t[2] = (t[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+        t[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+        t[6][termios.VMIN], t[6][termios.VTIME] = 1, 0
+        try:
+            termios.tcsetattr(self.host, termios.TCSANOW, t)
+        except termios.error:
+            self.saved = None
+
+    def copy(self, pid):
+        """Relay until the process ``pid`` exits, then drain what it left in the pty."""
+        import _signal
+        import select
+        if self.master is None:
+            from ociruntime.errors import OCIError
+            raise OCIError("no pty master received from the container")
+        pidfd = os.pidfd_open(pid)
+        old = _signal.signal(_signal.SIGWINCH, self.resize)
+        to_master, to_out = bytearray(), bytearray()
+        stdin_open = master_open = stdout_open = True
+        IN, OUT, BAD = select.POLLIN, select.POLLOUT, select.POLLHUP | select.POLLERR | select.POLLNVAL
+        try:
+            while True:
+                p = select.poll()
+                p.register(pidfd, IN)
+                if stdin_open and len(to_master) < self.BUF:
+                    p.register(0, IN)
+                mask = (IN if len(to_out) < self.BUF else 0) | (OUT if to_master else 0)
+                if master_open and mask:
+                    p.register(self.master, mask)
+                if to_out and stdout_open:
+                    p.register(1, OUT)
+                exited = False
+                for fd, ev in p.poll():
+                    if fd == pidfd:
+                        exited = True
+                    elif fd == 0:
+                        data = _read(0) if ev & (IN | select.POLLHUP) else b""
+                        if data:
+                            to_master += data
+                        elif data is not None:
+                            stdin_open = False  # EOF: not passed on (runc)
+                    elif fd == self.master:
+                        if ev & OUT and to_master:
+                            try:
+                                del to_master[:os.write(self.master, to_master)]
+                            except BlockingIOError:
+                                pass
+                            except OSError:
+                                to_master.clear()
+                        if ev & (IN | BAD):
+                            try:
+                                data = os.read(self.master, self.BUF)
+                            except BlockingIOError:
+                                data = None
+                            except OSError:  # EIO: every slave fd is closed
+                                data = b""
+                            if data:
+                                to_out += data
+                            elif data is not None:
+                                master_open = False
+                                to_master.clear()
+                    elif fd == 1:
+                        if not _write(to_out):
+                            stdout_open = False
+                if exited:
+                    break
+                if not stdout_open:
+                    to_out.clear()
+            while master_open:  # drain: what the process wrote before exiting is still in the pty
+                try:
+                    data = os.read(self.master, self.BUF)
+                except OSError:  # EAGAIN (nothing left; others may still hold the slave) or EIO
+                    break
+                if not data:
+                    break
+                to_out += data
+            if stdout_open:
+                while to_out and _write(to_out):
+                    pass
+        finally:
+            _signal.signal(_signal.SIGWINCH, old)
+            os.close(pidfd)
+
+    def close(self):
+        """Restore the host terminal's mode and close everything (idempotent)."""
+        if self.saved is not None:
+            try:
+                termios.tcsetattr(self.host, termios.TCSANOW, self.saved)
+            except termios.error:
+                pass
+            self.saved = None
+        for fd in (self.master, self.host if self.own_host else None):
+            if fd is not None:
+                os.close(fd)
+        self.master = None
+        self.own_host = False
+        self.parent.close()
+        self.child.close()
+
+
+def _read(fd):
+    try:
+        return os.read(fd, Relay.BUF)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
+def _write(buf):
+    """Write some of ``buf`` to stdout (blocking), dropping what was written; False on error."""
+    try:
+        del buf[:os.write(1, buf)]
+    except InterruptedError:
+        pass
+    except OSError:
+        buf.clear()
+        return False
+    return True

@@ -21,13 +21,11 @@ key that is not a plain name (``net.ipv4.ip_forward`` under ``linux.sysctl``) is
 string in brackets: ``linux.sysctl["net.ipv4.ip_forward"]``.
 """
 import os
-import sys
 
 from ociruntime.errors import ConfigError
 
 ROOT_SCHEMA = "config-schema.json"
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_GENERATED = os.path.join(_HERE, "_validator_gen.py")
 
 _fast = None        # the generated validate(), once loaded
 _reference = None   # the jsonschema validator, once built
@@ -121,40 +119,9 @@ def reference_validator():
 
 
 def _load_fast():
-    """Import the generated validator, making sure it is imported from bytecode.
-
-    The generated module is ~390 kB of source: compiling it costs ~60 ms, loading its .pyc ~0.5 ms.
-    Python writes the .pyc on first import unless told not to (PYTHONDONTWRITEBYTECODE, -B); then
-    we write it ourselves (atomically, the standard __pycache__ file, so the import system checks
-    it against the source as usual).  A read-only install just pays the compile.
-    """
+    """Import the generated validator (~390 kB of source: compiling it costs ~60 ms, loading its .pyc
+    ~0.5 ms; the bytecode is written at install, see setup.py)."""
     global _fast
-    if sys.dont_write_bytecode:
-        _ensure_bytecode(_GENERATED)
     from ociruntime import _validator_gen
     _fast = _validator_gen.validate
     return _fast
-
-
-def _ensure_bytecode(source):
-    import _frozen_importlib_external as bootstrap  # importlib's own, already loaded (importlib.util costs ~5 ms)
-
-    try:
-        cfile = bootstrap.cache_from_source(source)
-        st = os.stat(source)
-        with open(cfile, "rb") as f:
-            head = f.read(16)
-        if (head[:4] == bootstrap.MAGIC_NUMBER and head[4:8] == b"\0\0\0\0"
-                and int.from_bytes(head[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
-                and int.from_bytes(head[12:16], "little") == st.st_size & 0xFFFFFFFF):
-            return
-    except NotImplementedError:  # no cache tag: nothing we can do
-        return
-    except OSError:
-        pass
-    try:
-        import py_compile
-        py_compile.compile(source, cfile=bootstrap.cache_from_source(source), doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
-    except (OSError, py_compile.PyCompileError):
-        pass

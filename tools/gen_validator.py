@@ -141,10 +141,39 @@ class Decimal:
     """Placeholder: json.loads never yields decimal.Decimal, and importing decimal costs ~1-2 ms."""
 
 
+def _body(s):
+    """What ``^...$`` must match: ``$`` matches at the end or before one final newline."""
+    return s[:-1] if s.endswith("\\n") else s
+
+
+class _Search:
+    def __init__(self, search):
+        self.search = search
+
+
+# re.search() of the schema's patterns, written out: importing ``re`` costs ~8 ms (it imports
+# enum), more than the rest of create's validation.  tests/unit/test_validator_patterns.py checks
+# them against re.
+_BY_HAND = {{
+    ".{{1,}}": lambda s: s.replace("\\n", "") != "",
+    "^MB:[^\\\\n]*$": lambda s: s.startswith("MB:") and "\\n" not in _body(s)[3:],
+    "^RLIMIT_[A-Z]+$": lambda s: (b := _body(s)).startswith("RLIMIT_") and len(b) > 7
+    and all("A" <= c <= "Z" for c in b[7:]),
+    "^[0-9, -]*$": lambda s: all(c in "0123456789, -" for c in _body(s)),
+    "^[1-9][0-9]*[KMG]B$": lambda s: len(b := _body(s)) >= 3 and b[0] in "123456789" and b[-2] in "KMG"
+    and b[-1] == "B" and all(c in "0123456789" for c in b[1:-2]),
+    "^[cbup]$": lambda s: _body(s) in ("c", "b", "u", "p"),
+}}
+
+
 class _Patterns(dict):
-    """Compiles each pattern on first use, with plain ``re`` semantics (as jsonschema does)."""
+    """Each pattern on first use: written out by hand above, or compiled with plain ``re``
+    semantics (as jsonschema does)."""
 
     def __missing__(self, pattern):
+        if pattern in _BY_HAND:
+            compiled = self[pattern] = _Search(_BY_HAND[pattern])
+            return compiled
         import re
         compiled = self[pattern] = re.compile(pattern)
         return compiled

@@ -1,14 +1,36 @@
-"""Cgroups: find the host's layout (pure v1, hybrid, pure v2), place the container in its cgroup.
+"""Cgroups: find the host's layout (pure v1, hybrid, pure v2) and manage the container's cgroups.
 
-The manager keeps, per hierarchy, the container's directory and the directories it created, so
-that ``destroy`` removes exactly those and never touches a cgroup the runtime did not make.
-Resource controllers (limits, freeze, stats) are added per hierarchy in v1.py / v2.py.
+``Manager`` is the one interface the lifecycle uses: create, add (a process, optionally into a
+sub-cgroup: exec --cgroup), apply (linux.resources), freeze / frozen, stats, procs, kill_all,
+oom_watch, destroy.  It keeps, per hierarchy, the container's directory and the directories it
+created, so that ``destroy`` removes exactly those and never touches a cgroup the runtime did not
+make.  Pure v2 (only the unified hierarchy) is driven by v2.py; v1 and hybrid by v1.py (on a hybrid
+host the unified hierarchy is joined only, as runc does).  One module per controller.
 """
 import errno
-import os
+import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py); _p() is os.path where needed
 import time
 
+from ociruntime import exists, join
 from ociruntime.errors import CgroupError
+
+
+def _p():
+    import os as _os
+    return _os.path
+
+
+def _walk(top):
+    """os.walk(top)'s directories (top-down, not into symlinks; an unreadable top yields nothing)."""
+    try:
+        with os.scandir(top) as it:
+            dirs = [e for e in it if e.is_dir()]
+    except OSError:
+        return
+    yield top, [e.name for e in dirs]
+    for e in dirs:
+        if not e.is_symlink():
+            yield from _walk(join(top, e.name))
 
 
 def _unescape(s):
@@ -17,22 +39,20 @@ def _unescape(s):
 
 def detect():
     """[(key, mountpoint, version, controllers-option)] for every cgroup mount of this namespace."""
-    out, seen = [], set()
+    out, top = [], {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
             fs = right.split()
-            if not fs or fs[0] not in ("cgroup", "cgroup2"):
-                continue
-            mp = _unescape(left.split()[4])
-            if mp in seen:
-                continue
-            seen.add(mp)
+            if fs:  # the last mount on a mountpoint is the one seen (a tmpfs may cover a hierarchy)
+                top[_unescape(left.split()[4])] = fs
+    for mp, fs in top.items():
+        if fs[0] in ("cgroup", "cgroup2"):
             if fs[0] == "cgroup2":
                 out.append(("unified", mp, 2, ""))
             else:
                 opts = [o for o in fs[2].split(",") if o not in ("rw", "ro") and "=" not in o or o.startswith("name=")]
-                out.append((os.path.basename(mp), mp, 1, ",".join(opts)))
+                out.append((_p().basename(mp), mp, 1, ",".join(opts)))
     return out
 
 
@@ -67,11 +87,11 @@ def container_paths(cgroups_path, cid):
     out = {}
     for key, mp, version, opts in detect():
         if rel.startswith("/"):
-            p = os.path.normpath(rel)
+            p = _p().normpath(rel)
         else:
             if own is None:
                 own = own_cgroups()
-            p = os.path.normpath(os.path.join(_own_path(own, version, opts), rel))
+            p = _p().normpath(join(_own_path(own, version, opts), rel))
         if p == "/" or ".." in p.split("/"):
             raise CgroupError("cgroupsPath %r: must name a cgroup below the root" % cgroups_path)
         out[key] = (mp, p, version, opts)
@@ -94,50 +114,213 @@ class Manager:
     def to_state(self):
         return {"paths": {k: list(v) for k, v in self.paths.items()}, "created": self.created}
 
+    @property
+    def v2(self):
+        """True on a pure v2 layout (the unified hierarchy is the only one)."""
+        return all(v[2] == 2 for v in self.paths.values()) and bool(self.paths)
+
     def dir(self, key):
         mp, p, _, _ = self.paths[key]
         return mp + p
+
+    def v1dir(self, ctrl):
+        """The container's directory in the v1 hierarchy that carries controller ``ctrl``, or None."""
+        for key, (mp, p, version, opts) in self.paths.items():
+            if version == 1 and ctrl in opts.split(","):
+                return mp + p
+        return None
+
+    def key_of(self, ctrl):
+        """The hierarchy key (of ``paths``) carrying controller ``ctrl`` ("cpu", "name=systemd"),
+        for exec --cgroup CTRL:PATH; on pure v2 every controller is "unified"; None if absent."""
+        if self.v2:
+            return "unified"
+        for key, (_, _, version, opts) in self.paths.items():
+            if version == 1 and ctrl in opts.split(","):
+                return key
+        return None
 
     def create(self):
         for key, (mp, p, version, _) in self.paths.items():
             cur = mp
             for part in p.strip("/").split("/"):
-                parent, cur = cur, os.path.join(cur, part)
+                parent, cur = cur, join(cur, part)
                 try:
                     os.mkdir(cur, 0o755)
                 except FileExistsError:
                     continue
                 except OSError as e:
                     raise CgroupError("create cgroup %s: %s" % (cur, e.strerror)) from None
+                if version == 2 and self.v2 and parent in self.created:
+                    from ociruntime.cgroups.v2 import enable_all
+                    enable_all(parent)
                 self.created.append(cur)
                 if key == "cpuset":
                     _inherit_cpuset(parent, cur)
 
-    def add(self, pid):
+    def add(self, pid, sub=None, skip=()):
+        """Move ``pid`` into the container's cgroups; ``sub`` ({key: relative path}, key "" for
+        every hierarchy) names an existing sub-cgroup of the container's cgroup instead; ``skip``:
+        hierarchies the process joins itself (create's init, see process/init.py)."""
+        sub = sub or {}
         for key in self.paths:
-            path = os.path.join(self.dir(key), "cgroup.procs")
+            if key in skip:
+                continue
+            rel = sub.get(key, sub.get(""))
+            d = self.dir(key)
+            if rel:
+                rel = _p().normpath(rel.strip("/"))
+                if rel.startswith(".."):
+                    raise CgroupError("cgroup %r: must be below the container's cgroup" % rel)
+                d = join(d, rel)
+            path = join(d, "cgroup.procs")
             try:
                 with open(path, "w") as f:
                     f.write(str(pid))
             except OSError as e:
                 raise CgroupError("join cgroup %s: %s" % (path, e.strerror)) from None
 
+    def apply(self, resources, skip_devices=False):
+        """Write linux.resources (update passes skip_devices: runc's update leaves devices alone)."""
+        if self.v2:
+            from ociruntime.cgroups import v2
+            v2.apply(self.dir("unified"), resources, skip_devices)
+        else:
+            from ociruntime.cgroups import v1
+            v1.apply(self.v1dir, resources, skip_devices)
+
+    def stats(self):
+        """runc's events "stats" data: cpu, cpuset, memory, pids, blkio, hugetlb."""
+        if self.v2:
+            from ociruntime.cgroups import v2
+            data = v2.stats(self.dir("unified"))
+        else:
+            from ociruntime.cgroups import v1
+            data = v1.stats(self.v1dir)
+        for key, empty in (("cpu", {"usage": {"kernel": 0, "user": 0}, "throttling": {}}), ("cpuset", {}),
+                           ("memory", {}), ("pids", {}), ("blkio", {}), ("hugetlb", {}),
+                           ("intel_rdt", {}), ("network_interfaces", None)):
+            data.setdefault(key, empty)
+        return data
+
+    def _procs_dir(self):
+        if self.v2:
+            return self.dir("unified")
+        for ctrl in ("pids", "freezer", "memory", "cpu", "devices", "name=systemd"):
+            d = self.v1dir(ctrl)
+            if d:
+                return d
+        return self.dir(next(iter(self.paths))) if self.paths else None
+
     def procs(self):
-        for key in ("pids", "freezer", "memory", "unified", "systemd") + tuple(self.paths):
-            if key in self.paths:
+        """Pids in the container's cgroup and its sub-cgroups."""
+        top = self._procs_dir()
+        out = []
+        if top is None:
+            return out
+        for d, _ in _walk(top):
+            try:
+                with open(join(d, "cgroup.procs")) as f:
+                    out += [int(x) for x in f.read().split()]
+            except FileNotFoundError:
+                continue
+        return out
+
+    def _freezer(self):
+        """(control file, frozen value, thawed value), or None without a freezer."""
+        if self.v2:
+            d = self.dir("unified")
+            return d + "/cgroup.freeze", "1", "0"
+        d = self.v1dir("freezer")
+        if d:
+            return d + "/freezer.state", "FROZEN", "THAWED"
+        return None
+
+    def frozen(self):
+        if self.v2:
+            return "frozen 1" in _read(self.dir("unified") + "/cgroup.events").splitlines()
+        d = self.v1dir("freezer")
+        return bool(d) and _read(d + "/freezer.state").strip() == "FROZEN"
+
+    def freeze(self, on):
+        """Freeze (or thaw) and wait until the kernel reports it done."""
+        fz = self._freezer()
+        if fz is None:
+            raise CgroupError("the container has no freezer cgroup")
+        path, frozen_value, thawed_value = fz
+        value = frozen_value if on else thawed_value
+        what = "freeze" if on else "thaw"
+        deadline = time.monotonic() + 5.0
+        try:
+            while True:
+                with open(path, "w") as f:  # v1: FREEZING can stall on a busy task; write again
+                    f.write(value)
+                for delay in (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1):
+                    time.sleep(delay)
+                    if self.frozen() == on:
+                        return
+                if time.monotonic() > deadline:
+                    break
+        except OSError as e:
+            raise CgroupError("%s cgroup %s: %s" % (what, path, e.strerror)) from None
+        if on:
+            try:
+                with open(path, "w") as f:
+                    f.write(thawed_value)
+            except OSError:
+                pass
+        raise CgroupError("%s cgroup %s: timed out" % (what, path))
+
+    def kill_all(self, sig):
+        """Signal every process of the cgroup.  SIGKILL on v2 uses cgroup.kill; otherwise, as
+        runc, the cgroup is frozen around the signals so that nothing forks past them (and a paused
+        container is left paused, except by SIGKILL)."""
+        if self.v2 and sig == 9 and exists(self.dir("unified") + "/cgroup.kill"):
+            try:
+                with open(self.dir("unified") + "/cgroup.kill", "w") as f:
+                    f.write("1")
+                return
+            except OSError:
+                pass
+        was_frozen, froze = False, False
+        if self._freezer() is not None:
+            was_frozen = self.frozen()
+            if not was_frozen:
                 try:
-                    with open(os.path.join(self.dir(key), "cgroup.procs")) as f:
-                        return [int(x) for x in f.read().split()]
-                except FileNotFoundError:
-                    return []
-        return []
+                    self.freeze(True)
+                    froze = True
+                except CgroupError:
+                    pass
+        try:
+            for pid in self.procs():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            # SIGKILL thaws a paused container too: frozen v1 tasks die only once thawed
+            if froze or (was_frozen and sig == 9):
+                self.freeze(False)
+
+    def oom_watch(self):
+        from ociruntime.cgroups.oom import OomWatch
+        return OomWatch(self)
 
     def destroy(self):
-        """Remove the directories create() made, deepest first; retries while the kernel still
-        lists exiting tasks."""
+        """Remove the directories create() made (and any sub-cgroup made inside them), deepest
+        first; retries while the kernel still lists exiting tasks."""
         failed = []
-        for d in sorted(self.created, key=lambda p: -p.count("/")):
-            for delay in (0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4):
+        todo = []
+        for d in self.created:
+            for top, dirs in _walk(d):
+                todo += [join(top, x) for x in dirs]
+            todo.append(d)
+        seen = set()
+        for d in sorted(todo, key=lambda p: -p.count("/")):
+            if d in seen:
+                continue
+            seen.add(d)
+            for delay in (0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8):
                 if delay:
                     time.sleep(delay)
                 try:
@@ -155,55 +338,29 @@ class Manager:
             raise CgroupError("remove cgroup " + "; ".join(failed))
 
 
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def _inherit_cpuset(parent, child):
     for name in ("cpuset.cpus", "cpuset.mems"):
         try:
-            with open(os.path.join(parent, name)) as f:
+            with open(join(parent, name)) as f:
                 val = f.read().strip()
-            with open(os.path.join(child, name), "w") as f:
+            with open(join(child, name), "w") as f:
                 f.write(val)
         except OSError:
             pass
 
 
 def frozen(st):
-    paths = st.get("paths", {})
-    if "freezer" in paths:
-        mp, p, _, _ = paths["freezer"]
-        try:
-            with open(mp + p + "/freezer.state") as f:
-                return f.read().strip() == "FROZEN"
-        except OSError:
-            return False
-    if "unified" in paths and len(paths) == 1:
-        mp, p, _, _ = paths["unified"]
-        try:
-            with open(mp + p + "/cgroup.freeze") as f:
-                return f.read().strip() == "1"
-        except OSError:
-            return False
-    return False
+    """Whether the container whose cgroup record (state["cgroup"]) is ``st`` is frozen."""
+    return Manager.from_state(st).frozen()
 
 
 def freeze(st, on):
-    """Freeze (or thaw) the container's cgroup and wait until the kernel says it is done."""
-    paths = st.get("paths", {})
-    if "freezer" in paths:
-        mp, p, _, _ = paths["freezer"]
-        path, want, value = mp + p + "/freezer.state", "FROZEN" if on else "THAWED", "FROZEN" if on else "THAWED"
-    elif "unified" in paths:
-        mp, p, _, _ = paths["unified"]
-        path, want, value = mp + p + "/cgroup.freeze", "1" if on else "0", "1" if on else "0"
-    else:
-        raise CgroupError("the container has no freezer cgroup")
-    try:
-        with open(path, "w") as f:
-            f.write(value)
-        for delay in (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0):
-            time.sleep(delay)
-            with open(path) as f:
-                if f.read().strip() == want:
-                    return
-    except OSError as e:
-        raise CgroupError("%s cgroup %s: %s" % ("freeze" if on else "thaw", path, e.strerror)) from None
-    raise CgroupError("%s cgroup %s: timed out" % ("freeze" if on else "thaw", path))
+    Manager.from_state(st).freeze(on)

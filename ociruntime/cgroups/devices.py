@@ -1,7 +1,9 @@
 """linux.resources.devices: the config's rules followed by runc's default allowed devices.
 
-v1 writes them, in order, to devices.deny / devices.allow of the container's own cgroup.  (v2
-needs an eBPF program generated from the same list: the cgroups issue.)
+v1 writes them, in order, to devices.deny / devices.allow of the container's own cgroup, after a
+deny of everything when the list does not start with a type-"a" rule: like runc, the rules apply
+to a deny-all start, not to what the new cgroup inherited.  v2 loads an eBPF program generated
+from the same list (ebpf.py).
 """
 import os
 
@@ -33,7 +35,10 @@ def _fmt(t, major, minor, access):
 
 
 def apply_v1(cgdir, resources):
-    for allow, t, major, minor, access in rules(resources):
+    todo = rules(resources)
+    if todo[0][1] != "a":
+        todo.insert(0, (False, "a", None, None, "rwm"))
+    for allow, t, major, minor, access in todo:
         name = "devices.allow" if allow else "devices.deny"
         line = _fmt(t, major, minor, access)
         try:

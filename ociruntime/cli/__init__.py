@@ -6,7 +6,7 @@ and stops at the first positional argument; so does this one.  Command modules d
 and print: the work is in ``ociruntime.container``.  Only the module of the command being run is
 imported (start-up latency is a feature).
 """
-import os
+import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 import sys
 
 from ociruntime import log as _log
@@ -16,7 +16,7 @@ VERSION = "0.1.0"
 SPEC_VERSION = "1.3.0"
 
 COMMANDS = ("create", "start", "run", "state", "kill", "delete", "list", "ps", "pause", "resume",
-            "spec")
+            "spec", "update", "events", "exec", "features")
 
 GLOBAL_FLAGS = {
     "--root": ("root", "str"),
@@ -68,9 +68,10 @@ class Context:
 
 def default_root():
     if os.geteuid() != 0:
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        import os as _os
+        xdg = _os.environ.get("XDG_RUNTIME_DIR")
         if xdg:
-            return os.path.join(xdg, "ociruntime")
+            return _os.path.join(xdg, "ociruntime")
     return "/run/ociruntime"
 
 
@@ -162,6 +163,23 @@ def main(argv):
         return getattr(e, "exit_code", 1)
     except KeyboardInterrupt:
         return 130
+
+
+def finish(code):
+    """End the command with ``code`` without the interpreter's finalization (module teardown,
+    garbage collection: ~2 ms a command).  Nothing needs it: the files the commands write are closed
+    (``with``), the log is unbuffered (os.write), there are no threads or atexit handlers, and the
+    children are on their own.  What Python buffered on stdout/stderr is flushed first; a failed
+    flush (EPIPE) takes the normal way out, which reports it as before."""
+    try:
+        for f in (sys.stdout, sys.stderr):
+            if f is not None:
+                f.flush()
+    except BaseException:
+        sys.exit(code)
+    if code is None or code.__class__ is not int:
+        sys.exit(code)
+    os._exit(code)
 
 
 def need_id(args, usage, extra_ok=False):

@@ -16,7 +16,7 @@ def run(ctx, opts, args):
     fmt = opts.get("format", "table")
     if fmt == "json":
         from ociruntime import jsonio
-        sys.stdout.write(jsonio.dumps(found) + "\n")
+        sys.stdout.write(jsonio.dumps(found or None) + "\n")  # runc: null when there are none
         return 0
     if fmt != "table":
         raise OCIError("invalid format option")

@@ -4,13 +4,13 @@ Any failure undoes everything done so far (init killed, cgroup removed, state di
 failed create leaves the machine as if it never ran.
 """
 import os
-import signal
+import _signal as signal  # the C module: signal.py imports enum (~5 ms)
 import time
 
 from ociruntime import _sys as S
 from ociruntime import config as _config
 from ociruntime import namespaces
-from ociruntime.container.statedir import StateDir
+from ociruntime.container.statedir import StateDir, write_pid_file
 from ociruntime.errors import ConfigError, OCIError
 from ociruntime.process import channel
 from ociruntime.process.init import Plan, child_main
@@ -34,9 +34,9 @@ def check_config(cfg):
     cwd = cfg["process"].get("cwd") or "/"
     if not cwd.startswith("/"):
         raise ConfigError("config.json: process.cwd: %r is not an absolute path" % cwd)
-    if linux.get("seccomp"):
-        raise ConfigError("config.json: linux.seccomp: seccomp is not supported yet")
     check(cfg["process"])
+    from ociruntime.security import procattrs
+    procattrs.check(cfg, nsmap)  # scheduler, ioPriority, personality, sysctl namespaces, LSM labels
     return nsmap
 
 
@@ -56,6 +56,11 @@ def preload(cfg):
     import ociruntime.process.spec  # noqa: F401
     import ociruntime.rootfs  # noqa: F401
     import ociruntime.security.rlimits  # noqa: F401
+    import ociruntime.security.procattrs  # noqa: F401
+    import ociruntime.security.lsm  # noqa: F401
+    import ociruntime.jsonio  # noqa: F401
+    if (cfg.get("linux") or {}).get("seccomp"):
+        import ociruntime.security.seccomp  # noqa: F401
     if cfg["process"].get("terminal"):
         import ociruntime.tty  # noqa: F401
     if "network" in _config.namespaces(cfg):
@@ -70,7 +75,13 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     cfg, bundle, rootfs = _config.load_bundle(bundle)
     nsmap = check_config(cfg)
     preload(cfg)
+    filt = None
+    if (cfg.get("linux") or {}).get("seccomp"):
+        from ociruntime.security import seccomp
+        filt = seccomp.compile(cfg["linux"]["seccomp"], cfg.get("annotations"))
     terminal = bool(cfg["process"].get("terminal"))
+    if callable(console_socket):  # run in the foreground: makes a tty.Relay, if there is a terminal
+        console_socket = console_socket() if terminal else None
     if terminal and not console_socket:
         raise ConfigError("cannot allocate tty if ociruntime will detach without setting console socket")
     if console_socket and not terminal:
@@ -79,7 +90,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     undo = Undo(sd)
     try:
         state = _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot,
-                        preserve_fds, no_new_keyring)
+                        preserve_fds, no_new_keyring, filt)
     except BaseException:
         undo.run()
         raise
@@ -92,6 +103,7 @@ class Undo:
 
     def __init__(self, sd):
         self.sd, self.pids, self.cgroup = sd, [], None
+        self.poststop = None  # (hooks, state JSON, bundle) once the container exists
 
     def run(self):
         for pid in self.pids:
@@ -109,6 +121,11 @@ class Undo:
             except OCIError:
                 pass
         self.sd.remove()
+        if self.poststop:
+            # the spec's lifecycle goes on with the destroy step and its poststop hooks (as runc)
+            from ociruntime import log
+            from ociruntime.hooks import run_hooks_warn
+            run_hooks_warn(*self.poststop, log.current.warning)
 
 
 def _host_root_ids(linux):
@@ -119,6 +136,22 @@ def _host_root_ids(linux):
                 return m["hostID"] - m["containerID"]
         return 0
     return host(linux.get("uidMappings")), host(linux.get("gidMappings"))
+
+
+def _rootless_cgroups(cg, linux):
+    """Rootless (as runc): use only the hierarchies where the caller may create the container's
+    cgroup (delegated to it); without one, the container shares the caller's cgroups, and
+    resource limits, which need one, are refused."""
+    for key in list(cg.paths):
+        d = cg.dir(key)
+        while not os.path.isdir(d) and d != "/":
+            d = os.path.dirname(d)
+        if not os.access(d, os.W_OK | os.X_OK):
+            del cg.paths[key]
+    limits = [k for k, v in (linux.get("resources") or {}).items() if v and k != "devices"]
+    if limits and not cg.paths:
+        raise ConfigError("config.json: linux.resources: %s: rootless: no writable cgroup for the limits "
+                          "(delegate a cgroup to the user)" % ", ".join(sorted(limits)))
 
 
 def _wait_gone(pid, timeout=2.0):
@@ -134,25 +167,36 @@ def _wait_gone(pid, timeout=2.0):
 
 
 def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds,
-            no_new_keyring):
+            no_new_keyring, seccomp_filter=None):
     from ociruntime.cgroups import Manager
     linux = cfg.get("linux", {})
     os.mkfifo(sd.fifo_path(), 0o622)
     os.chmod(sd.fifo_path(), 0o622)  # mkfifo honours the umask
+    fifos = [sd.fifo_path()]
+    if (cfg.get("hooks") or {}).get("startContainer"):
+        # the init reports the startContainer hooks' outcome to `start` through it (start.py)
+        fifos.append(os.path.join(sd.path, "start.fifo"))
+        os.mkfifo(fifos[1], 0o622)
+        os.chmod(fifos[1], 0o622)
     root_uid, root_gid = _host_root_ids(linux)
-    if root_uid or root_gid:
-        os.chown(sd.fifo_path(), root_uid, root_gid)
+    if (root_uid or root_gid) and os.geteuid() == 0:
+        for f in fifos:
+            os.chown(f, root_uid, root_gid)
     cg = Manager.for_config(cfg, sd.id)
+    if os.geteuid() != 0:
+        _rootless_cgroups(cg, linux)
     undo.cgroup = cg
     cg.create()
-    if "devices" in cg.paths:
-        from ociruntime.cgroups.devices import apply_v1
-        apply_v1(cg.dir("devices"), linux.get("resources"))
+    cg.apply(linux.get("resources"))
     joins = namespaces.open_joins(nsmap)
     console = None
     if console_socket:
         from ociruntime.tty import connect_console
         console = connect_console(console_socket)
+    seccomp_sock = None
+    if seccomp_filter is not None and seccomp_filter.listener_path:
+        from ociruntime.security.seccomp import connect
+        seccomp_sock = connect(seccomp_filter)  # the agent's socket, reached from the host's mounts
     state_fd = os.open(sd.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     new_flags = namespaces.new_flags(nsmap)
     offsets = linux.get("timeOffsets") or {}
@@ -165,6 +209,11 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
                              for clk, o in offsets.items()),
         cgroup_paths=cg.paths, state_fd=state_fd, console_sock=console, no_pivot=no_pivot,
         preserve_fds=preserve_fds, close_fds=(sd.fd,), cid=sd.id, no_new_keyring=no_new_keyring,
+        seccomp=seccomp_filter, seccomp_sock=seccomp_sock,
+        # v1 hierarchies the init joins itself (writing "0" to tasks): a task moving itself skips
+        # the kernel's global threadgroup lock, whose first taking waits out an RCU grace period
+        # (10-20 ms here); in a user namespace it may not write the host's cgroup files
+        self_cgroups=() if "user" in nsmap else tuple(k for k, v in cg.paths.items() if v[2] == 1),
     )
     parent_ch, child_ch = channel.pair()
     pid = os.fork()
@@ -174,6 +223,8 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     undo.pids.append(pid)
     child_ch.close()
     os.close(state_fd)
+    if seccomp_sock is not None:
+        seccomp_sock.close()
     for _, fd, _ in joins:
         os.close(fd)
     if console is not None:
@@ -209,33 +260,27 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
         os.waitpid(pid, 0)  # the stage that forked the init is done
         undo.pids.remove(pid)
         died = lambda: "container init exited unexpectedly"  # noqa: E731 (not our child: no status)
-    cg.add(init_pid)
-    ch.send("cgroup_joined")
+    cg.add(init_pid, skip=plan.self_cgroups)
+    try:
+        ch.send("cgroup_joined")
+    except BrokenPipeError:
+        pass  # the init already failed (it builds the rootfs meanwhile): its error is read next
     from ociruntime.container.status import proc_stat
     st = proc_stat(init_pid)
     state = make_state(sd.id, init_pid, st[1] if st else 0, bundle, rootfs, cfg, cg)
     ch.expect("runtime_hooks", died)
     hooks = cfg.get("hooks") or {}
-    sj = state_json(state, "created")
+    sj = state_json(state, "creating")
+    if hooks.get("poststop"):
+        undo.poststop = (hooks["poststop"], "poststop", state_json(state, "stopped"), bundle)
     if hooks.get("prestart") or hooks.get("createRuntime"):
         from ociruntime.hooks import run_hooks
-        run_hooks(hooks.get("prestart"), "prestart", sj)
-        run_hooks(hooks.get("createRuntime"), "createRuntime", sj)
-    ch.send("hooks_done", sj)
+        run_hooks(hooks.get("prestart"), "prestart", sj, bundle)
+        run_hooks(hooks.get("createRuntime"), "createRuntime", sj, bundle)
+    ch.send("hooks_done", sj, state_json(state, "created") if hooks.get("startContainer") else "")
     ch.expect("ready", died)
     ch.close()
     sd.save(state)
     if pid_file:
         write_pid_file(pid_file, init_pid)
     return state
-
-
-def write_pid_file(path, pid):
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), ".%s.tmp" % os.path.basename(path))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, str(pid).encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)

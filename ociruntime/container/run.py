@@ -1,7 +1,7 @@
 """run: create + start, then (unless detached) wait for the init, forward signals to it, delete
 the container and exit with its status."""
 import os
-import signal
+import _signal as signal  # the C module: signal.py imports enum (~5 ms)
 
 from ociruntime import _sys as S
 from ociruntime.container import create as _create
@@ -18,22 +18,40 @@ def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
     if not detach:
         # the init is our grandchild when it is PID 1 of a new pid namespace: adopt it to wait
         S.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
-    state = _create.create(ctx, cid, bundle, **create_kw)
+    relay = []
+    if not detach and not create_kw.get("console_socket"):
+        def make_relay():  # process.terminal: relay the pty ourselves, as runc (tty.Relay)
+            from ociruntime.tty import Relay
+            relay.append(Relay())
+            return relay[0]
+        create_kw["console_socket"] = make_relay
     try:
+        state = _create.create(ctx, cid, bundle, **create_kw)
+    except BaseException:
+        for r in relay:
+            r.close()
+        raise
+    relay = relay[0] if relay else None
+    try:
+        if relay is not None:
+            relay.attach()  # before start: the size and raw mode are set before the process runs
         sd = StateDir.open(ctx.root, cid)
         try:
             _start.release(sd, state)
+            _start.run_start_hooks(ctx, sd, state)
         finally:
             sd.close()
     except BaseException:
+        if relay is not None:
+            relay.close()
         _cleanup(ctx, cid)
         raise
     if detach:
         return 0
-    return wait_and_delete(ctx, cid, state["pid"], keep)
+    return wait_and_delete(ctx, cid, state["pid"], keep, relay)
 
 
-def wait_and_delete(ctx, cid, pid, keep):
+def wait_and_delete(ctx, cid, pid, keep, relay=None):
     def forward(signum, frame):
         try:
             os.kill(pid, signum)
@@ -41,6 +59,13 @@ def wait_and_delete(ctx, cid, pid, keep):
             pass
     for s in FORWARD:
         signal.signal(s, forward)
+    if relay is not None:
+        try:
+            relay.copy(pid)
+        except Exception as e:  # the container is still waited for and deleted
+            ctx.log.warning("tty: %s" % e)
+        finally:
+            relay.close()
     status = None
     while status is None:
         try:

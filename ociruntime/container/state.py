@@ -1,8 +1,8 @@
 """The container's record (state.json) and the runtime-spec state runc's `state` prints."""
-import os
+import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 import time
 
-from ociruntime import jsonio
+from ociruntime import join, jsonio
 from ociruntime.container import status as _status
 from ociruntime.container.statedir import StateDir
 
@@ -42,9 +42,12 @@ def public(state, status):
 
 
 def state_json(state, status):
-    """The spec state given to hooks on stdin."""
+    """The spec state given to hooks on stdin (no pid once stopped: the spec requires it only while
+    created or running, and runc leaves it out for poststop)."""
     s = {"ociVersion": state.get("ociVersion", OCI_VERSION), "id": state["id"], "status": status,
          "pid": state["pid"], "bundle": state["bundle"]}
+    if status == _status.STOPPED:
+        del s["pid"]
     if state.get("annotations"):
         s["annotations"] = state["annotations"]
     return jsonio.dumps(s)
@@ -82,7 +85,7 @@ def list_all(root):
 
 def owner_of(root, cid):
     try:
-        uid = os.stat(os.path.join(root, cid)).st_uid
+        uid = os.stat(join(root, cid)).st_uid
     except OSError:
         return ""
     try:

@@ -9,7 +9,9 @@ import time).  The exchange, in order (-> child to parent, <- parent to child):
   "init_pid"      ->         (pid,)               the container's init (PID 1 of a new pid ns) exists
   "cgroup_joined" <-         ()                   init was placed in its cgroups; it may unshare cgroupns
   "runtime_hooks" ->         ()                   mounts done: run prestart + createRuntime hooks now
-  "hooks_done"    <-         ()                   they succeeded (on failure the parent kills the child)
+  "hooks_done"    <-         (state, start state) they succeeded (on failure the parent kills the child);
+                                                the hooks' state JSON: "creating", and "created" for
+                                                startContainer ("" without such hooks)
   "ready"         ->         ()                   all set up; init now waits on exec.fifo for start
   "error"         ->         (step, errno, path, text)   a step failed; the child exits after sending
 
@@ -19,7 +21,7 @@ import marshal
 
 import _socket
 
-from ociruntime.errors import InitError
+from ociruntime.errors import InitError, OCIError
 
 SEQPACKET = _socket.SOCK_SEQPACKET
 
@@ -44,7 +46,12 @@ class Channel:
 
     def recv(self):
         """The next message as a tuple, or None at EOF."""
-        data = self.sock.recv(65536)
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            # the peer exited with a message of ours unread: the kernel reports that once, before
+            # the messages the peer sent (its error) are read
+            data = self.sock.recv(65536)
         if not data:
             return None
         return marshal.loads(data)
@@ -55,6 +62,8 @@ class Channel:
             self.send("error", err.step, err.errno, err.path, err.text)
         elif isinstance(err, OSError):
             self.send("error", "init", err.errno or 0, err.filename or "", "")
+        elif isinstance(err, OCIError):  # e.g. a createContainer hook's HookError: its own words
+            self.send("error", str(err), 0, "", "")
         else:
             self.send("error", "init", 0, "", str(err) or type(err).__name__)
 

@@ -13,6 +13,7 @@ import sys
 from ociruntime import _sys as S
 from ociruntime import namespaces
 from ociruntime.errors import InitError, OCIError
+from ociruntime.errors import init_step as _step, init_write as _write
 
 
 class Plan:
@@ -27,6 +28,11 @@ def child_main(plan, ch):
     for fd in plan.close_fds:  # the state dir lock belongs to the create command alone
         os.close(fd)
     try:
+        # before anything of the container's: nothing inside may open this process's exe (the
+        # host's interpreter), fds, memory, cwd or root through /proc/PID (CVE-2019-5736); the
+        # kernel makes the process dumpable again at the final execve
+        S.prctl(S.PR_SET_DUMPABLE, 0)
+        _close_inherited(plan, ch)
         stage1(plan, ch)
         code = 0
     except BaseException as e:  # every failure goes to the parent
@@ -42,10 +48,19 @@ def child_main(plan, ch):
 
 def stage1(plan, ch):
     namespaces.join(plan.joins)
+    if any(t == "user" for t, _, _ in plan.joins):
+        _become_root()  # the joined namespace's root, as runc's nsexec does; the host's root is unmapped
     if plan.new_userns:
+        rootless = os.geteuid() != 0
         _step("unshare user namespace", S.unshare, S.CLONE_NEWUSER)
+        if rootless:
+            # a parent without CAP_DAC_OVERRIDE (and newuidmap, which checks the owner) can only
+            # open /proc/PID/uid_map of a dumpable process; nothing of the container's exists yet
+            # in this new user namespace
+            S.prctl(S.PR_SET_DUMPABLE, 1)
         ch.send("map_ids")
         ch.expect("ids_mapped")
+        S.prctl(S.PR_SET_DUMPABLE, 0)
         _become_root()
     flags = plan.new_flags & ~(S.CLONE_NEWUSER | S.CLONE_NEWCGROUP)
     if flags:
@@ -70,30 +85,18 @@ def _become_root():
         raise InitError("become root in the user namespace", e.errno) from None
 
 
-def _step(what, fn, *args):
-    try:
-        return fn(*args)
-    except OSError as e:
-        raise InitError(what, e.errno, e.filename if isinstance(e.filename, str) else "") from None
-
-
-def _write(path, data, what):
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, data.encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise InitError(what, e.errno, path) from None
-
-
 def init(plan, ch):
     cfg = plan.config
     linux = cfg.get("linux", {})
     process = cfg["process"]
-    ch.expect("cgroup_joined")
-    if plan.new_flags & S.CLONE_NEWCGROUP:
+    for key in plan.self_cgroups:  # while the parent places us in the others (see create.py)
+        mp, path = plan.cgroup_paths[key][:2]
+        _write(mp + path + "/tasks", "0", "join cgroup")
+    cgroupns = plan.new_flags & S.CLONE_NEWCGROUP
+    if cgroupns:  # its root is the cgroup we are in
+        ch.expect("cgroup_joined")
+    plan.setgroups_ok = _setgroups_allowed(process)
+    if cgroupns:
         _step("unshare cgroup namespace", S.unshare, S.CLONE_NEWCGROUP)
     os.setsid()
     if not plan.no_new_keyring:
@@ -109,17 +112,21 @@ def init(plan, ch):
     from ociruntime.cgroups.mount import make_mounter
     from ociruntime.hooks import run_hooks
     from ociruntime.process.spec import final_args, umask_of
-    from ociruntime.security import rlimits
+    from ociruntime import jsonio
+    from ociruntime.security import procattrs, rlimits, seccomp
     if plan.new_flags & S.CLONE_NEWNET:
         from ociruntime.netdev import loopback_up
         loopback_up()
     rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))
-    mounter = make_mounter(plan.cgroup_paths, bool(plan.new_flags & S.CLONE_NEWCGROUP))
+    mounter = make_mounter(plan.cgroup_paths, bool(plan.new_flags & S.CLONE_NEWCGROUP)) \
+        if plan.cgroup_paths else None  # rootless without cgroups: the host's, read-only
     rootfs.apply_mounts(plan.rootfs, cfg, plan.bundle, mounter, plan.in_userns)
     _make_cwd(plan.rootfs, process.get("cwd") or "/")
 
+    if not cgroupns:  # the rootfs was set up while the parent's first cgroup.procs write stalled
+        ch.expect("cgroup_joined")
     ch.send("runtime_hooks")
-    (state_json,) = ch.expect("hooks_done")
+    state_json, start_json = ch.expect("hooks_done")
     hooks = cfg.get("hooks") or {}
     if hooks.get("createContainer"):
         run_hooks(hooks["createContainer"], "createContainer", state_json)
@@ -133,30 +140,32 @@ def init(plan, ch):
         from ociruntime.tty import setup_console
         setup_console(plan.console_sock, process.get("consoleSize"))
         plan.console_sock.close()
+    # before the read-only and masked paths (/proc/sys is one), as runc
+    for key, value in (linux.get("sysctl") or {}).items():
+        _write("/proc/sys/" + key.replace(".", "/"), value, "set sysctl %s" % key)
     rootfs.finish(cfg)
 
     if "hostname" in cfg and cfg["hostname"] is not None and plan.has_uts:
         _step("set hostname", S.sethostname, cfg["hostname"])
     if cfg.get("domainname") and plan.has_uts:
         _step("set domainname", S.setdomainname, cfg["domainname"])
-    for key, value in (linux.get("sysctl") or {}).items():
-        _write("/proc/sys/" + key.replace(".", "/"), value, "set sysctl %s" % key)
-    if process.get("oomScoreAdj") is not None:
-        _write("/proc/self/oom_score_adj", str(process["oomScoreAdj"]), "set oom_score_adj")
     rlimits.apply(rlimits.parse(process.get("rlimits")))
+    procattrs.apply(process, linux)  # oomScoreAdj, scheduler, ioPriority, personality, LSM labels
 
-    args = final_args(process)
+    args = final_args(process, set_groups=plan.setgroups_ok, seccomp=plan.seccomp,
+                      listener=plan.seccomp_sock and (plan.seccomp_sock.fileno(), seccomp.listener_message(
+                          plan.seccomp, jsonio.loads(state_json), "creating")))
+    args["cwd"] = _enter_cwd(args.get("cwd"))
     ch.send("ready")
     ch.close()
 
     # block here until `start` opens the fifo for reading
-    fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=plan.state_fd)
-    os.write(fifo, b"0")
-    os.close(fifo)
-    os.close(plan.state_fd)
+    S.wait_fifo(plan.state_fd, "exec.fifo", _sheddable())
     if hooks.get("startContainer"):
-        run_hooks(hooks["startContainer"], "startContainer", state_json)
+        _start_hooks(plan.state_fd, hooks["startContainer"], start_json)
+    os.close(plan.state_fd)
     os.umask(umask_of(process))
+    _close_all_but(3 + plan.preserve_fds, _fds_of(args))
     try:
         S.exec_final(first_cloexec_fd=3 + plan.preserve_fds, **args)
     except OSError as e:
@@ -164,6 +173,132 @@ def init(plan, ch):
         os.write(2, msg.encode())
     sys.stdout.flush()
     os._exit(127)
+
+
+def _start_hooks(state_fd, hooks, state_json):
+    """startContainer hooks, after start released the init; their outcome goes to `start` through
+    start.fifo ("ok" or the error), which reports a failure and destroys the container."""
+    from ociruntime.errors import HookError
+    from ociruntime.hooks import run_hooks
+    err = None
+    try:
+        run_hooks(hooks, "startContainer", state_json)
+    except HookError as e:
+        err = str(e)
+    fd = os.open("start.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
+    try:
+        os.write(fd, b"ok" if err is None else ("error:" + err).encode(errors="replace")[:60000])
+    finally:
+        os.close(fd)
+    if err is not None:
+        os._exit(1)
+
+
+def _setgroups_allowed(process):
+    """False in a user namespace whose gid_map was written without CAP_SETGID (rootless, single
+    mapping): the kernel then requires setgroups "deny", and the process keeps no extra groups."""
+    try:
+        with open("/proc/self/setgroups") as f:
+            if f.read().strip() != "deny":
+                return True
+    except OSError:
+        return True
+    if (process.get("user") or {}).get("additionalGids"):
+        raise InitError("set additional gids", 1, "", "setgroups is denied in this user namespace "
+                        "(gidMappings written without newgidmap): process.user.additionalGids "
+                        "cannot be applied")
+    return False
+
+
+def _close_inherited(plan, ch):
+    """Close what the runtime's caller left open beyond stdio and --preserve-fds: those fds are
+    not the runtime's (it opens everything close-on-exec) and must not be reachable, even through
+    /proc/self/fd, while the init works inside the container (CVE-2024-21626)."""
+    import fcntl
+    keep = {ch.fileno(), plan.state_fd}
+    keep.update(fd for _, fd, _ in plan.joins)
+    if plan.console_sock is not None:
+        keep.add(plan.console_sock.fileno())
+    for fd in _open_fds(3 + plan.preserve_fds):
+        if fd in keep:
+            continue
+        try:
+            if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                os.close(fd)
+        except OSError:
+            pass
+
+
+def _open_fds(first):
+    return [fd for fd in map(int, os.listdir("/proc/self/fd")) if fd >= first]
+
+
+def _fds_of(args):
+    """fds exec_final still needs (the error pipe, a seccomp listener socket)."""
+    keep = set()
+    if args.get("errfd", -1) >= 0:
+        keep.add(args["errfd"])
+    sc = args.get("seccomp")
+    if sc is not None and len(sc) > 3 and sc[3] is not None:
+        keep.add(sc[3] if isinstance(sc[3], int) else sc[3].fileno())
+    return keep
+
+
+def _close_all_but(first, keep):
+    """Close every fd from ``first`` on except ``keep``, so no path the exec resolves (cwd,
+    args[0]) can go through /proc/self/fd/N to a file of the host."""
+    for fd in _open_fds(first):
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _enter_cwd(cwd):
+    """chdir to process.cwd now, as root, and refuse a cwd outside the container's root (as runc's
+    verifyCwd).  Returns the cwd the shim must still enter (after setuid), or None."""
+    if not cwd:
+        return None
+    try:
+        os.chdir(cwd)
+    except PermissionError:
+        return cwd  # only the container's user may enter it: the shim does, after setuid
+    except OSError as e:
+        raise InitError("chdir to cwd (%r) set in config.json failed" % cwd, e.errno, cwd) from None
+    try:
+        here = os.getcwd()
+    except FileNotFoundError:
+        here = ""
+    if not here.startswith("/"):
+        raise InitError("current working directory is outside of container mount namespace root -- "
+                        "possible container breakout detected", 0, cwd, "refused")
+    return None
+
+
+def _sheddable():
+    """While it waits for start, the init needs no program text resident: the pages of file
+    mappings never written (libpython, libc, extensions; shared, still in the page cache, faulted
+    back on use) are dropped by the wait itself (S.wait_fifo, in C, so that no Python runs after).
+    With free heap given back first, the waiting init holds little more than its own data."""
+    S.malloc_trim()
+    try:
+        with open("/proc/self/smaps", "rb") as f:
+            smaps = f.read()
+    except OSError:
+        return []  # no /proc in the container: keep it all
+    ranges, cur = [], None
+    for line in smaps.splitlines():
+        parts = line.split(None, 5)
+        if parts[0].endswith(b":"):
+            if parts[0] == b"Anonymous:" and cur and parts[1] == b"0":  # no private copies
+                ranges.append(cur)
+            continue
+        cur = None
+        if len(parts) == 6 and parts[1] in (b"r-xp", b"r--p") and parts[5].startswith(b"/"):
+            lo, _, hi = parts[0].partition(b"-")
+            cur = (int(lo, 16), int(hi, 16) - int(lo, 16))
+    return ranges
 
 
 def _seal_imports():

@@ -54,8 +54,14 @@ def home_of(uid):
     return "/"
 
 
-def final_args(process, set_groups=True):
-    """Keyword arguments of _sys.exec_final for this process (in the container, after pivot)."""
+def final_args(process, set_groups=True, seccomp=None, listener=None):
+    """Keyword arguments of _sys.exec_final for this process (in the container, after pivot).
+
+    ``seccomp`` is the container's filter (security.seccomp.compile(linux.seccomp), built before
+    fork while libseccomp and the host's files are reachable); with a listenerPath, ``listener``
+    is ``(connected socket fd, container process state bytes)`` (security.seccomp.connect and
+    listener_message).  Without no_new_privs the filter is loaded before the credentials change
+    (it needs CAP_SYS_ADMIN then), otherwise last, right before execve."""
     env = list(process.get("env") or ())
     user = process.get("user") or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
@@ -67,9 +73,18 @@ def final_args(process, set_groups=True):
     caps = None
     if process.get("capabilities") is not None:
         caps = _caps.masks(process["capabilities"])
+    nnp = bool(process.get("noNewPrivileges"))
+    sec = None
+    if seccomp is not None:
+        sec = (seccomp.bpf, seccomp.flags, not nnp)
+        if seccomp.listener_path:
+            if listener is None:
+                raise InitError("seccomp", 0, "", "the filter notifies %s but no listener socket was given"
+                                % seccomp.listener_path)
+            sec += tuple(listener)
     return dict(path=path, argv=args, envp=env, cwd=process.get("cwd") or "/",
                 user=(uid, gid, groups if set_groups else None), caps=caps,
-                last_cap=_caps.last_cap(), no_new_privs=bool(process.get("noNewPrivileges")))
+                last_cap=_caps.last_cap(), no_new_privs=nnp, seccomp=sec)
 
 
 def umask_of(process):

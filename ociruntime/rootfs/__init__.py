@@ -10,19 +10,13 @@ import stat
 
 from ociruntime import _sys as S
 from ociruntime.errors import InitError
+from ociruntime.errors import init_step as _step
 from ociruntime.rootfs import devices, mounts
 
 ROOT_PROPAGATION = {"private": S.MS_PRIVATE, "rprivate": S.MS_PRIVATE | S.MS_REC,
                     "slave": S.MS_SLAVE, "rslave": S.MS_SLAVE | S.MS_REC,
                     "shared": S.MS_SHARED, "rshared": S.MS_SHARED | S.MS_REC,
                     "unbindable": S.MS_UNBINDABLE, "runbindable": S.MS_UNBINDABLE | S.MS_REC}
-
-
-def _step(what, fn, *args, path=""):
-    try:
-        return fn(*args)
-    except OSError as e:
-        raise InitError(what, e.errno, path or (e.filename if isinstance(e.filename, str) else "")) from None
 
 
 def prepare_root(rootfs, propagation):
@@ -88,18 +82,44 @@ def move_root(rootfs):
 
 
 def mask_paths(masked):
-    for p in masked or ():
-        try:
-            st = os.lstat(p)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        try:
-            if stat.S_ISDIR(st.st_mode):
-                S.mount("tmpfs", p, "tmpfs", S.MS_RDONLY, None)
-            else:
-                S.mount("/dev/null", p, None, S.MS_BIND)
-        except OSError as e:
-            raise InitError("mask %s" % p, e.errno) from None
+    null = -1
+    try:
+        for p in masked or ():
+            # the target and the /dev/null bound over it are opened without following a symlink
+            # the container may have planted (e.g. /dev/null -> /proc/sys/kernel/core_pattern)
+            try:
+                fd = os.open(p, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as e:
+                raise InitError("mask %s" % p, e.errno) from None
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISDIR(st.st_mode):
+                    S.mount("tmpfs", "/proc/self/fd/%d" % fd, "tmpfs", S.MS_RDONLY, None)
+                    continue
+                if null < 0:
+                    null = _open_dev_null()
+                S.mount("/proc/self/fd/%d" % null, "/proc/self/fd/%d" % fd, None, S.MS_BIND)
+            except OSError as e:
+                raise InitError("mask %s" % p, e.errno) from None
+            finally:
+                os.close(fd)
+    finally:
+        if null >= 0:
+            os.close(null)
+
+
+def _open_dev_null():
+    try:
+        fd = os.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise InitError("mask paths: open /dev/null", e.errno, "/dev/null") from None
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise InitError("mask paths", 0, "/dev/null", "not the null device (1:3): refused")
+    return fd
 
 
 def readonly_paths(ro):

@@ -45,6 +45,7 @@ REC_ATTRS = {
 }
 # flags that may stay set on a bind mount made inside a user namespace ("locked"); a remount
 # must repeat them or the kernel refuses it
+_ATIME_MASK = 0x70  # MOUNT_ATTR__ATIME: relatime (0), noatime, strictatime
 _LOCKABLE = S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC | S.MS_RDONLY
 _ST_TO_MS = ((1, S.MS_RDONLY), (2, S.MS_NOSUID), (4, S.MS_NODEV), (8, S.MS_NOEXEC))
 
@@ -73,6 +74,10 @@ class Mount:
                 data.append(opt)
         if self.type == "bind":
             flags |= S.MS_BIND
+        if (rset | rclr) & _ATIME_MASK:
+            # the kernel takes an atime mode only with the whole MOUNT_ATTR__ATIME field cleared
+            # (ratime: clear it all, i.e. relatime), as runc does
+            rclr |= _ATIME_MASK
         self.flags, self.prop, self.rec_set, self.rec_clr = flags, prop, rset, rclr
         self.data, self.extra = ",".join(data) or None, extra
 
@@ -117,15 +122,26 @@ def mount_one(m, rootfd, bundle, cgroup_mounter=None):
     if m.is_bind and src and not src.startswith("/"):
         src = os.path.join(bundle, src)
     if m.type == "cgroup" or m.type == "cgroup2":
-        if cgroup_mounter is None:
-            raise InitError(what, 0, "", "cgroup mounts need the container's cgroup")
-        cgroup_mounter(m, rootfd)
-        return
+        if cgroup_mounter is not None:
+            cgroup_mounter(m, rootfd)
+            return
+        # no cgroup of its own (rootless without delegation): the host's hierarchies, read-only,
+        # as runc shows them to a rootless container
+        m = Mount({"destination": m.dest, "type": "bind", "source": "/sys/fs/cgroup",
+                   "options": ["rbind", "ro", "nosuid", "noexec", "nodev"]})
+        src = m.source
     try:
+        if m.type in ("proc", "sysfs"):
+            _check_ordinary_dir(rootfd, m)
         is_dir = paths.is_dir_path(src) if m.is_bind else True
         fd = paths.make_target(rootfd, m.dest, is_dir)
     except OSError as e:
         raise InitError(what, e.errno, e.filename or m.dest) from None
+    try:
+        _check_proc_mount(rootfd, fd, m, src)
+    except BaseException:
+        os.close(fd)
+        raise
     try:
         if m.is_bind:
             S.mount(src, paths.fdpath(fd), None, S.MS_BIND | (m.flags & S.MS_REC))
@@ -153,3 +169,51 @@ def mount_one(m, rootfd, bundle, cgroup_mounter=None):
         raise InitError(what, e.errno, "", "" if e.errno else str(e)) from None
     finally:
         os.close(fd)
+
+
+# what may be mounted inside /proc (lxcfs's files), as runc allows
+PROC_OK = frozenset(("cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg", "slabinfo",
+                     "net/dev", "sys/kernel/ns_last_pid"))
+
+
+def _check_ordinary_dir(rootfd, m):
+    """proc and sysfs only on a real directory, never through a symlink (CVE-2019-16884)."""
+    import stat
+    parent, _, name = m.dest.rstrip("/").rpartition("/")
+    try:
+        pfd = paths.open_in_root(rootfd, parent or "/")
+    except FileNotFoundError:
+        return
+    try:
+        st = os.lstat(name, dir_fd=pfd) if name else None
+    except FileNotFoundError:
+        return
+    finally:
+        os.close(pfd)
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        raise InitError("mount %s to %s" % (m.source or m.type, m.dest), 0, "",
+                        "filesystem %r must be mounted on ordinary directory" % m.type)
+
+
+def _check_proc_mount(rootfd, fd, m, src):
+    """Nothing may be mounted over or inside the container's /proc but procfs itself (and a few
+    files lxcfs provides): a fake /proc would let the container answer for the kernel, e.g. for
+    the LSM label written to /proc/self/attr (CVE-2019-16884)."""
+    root = os.readlink(paths.fdpath(rootfd))
+    dest = os.readlink(paths.fdpath(fd))
+    rel = os.path.relpath(dest, os.path.join(root, "proc"))
+    if rel.startswith(".."):
+        return
+    what = "mount %s to %s" % (m.source or m.type, m.dest)
+    if rel == ".":
+        if m.type == "proc" and not m.is_bind:
+            return
+        if m.is_bind and src and _is_procfs(src):
+            return
+        raise InitError(what, 0, "", "%r cannot be mounted because it is not of type proc" % m.dest)
+    if rel not in PROC_OK:
+        raise InitError(what, 0, "", "%r cannot be mounted because it is inside /proc" % m.dest)
+
+
+def _is_procfs(path):
+    return os.path.realpath(path) == "/proc"

@@ -27,8 +27,11 @@ def components(path):
     return [c for c in path.split("/") if c and c != "."]
 
 
-def mkdir_all(rootfd, path, mode=0o755):
-    """Create every missing directory of ``path`` inside the root; returns an O_PATH fd of it."""
+def mkdir_all(rootfd, path, mode=0o755, _links=0):
+    """Create every missing directory of ``path`` inside the root; returns an O_PATH fd of it.
+
+    A dangling symlink on the way is followed inside the root (as runc's securejoin does): what it
+    points at is created below the rootfs, never outside it."""
     try:
         fd = open_in_root(rootfd, path, O_PATH | os.O_DIRECTORY)
         return fd
@@ -45,13 +48,24 @@ def mkdir_all(rootfd, path, mode=0o755):
                 try:
                     os.mkdir(name, mode, dir_fd=parent)
                 except FileExistsError:
-                    pass
+                    try:
+                        target = os.readlink(name, dir_fd=parent)
+                    except OSError:
+                        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), prefix) from None
+                    if _links >= 40:
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), prefix) from None
+                    base = target if target.startswith("/") else "/".join(parts[:i]) + "/" + target
+                    rest = "/".join(parts[i + 1:])
+                    os.close(parent)
+                    parent = -1
+                    return mkdir_all(rootfd, base + ("/" + rest if rest else ""), mode, _links + 1)
                 nxt = open_in_root(rootfd, prefix, O_PATH | os.O_DIRECTORY)
             os.close(parent)
             parent = nxt
         return parent
     except BaseException:
-        os.close(parent)
+        if parent >= 0:
+            os.close(parent)
         raise
 
 

@@ -33,7 +33,7 @@ def mask(names, where):
     return m
 
 
-def masks(capabilities, where="process.capabilities"):
+def masks(capabilities, where="config.json: process.capabilities"):
     """(bounding, effective, permitted, inheritable, ambient) masks; capabilities above the
     kernel's last one are dropped (the kernel would refuse them)."""
     caps = capabilities or {}

@@ -1,0 +1,133 @@
+"""ociruntime exec [options] ID [COMMAND [ARG...]] | exec --process FILE ID: runc's flags."""
+from ociruntime.cli import need_id
+from ociruntime.errors import OCIError, UsageError
+
+USAGE = """usage: ociruntime exec [command options] <container-id> <command> [command options]  || -p process.json <container-id>
+
+options:
+  --console-socket S   send the pty master to this AF_UNIX socket (with -t)
+  --cwd DIR            working directory in the container
+  --env, -e K=V        add an environment variable (repeatable)
+  --tty, -t            allocate a pseudo-TTY
+  --user, -u UID[:GID] the user (numeric)
+  --additional-gids, -g GID   additional group (repeatable)
+  --process, -p FILE   a runtime-spec process JSON (the other process options are then ignored)
+  --detach, -d         return once the process runs
+  --pid-file F         write the process's pid to F
+  --process-label L    SELinux label          --apparmor P   AppArmor profile
+  --no-new-privs       set no_new_privs       --cap, -c CAP  add a capability (repeatable)
+  --preserve-fds N     pass N extra fds (from 3)
+  --cgroup [CTRL[,CTRL]:]PATH   run in a sub-cgroup of the container's cgroup (repeatable)
+  --ignore-paused      exec in a paused container (the process stays frozen until resume)
+"""
+FLAGS = {
+    "--console-socket": ("console_socket", "str"),
+    "--cwd": ("cwd", "str"),
+    "--env": ("env", "list"), "-e": ("env", "list"),
+    "--tty": ("tty", "bool"), "-t": ("tty", "bool"),
+    "--user": ("user", "str"), "-u": ("user", "str"),
+    "--additional-gids": ("gids", "list"), "-g": ("gids", "list"),
+    "--process": ("process", "str"), "-p": ("process", "str"),
+    "--detach": ("detach", "bool"), "-d": ("detach", "bool"),
+    "--pid-file": ("pid_file", "str"),
+    "--process-label": ("process_label", "str"),
+    "--apparmor": ("apparmor", "str"),
+    "--no-new-privs": ("no_new_privs", "bool"),
+    "--cap": ("cap", "list"), "-c": ("cap", "list"),
+    "--preserve-fds": ("preserve_fds", "int"),
+    "--cgroup": ("cgroup", "list"),
+    "--ignore-paused": ("ignore_paused", "bool"),
+}
+
+
+class ExecError(OCIError):
+    exit_code = 255  # runc: every exec failure exits 255, the process's own status otherwise
+
+
+def run(ctx, opts, args):
+    try:
+        return _run(ctx, opts, args)
+    except OCIError as e:
+        from ociruntime.errors import InitError
+        msg = str(e)
+        if isinstance(e, InitError):
+            msg = "unable to start container process: " + msg
+        raise ExecError("exec failed: " + msg) from None
+
+
+def _run(ctx, opts, args):
+    from ociruntime.container import exec as _exec
+    cid = need_id(args, USAGE, extra_ok=True)
+    if opts.get("process"):
+        process = load_process(opts["process"])
+    else:
+        if len(args) < 2:
+            raise UsageError("process args cannot be empty")
+        argv = args[1:]
+        process = lambda base: from_flags(base, opts, argv)  # noqa: E731 (given the container's process)
+    preserve = opts.get("preserve_fds", 0)
+    if preserve < 0:
+        raise UsageError("--preserve-fds: must not be negative")
+    return _exec.exec_process(ctx, cid, process, detach=opts.get("detach", False),
+                              pid_file=opts.get("pid_file"), console_socket=opts.get("console_socket"),
+                              preserve_fds=preserve, cgroup=opts.get("cgroup"),
+                              ignore_paused=opts.get("ignore_paused", False))
+
+
+def load_process(path):
+    from ociruntime import jsonio
+    try:
+        with open(path, "rb") as f:
+            doc = jsonio.loads(f.read())
+    except OSError as e:
+        raise OCIError("open %s: %s" % (path, e.strerror.lower())) from None
+    except ValueError as e:
+        raise OCIError("%s: invalid JSON: %s" % (path, e)) from None
+    if not isinstance(doc, dict):
+        raise OCIError("%s: a runtime-spec process must be a JSON object" % path)
+    return doc
+
+
+def from_flags(base, opts, argv):
+    """runc's getProcess: the container's own process, with the command line's changes."""
+    p = dict(base)
+    p["args"] = list(argv)
+    if opts.get("cwd"):
+        p["cwd"] = opts["cwd"]
+    if opts.get("apparmor"):
+        p["apparmorProfile"] = opts["apparmor"]
+    if opts.get("process_label"):
+        p["selinuxLabel"] = opts["process_label"]
+    caps = opts.get("cap") or []
+    if caps:
+        c = p["capabilities"] = dict(p.get("capabilities") or {})
+        for kind in ("bounding", "effective", "permitted", "ambient"):
+            c[kind] = list(c.get(kind) or ()) + caps
+    p["env"] = list(p.get("env") or ()) + list(opts.get("env") or ())
+    p["terminal"] = bool(opts.get("tty"))
+    p.pop("consoleSize", None)
+    if "no_new_privs" in opts:
+        p["noNewPrivileges"] = opts["no_new_privs"]
+    user = p["user"] = dict(p.get("user") or {})
+    if opts.get("user"):
+        u = opts["user"].split(":", 1)
+        if len(u) > 1:
+            user["gid"] = _atoi(u[1], "gid")
+        user["uid"] = _atoi(u[0], "uid")
+    for g in opts.get("gids") or ():
+        gid = _atoi(g, "additional-gids")
+        if gid < 0:
+            raise UsageError("additional-gids must be a positive number %d" % gid)
+        user["additionalGids"] = list(user.get("additionalGids") or ()) + [gid]
+    return p
+
+
+def _atoi(s, what):
+    try:
+        v = int(s, 10)
+    except ValueError:
+        raise UsageError('parsing %s as int for %s failed: strconv.Atoi: parsing "%s": invalid syntax'
+                         % (s, what, s)) from None
+    if what != "additional-gids" and not 0 <= v < 2 ** 32:
+        raise UsageError('parsing %s as int for %s failed: value out of range' % (s, what))
+    return v

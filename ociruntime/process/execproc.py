@@ -1,0 +1,166 @@
+"""The child side of exec: enter a running container and become the exec'd process.
+
+Runs in the forked runtime process (no new interpreter), like the init.  Stage 1 (the runtime's
+child) makes itself non-dumpable, joins the container's v1 cgroups itself, then its namespaces
+through /proc/<init>/ns/* (user first, mount last), and forks: the grandchild is in the container's
+pid namespace.  Stage 1 reports the grandchild's pid and exits; the grandchild sets up the
+process (session, keyring, terminal, rlimits, process attributes), waits until the parent has
+placed it in the remaining cgroups, and hands over to the C shim for the final exec.
+
+The exchange over the channel (-> child to parent, <- parent to child):
+
+  kind             direction  payload                 meaning
+  "exec_pid"       ->         (pid,)                  the grandchild (in the container's pid ns)
+  "cgroup_joined"  <-         (listener message,)     placed in every cgroup; b"" without a seccomp agent
+  "error"          ->         (step, errno, path, text)   a step failed; the child exits after sending
+
+EOF after "cgroup_joined" without an error means the execve succeeded (the channel is
+close-on-exec).  Nothing here returns: the process ends with os._exit.
+"""
+import os
+import sys
+
+from ociruntime import _sys as S
+from ociruntime.errors import InitError, OCIError
+from ociruntime.errors import init_step as _step
+
+
+class ExecPlan:
+    """Everything the child needs, prepared by the parent before fork."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def child_main(plan, ch):
+    code = 1
+    try:
+        # before anything of the container's: nothing inside may open this process's exe (the
+        # host's interpreter), memory, fds or root through /proc/PID; execve makes it dumpable again
+        S.prctl(S.PR_SET_DUMPABLE, 0)
+        _stage1(plan, ch)
+        code = 0
+    except BaseException as e:  # every failure goes to the parent
+        err = e if isinstance(e, (OCIError, OSError)) else InitError("exec", 0, "", repr(e))
+        try:
+            ch.send_error(err)
+        except OSError:
+            os.write(2, ("ociruntime: exec: %s\n" % err).encode(errors="replace"))
+    finally:
+        os._exit(code)
+
+
+def _stage1(plan, ch):
+    if plan.affinity[0] is not None:
+        _step("set initial CPU affinity", os.sched_setaffinity, 0, plan.affinity[0])
+    for d in plan.self_cgroups:
+        # a task moving itself skips the kernel's threadgroup lock (see create.py)
+        try:
+            fd = os.open(d + "/tasks", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise InitError("join cgroup", e.errno, d) from None
+    from ociruntime.process.init import _seal_imports
+    for t, fd in plan.joins:
+        try:
+            S.setns(fd, 0)
+        except OSError as e:
+            raise InitError("join %s namespace" % t, e.errno, "/proc/%d/ns/%s" % (plan.init_pid, t)) from None
+        os.close(fd)
+        if t == "user":
+            try:
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+            except OSError as e:
+                raise InitError("become root in the user namespace", e.errno) from None
+    _seal_imports()  # the container's files are at / now
+    pid = os.fork()
+    if pid:
+        ch.send("exec_pid", pid)
+        return
+    _stage2(plan, ch)
+
+
+
+
+def _stage2(plan, ch):
+    """The grandchild: in every namespace of the container; becomes the process."""
+    from ociruntime.process.init import _close_all_but, _enter_cwd, _fds_of, _setgroups_allowed
+    from ociruntime.process.spec import final_args, umask_of
+    from ociruntime.security import procattrs, rlimits
+    process = plan.process
+    os.setsid()
+    if not plan.no_new_keyring:
+        try:
+            S.join_session_keyring("_ses." + plan.cid)
+        except OSError as e:
+            if e.errno not in (38, 1):  # ENOSYS, EPERM: carry on, as runc
+                raise InitError("join session keyring", e.errno) from None
+    if plan.console_sock is not None:
+        _setup_tty(plan.console_sock, process.get("consoleSize"))
+        plan.console_sock.close()
+    rlimits.apply(rlimits.parse(process.get("rlimits")))
+    procattrs.apply(process, plan.linux)
+    set_groups = _setgroups_allowed(process)
+    (listener_msg,) = ch.expect("cgroup_joined")
+    if plan.affinity[1] is not None:
+        _step("set final CPU affinity", os.sched_setaffinity, 0, plan.affinity[1])
+    listener = None
+    if plan.seccomp_sock is not None:
+        listener = (plan.seccomp_sock.fileno(), listener_msg)
+    args = final_args(process, set_groups=set_groups, seccomp=plan.seccomp, listener=listener)
+    args["cwd"] = _enter_cwd(args.get("cwd"))
+    os.umask(umask_of(process))
+    r, w = os.pipe2(os.O_CLOEXEC)  # the shim's "step:errno" report of a failed final step
+    args["errfd"] = w
+    keep = _fds_of(args)
+    keep.update((ch.fileno(), r))
+    try:
+        _close_all_but(3 + plan.preserve_fds, keep)
+    except OSError:
+        pass  # no /proc in the container: close_range(CLOEXEC) in the shim still covers them
+    try:
+        S.exec_final(first_cloexec_fd=3 + plan.preserve_fds, **args)
+    except OSError as e:
+        os.close(w)
+        report = os.read(r, 128).decode(errors="replace").strip()
+        step, _, errno_text = report.rpartition(":")
+        err = int(errno_text) if errno_text.isdigit() else e.errno
+        if step == "exec" or not step:
+            raise InitError('exec: "%s"' % args["path"], err) from None
+        raise InitError(step, err) from None
+    sys.stdout.flush()
+
+
+def _setup_tty(console_sock, size):
+    """A pty of the container's devpts; the master goes to the console socket, the slave becomes
+    stdio and the controlling terminal (the process leads its own session)."""
+    import fcntl
+    import struct
+    import termios
+
+    from ociruntime.tty import send_fd
+    try:
+        master, slave = os.openpty()
+    except OSError as e:
+        raise InitError("open pty", e.errno, "/dev/ptmx") from None
+    name = os.ttyname(slave)
+    if size:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
+    try:
+        send_fd(console_sock, name, master)
+    except OSError as e:
+        raise InitError("send pty master to console socket", e.errno) from None
+    os.close(master)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    try:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    except OSError as e:
+        raise InitError("set controlling terminal", e.errno) from None

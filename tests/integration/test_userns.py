@@ -1,0 +1,63 @@
+"""User namespaces run by root: several uid/gid ranges, setgroups, a joined user namespace.
+(Rootless, with newuidmap/newgidmap, is in test_rootless.py.)"""
+
+import os
+
+from helpers import LONG_RUNNING, proc_status
+
+RANGES = [{"containerID": 0, "hostID": 200000, "size": 1000},
+          {"containerID": 1000, "hostID": 300000, "size": 1000},
+          {"containerID": 5000, "hostID": 400000, "size": 10}]
+
+
+def _userns_bundle(bundle, *args, maps=RANGES):
+    b = bundle(*args, public=True)
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = [dict(m) for m in maps]
+    b.config["linux"]["gidMappings"] = [dict(m) for m in maps]
+    return b
+
+
+def test_several_ranges(runtime, bundle):
+    b = _userns_bundle(bundle, "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups")
+    lines = [line.split() for line in runtime.output(b).splitlines()]
+    want = [[str(m["containerID"]), str(m["hostID"]), str(m["size"])] for m in RANGES]
+    assert lines[:3] == want and lines[3:6] == want
+    assert lines[6] == ["allow"]             # root wrote the maps: setgroups stays allowed
+
+
+def test_process_in_second_range_with_groups(runtime, bundle):
+    b = _userns_bundle(bundle, *LONG_RUNNING)
+    b.config["process"]["user"] = {"uid": 1005, "gid": 5003, "additionalGids": [1001, 5]}
+    cid = runtime.create(b)
+    pid = runtime.state(cid)["pid"]
+    runtime.start(cid)
+    runtime.wait_status(cid, "running")
+    st = proc_status(pid)
+    assert st["Uid"].split() == ["300005"] * 4
+    assert st["Gid"].split() == ["400003"] * 4
+    assert sorted(st["Groups"].split()) == ["200005", "300001"]
+
+
+def test_unmapped_user_is_refused(runtime, bundle):
+    b = _userns_bundle(bundle, "true")
+    b.config["process"]["user"] = {"uid": 3000, "gid": 0}   # between the ranges: not mapped
+    r = runtime.run_container(b)
+    assert r.rc != 0
+    assert os.listdir(runtime.root) == []
+
+
+def test_join_user_namespace_by_path_becomes_its_root(runtime, bundle):
+    """A second container joining the first one's user namespace runs as that namespace's root
+    (host uid 200000), not as the host's unmapped root."""
+    first = runtime.create(_userns_bundle(bundle, *LONG_RUNNING))
+    pid = runtime.state(first)["pid"]
+    b = bundle("sh", "-c", "id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user; touch /tmp/x && echo ok",
+               public=True)
+    b.config["root"]["readonly"] = False
+    b.config["linux"]["namespaces"].append({"type": "user", "path": f"/proc/{pid}/ns/user"})
+    out = runtime.output(b).split("\n")
+    assert out[0] == "0"
+    assert out[1].split() == ["0", "200000", "1000"]
+    assert out[4] == os.readlink(f"/proc/{pid}/ns/user")
+    assert out[5] == "ok"
