@@ -401,12 +401,23 @@ int oci_madvise(unsigned long addr, size_t len, int advice) { RET(madvise((void 
 int oci_malloc_trim(void) { return malloc_trim(0); }
 
 /* The init's wait for start: drop the resident pages of n (addr, len) ranges (program text, which
-   running Python would fault straight back in), then block opening the fifo for writing until
-   `start` opens it for reading, and write the byte that releases it. */
-int oci_wait_fifo(int dirfd, const char *name, const unsigned long *ranges, int n)
+   running Python would fault straight back in), then, if ready_fd >= 0, send the ready message on
+   it and close it (so create returns only once the pages are dropped: no Python runs in between),
+   then block opening the fifo for writing until `start` opens it for reading, and write the byte
+   that releases it. */
+int oci_wait_fifo(int dirfd, const char *name, const unsigned long *ranges, int n,
+                  int ready_fd, const char *ready, size_t ready_len)
 {
     for (int i = 0; i < n; i++)
         madvise((void *)ranges[2 * i], ranges[2 * i + 1], MADV_DONTNEED);
+    if (ready_fd >= 0) {
+        ssize_t w;
+        do w = write(ready_fd, ready, ready_len); while (w < 0 && errno == EINTR);
+        int e = errno;
+        close(ready_fd);
+        if (w < 0)
+            return -e;
+    }
     int fd;
     do fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC); while (fd < 0 && errno == EINTR);
     if (fd < 0)

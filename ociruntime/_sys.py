@@ -252,8 +252,10 @@ def malloc_trim():
     return lib.oci_malloc_trim()
 
 
-def wait_fifo(dirfd, name, ranges=()):
-    """Unmap the resident pages of ``ranges`` [(addr, length)], then block opening ``name`` (under
-    ``dirfd``) for writing and write one byte (see process/init.py)."""
+def wait_fifo(dirfd, name, ranges=(), ready_fd=-1, ready=b""):
+    """Unmap the resident pages of ``ranges`` [(addr, length)], send ``ready`` on ``ready_fd`` and
+    close it (if >= 0), then block opening ``name`` (under ``dirfd``) for writing and write one byte
+    (see process/init.py)."""
     flat = [x for r in ranges for x in r]
-    _check(lib.oci_wait_fifo(dirfd, _b(name), ffi.new("unsigned long[]", flat or [0]), len(ranges)), name)
+    _check(lib.oci_wait_fifo(dirfd, _b(name), ffi.new("unsigned long[]", flat or [0]), len(ranges),
+                             ready_fd, ready, len(ready)), name)

@@ -4,8 +4,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 export DEBIAN_FRONTEND=noninteractive
-if ! command -v busybox >/dev/null || ldd "$(command -v busybox)" >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq busybox-static >/dev/null
+# busybox-static for the rootfs; libseccomp-dev to build the C shim (seccomp.h)
+if ! command -v busybox >/dev/null || ldd "$(command -v busybox)" >/dev/null 2>&1 ||
+        ! dpkg-query -W -f='${Status}' libseccomp-dev 2>/dev/null | grep -q 'ok installed'; then
+    apt-get update -qq && apt-get install -y -qq busybox-static libseccomp-dev >/dev/null
 fi
 python3 -m pip install -q -e "$here" 2>&1 | grep -v -e '^WARNING' -e 'pip as the' || true
 bundle=$(mktemp -d /tmp/ociruntime-demo.XXXXXX)

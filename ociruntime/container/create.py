@@ -48,14 +48,23 @@ def check_systemd():
     raise ConfigError("the systemd cgroup driver is not supported yet")
 
 
+def cgroup_mount(cfg):
+    """Whether the config mounts a cgroup filesystem (which needs cgroups.mount)."""
+    return any(m.get("type") in ("cgroup", "cgroup2") for m in cfg.get("mounts") or ())
+
+
 def preload(cfg):
     """Import now what the init will need: in a user namespace the child may no longer be able to
     read the interpreter's library directory, and after pivot_root nothing may be imported."""
-    import ociruntime.cgroups.mount  # noqa: F401
-    import ociruntime.hooks  # noqa: F401
+    # only what this config needs (init.init imports the same under the same conditions)
+    if cgroup_mount(cfg):
+        import ociruntime.cgroups.mount  # noqa: F401
+    if cfg.get("hooks"):
+        import ociruntime.hooks  # noqa: F401
     import ociruntime.process.spec  # noqa: F401
     import ociruntime.rootfs  # noqa: F401
-    import ociruntime.security.rlimits  # noqa: F401
+    if cfg["process"].get("rlimits"):
+        import ociruntime.security.rlimits  # noqa: F401
     import ociruntime.security.procattrs  # noqa: F401
     import ociruntime.security.lsm  # noqa: F401
     import ociruntime.jsonio  # noqa: F401
@@ -207,7 +216,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         fork_init="pid" in nsmap or bool(new_flags & S.CLONE_NEWTIME),
         time_offsets="".join("%s %d %d\n" % (clk, o.get("secs", 0), o.get("nanosecs", 0))
                              for clk, o in offsets.items()),
-        cgroup_paths=cg.paths, state_fd=state_fd, console_sock=console, no_pivot=no_pivot,
+        cgroup_paths=cg.paths, cgroup_mount=cgroup_mount(cfg), state_fd=state_fd, console_sock=console, no_pivot=no_pivot,
         preserve_fds=preserve_fds, close_fds=(sd.fd,), cid=sd.id, no_new_keyring=no_new_keyring,
         seccomp=seccomp_filter, seccomp_sock=seccomp_sock,
         # v1 hierarchies the init joins itself (writing "0" to tasks): a task moving itself skips

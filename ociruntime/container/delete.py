@@ -1,6 +1,5 @@
 """delete: remove a stopped (or created) container; --force kills a running one first."""
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
-import select
 import _signal as signal  # the C module: signal.py imports enum (~5 ms)
 
 from ociruntime.container import state as _state
@@ -40,6 +39,7 @@ def kill_and_wait(state, timeout=10.0):
             from ociruntime.cgroups import Manager
             Manager.from_state(state["cgroup"]).kill_all(signal.SIGKILL)
         if pidfd >= 0:
+            import select
             p = select.poll()
             p.register(pidfd, select.POLLIN)
             p.poll(int(timeout * 1000))

@@ -24,6 +24,8 @@ def stats_event(cid, mgr):
 
 def stream(ctx, cid, emit, interval=5.0, stats_only=False):
     """Call ``emit(event)`` for each event; returns when the container has stopped."""
+    import gc
+    gc.enable()  # off for the short-lived part (tools/ociruntime); this may last
     state = _load(ctx, cid)
     mgr = Manager.from_state(state["cgroup"])
     if stats_only:

@@ -325,6 +325,7 @@ class Forwarder:
     def __init__(self):
         import _signal
         self._signal = _signal
+        self.owner = os.getpid()
         self.pid = None
         self.pending = []
         self.handled = []
@@ -338,6 +339,10 @@ class Forwarder:
                 pass
 
     def _forward(self, signum, frame):
+        if os.getpid() != self.owner:  # a forked child of ours, not yet the process: as if unhandled
+            self._signal.signal(signum, self._signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if self.pid is None:
             self.pending.append(signum)
             return
@@ -361,6 +366,8 @@ class Forwarder:
 def wait(pid, fwd, relay=None):
     """Forward signals to the process (fwd, a Forwarder) until it exits, relaying its tty meanwhile
     (tty.Relay); its exit status, 128+n for signal n."""
+    import gc
+    gc.enable()  # off for the short-lived part (tools/ociruntime); this may last
     fwd.target(pid)
     if relay is not None:
         relay.copy(pid)

@@ -52,6 +52,8 @@ def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
 
 
 def wait_and_delete(ctx, cid, pid, keep, relay=None):
+    import gc
+    gc.enable()  # off for the short-lived part (tools/ociruntime); this may last
     def forward(signum, frame):
         try:
             os.kill(pid, signum)

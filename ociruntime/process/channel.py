@@ -41,6 +41,14 @@ class Channel:
     def close(self):
         self.sock.close()
 
+    def detach(self):
+        """The socket's fd, which the caller now owns (the init's last message is sent in C)."""
+        return self.sock.detach()
+
+    @staticmethod
+    def message(kind, *payload):
+        return marshal.dumps((kind,) + payload)
+
     def send(self, kind, *payload):
         self.sock.send(marshal.dumps((kind,) + payload))
 

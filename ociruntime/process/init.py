@@ -108,18 +108,27 @@ def init(plan, ch):
                 raise InitError("join session keyring", e.errno) from None
 
     # imported by the parent before fork (create.preload): nothing may come from the container
+    # (only what this config uses: create.preload imports the same under the same conditions)
     from ociruntime import rootfs
-    from ociruntime.cgroups.mount import make_mounter
-    from ociruntime.hooks import run_hooks
     from ociruntime.process.spec import final_args, umask_of
-    from ociruntime import jsonio
-    from ociruntime.security import procattrs, rlimits, seccomp
+    from ociruntime.security import procattrs
+    hooks = cfg.get("hooks") or {}
+    if hooks:
+        from ociruntime.hooks import run_hooks
+    if process.get("rlimits"):
+        from ociruntime.security import rlimits
+    listener = None
+    if plan.seccomp_sock:
+        from ociruntime import jsonio
+        from ociruntime.security import seccomp
     if plan.new_flags & S.CLONE_NEWNET:
         from ociruntime.netdev import loopback_up
         loopback_up()
     rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))
-    mounter = make_mounter(plan.cgroup_paths, bool(plan.new_flags & S.CLONE_NEWCGROUP)) \
-        if plan.cgroup_paths else None  # rootless without cgroups: the host's, read-only
+    mounter = None  # rootless without cgroups: the host's, read-only
+    if plan.cgroup_paths and plan.cgroup_mount:
+        from ociruntime.cgroups.mount import make_mounter
+        mounter = make_mounter(plan.cgroup_paths, bool(plan.new_flags & S.CLONE_NEWCGROUP))
     rootfs.apply_mounts(plan.rootfs, cfg, plan.bundle, mounter, plan.in_userns)
     _make_cwd(plan.rootfs, process.get("cwd") or "/")
 
@@ -127,7 +136,6 @@ def init(plan, ch):
         ch.expect("cgroup_joined")
     ch.send("runtime_hooks")
     state_json, start_json = ch.expect("hooks_done")
-    hooks = cfg.get("hooks") or {}
     if hooks.get("createContainer"):
         run_hooks(hooks["createContainer"], "createContainer", state_json)
 
@@ -149,18 +157,19 @@ def init(plan, ch):
         _step("set hostname", S.sethostname, cfg["hostname"])
     if cfg.get("domainname") and plan.has_uts:
         _step("set domainname", S.setdomainname, cfg["domainname"])
-    rlimits.apply(rlimits.parse(process.get("rlimits")))
+    if process.get("rlimits"):
+        rlimits.apply(rlimits.parse(process["rlimits"]))
     procattrs.apply(process, linux)  # oomScoreAdj, scheduler, ioPriority, personality, LSM labels
 
-    args = final_args(process, set_groups=plan.setgroups_ok, seccomp=plan.seccomp,
-                      listener=plan.seccomp_sock and (plan.seccomp_sock.fileno(), seccomp.listener_message(
-                          plan.seccomp, jsonio.loads(state_json), "creating")))
+    if plan.seccomp_sock:
+        listener = (plan.seccomp_sock.fileno(), seccomp.listener_message(
+            plan.seccomp, jsonio.loads(state_json), "creating"))
+    args = final_args(process, set_groups=plan.setgroups_ok, seccomp=plan.seccomp, listener=listener)
     args["cwd"] = _enter_cwd(args.get("cwd"))
-    ch.send("ready")
-    ch.close()
-
-    # block here until `start` opens the fifo for reading
-    S.wait_fifo(plan.state_fd, "exec.fifo", _sheddable())
+    # "ready" is sent by the wait itself, after the page drop: create (and whoever reads the
+    # init's memory when it returns) sees the init as it waits; then block here until `start`
+    # opens the fifo for reading
+    S.wait_fifo(plan.state_fd, "exec.fifo", _sheddable(), ch.detach(), ch.message("ready"))
     if hooks.get("startContainer"):
         _start_hooks(plan.state_fd, hooks["startContainer"], start_json)
     os.close(plan.state_fd)

@@ -12,8 +12,9 @@ def check(process):
     """Parent side, before anything is created: what can be refused from the config alone."""
     if process.get("capabilities") is not None:
         _caps.masks(process["capabilities"])
-    from ociruntime.security import rlimits
-    rlimits.parse(process.get("rlimits"))
+    if process.get("rlimits"):
+        from ociruntime.security import rlimits
+        rlimits.parse(process["rlimits"])
 
 
 def lookup(argv0, env):
