@@ -319,8 +319,11 @@ def _kill(pid):
 
 
 class Forwarder:
-    """Forwards the signals runc's exec forwards to the process; those that come before its pid is
-    known (``target``) are kept and sent then."""
+    """Forwards the signals runc's exec forwards to the process.  They are blocked from before the
+    process can run until it has exited, so none is lost or acts on this command meanwhile: the
+    plain wait takes them with sigwaitinfo (SIGCHLD too); a tty relay, which polls its fds, gets
+    them through handlers instead (``handle``), and those that come before the process's pid is
+    known are kept and sent then (``target``).  The shim empties the signal mask before execve."""
 
     def __init__(self):
         import _signal
@@ -329,14 +332,33 @@ class Forwarder:
         self.pid = None
         self.pending = []
         self.handled = []
-        for s in range(1, 32):
-            if s in NOT_FORWARDED:
-                continue
+        self.forwarded = [s for s in range(1, 32) if s not in NOT_FORWARDED]
+        self.mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, self.forwarded + [_signal.SIGCHLD])
+
+    def handle(self):
+        """Forward through handlers from now on (the tty relay)."""
+        for s in self.forwarded:
             try:
-                _signal.signal(s, self._forward)
+                self._signal.signal(s, self._forward)
                 self.handled.append(s)
             except (OSError, ValueError):
                 pass
+        self._signal.pthread_sigmask(self._signal.SIG_UNBLOCK, self.forwarded)
+
+    def wait(self, pid):
+        """Forward what comes until ``pid`` exits; its wait status."""
+        sig = self._signal
+        wanted = self.forwarded + [sig.SIGCHLD]
+        while True:
+            wpid, st = os.waitpid(pid, os.WNOHANG)
+            if wpid == pid:
+                return st
+            signum = sig.sigwaitinfo(wanted).si_signo
+            if signum != sig.SIGCHLD:
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
 
     def _forward(self, signum, frame):
         if os.getpid() != self.owner:  # a forked child of ours, not yet the process: as if unhandled
@@ -361,6 +383,7 @@ class Forwarder:
         for s in self.handled:
             self._signal.signal(s, self._signal.SIG_DFL)
         self.handled = []
+        self._signal.pthread_sigmask(self._signal.SIG_SETMASK, self.mask)
 
 
 def wait(pid, fwd, relay=None):
@@ -368,18 +391,16 @@ def wait(pid, fwd, relay=None):
     (tty.Relay); its exit status, 128+n for signal n."""
     import gc
     gc.enable()  # off for the short-lived part (tools/ociruntime); this may last
-    fwd.target(pid)
-    if relay is not None:
-        relay.copy(pid)
-    while True:
-        try:
-            wpid, st = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 255
-        if wpid == pid:
-            break
+    try:
+        if relay is None:
+            st = fwd.wait(pid)
+        else:
+            fwd.handle()
+            fwd.target(pid)
+            relay.copy(pid)
+            st = os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 255
     if os.WIFSIGNALED(st):
         return 128 + os.WTERMSIG(st)
     return os.WEXITSTATUS(st)

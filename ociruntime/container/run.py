@@ -32,6 +32,10 @@ def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
             r.close()
         raise
     relay = relay[0] if relay else None
+    if not detach:
+        # from before the process runs until it has exited: a signal for it is never lost, nor does
+        # it end this command first (the init was forked with the caller's mask: only we block)
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARD + (signal.SIGCHLD,))
     try:
         if relay is not None:
             relay.attach()  # before start: the size and raw mode are set before the process runs
@@ -54,14 +58,16 @@ def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
 def wait_and_delete(ctx, cid, pid, keep, relay=None):
     import gc
     gc.enable()  # off for the short-lived part (tools/ociruntime); this may last
+
     def forward(signum, frame):
         try:
             os.kill(pid, signum)
         except ProcessLookupError:
             pass
-    for s in FORWARD:
-        signal.signal(s, forward)
-    if relay is not None:
+    if relay is not None:  # it polls its fds: the signals come through handlers
+        for s in FORWARD:
+            signal.signal(s, forward)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARD)
         try:
             relay.copy(pid)
         except Exception as e:  # the container is still waited for and deleted
@@ -70,10 +76,8 @@ def wait_and_delete(ctx, cid, pid, keep, relay=None):
             relay.close()
     status = None
     while status is None:
-        try:
-            wpid, st = os.waitpid(-1, 0)
-        except InterruptedError:
-            continue
+        try:  # reap what was reparented to us too (we are a subreaper)
+            wpid, st = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             status = 255
             break
@@ -81,8 +85,16 @@ def wait_and_delete(ctx, cid, pid, keep, relay=None):
             status = os.waitstatus_to_exitcode(st)
             if status < 0:
                 status = 128 - status
+        elif wpid == 0:
+            if relay is not None:
+                signal.sigwaitinfo((signal.SIGCHLD,))
+                continue
+            signum = signal.sigwaitinfo(FORWARD + (signal.SIGCHLD,)).si_signo
+            if signum != signal.SIGCHLD:
+                forward(signum, None)
     for s in FORWARD:
         signal.signal(s, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARD + (signal.SIGCHLD,))
     if not keep:
         _cleanup(ctx, cid)
     return status
