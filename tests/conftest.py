@@ -32,7 +32,23 @@ def pytest_addoption(parser):
                           "or ociruntime)")
 
 
+try:
+    from ociruntime.security.seccomp import CACHE_DIR as SECCOMP_CACHE
+except ImportError:             # the package is not installed: runc under test, say
+    SECCOMP_CACHE = "/run/ociruntime-seccomp"
+
+
+def _listdir(path):
+    try:
+        return set(os.listdir(path))
+    except FileNotFoundError:
+        return None
+
+
 def pytest_configure(config):
+    # the runtime's cache of compiled seccomp filters outlives its commands; the tests' entries
+    # (and the directory, when they made it) are removed at the end of the session
+    config._seccomp_cache_before = _listdir(SECCOMP_CACHE)
     config.addinivalue_line("markers", "ociruntime_only: checks ociruntime's own messages; skipped for "
                                        "other runtimes")
     config.addinivalue_line("markers", "needs_runc: compares with runc; skipped when runc is missing")
@@ -211,3 +227,20 @@ def _cleanup(runtimes, shared_rootfs, grace=3.0):
             shutil.rmtree(shared_rootfs)
             _build_rootfs(shared_rootfs)
     return problems
+
+
+def pytest_unconfigure(config):
+    before = getattr(config, "_seccomp_cache_before", set())
+    after = _listdir(SECCOMP_CACHE)
+    if after is None:
+        return
+    for name in after - (before or set()):
+        try:
+            os.unlink(os.path.join(SECCOMP_CACHE, name))
+        except FileNotFoundError:
+            pass
+    if before is None:
+        try:
+            os.rmdir(SECCOMP_CACHE)
+        except OSError:         # another session's entries: theirs to remove
+            pass
