@@ -12,8 +12,10 @@ from ociruntime import _sys as S
 from ociruntime.errors import InitError
 
 
-def setup_console(console_sock, size):
-    """In the init, after pivot_root; returns the slave fd (already made stdin/stdout/stderr)."""
+def setup_console(console_sock, size, bind_console=True):
+    """In the container (the init after pivot_root, or an exec'd process): a pty of its devpts; the
+    master goes to the console socket, the slave becomes stdio and the controlling terminal (the
+    process leads its own session) and, for the init, /dev/console."""
     try:
         master, slave = os.openpty()
     except OSError as e:
@@ -23,7 +25,8 @@ def setup_console(console_sock, size):
         fcntl.ioctl(slave, termios.TIOCSWINSZ,
                     struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
     try:
-        _bind_console(name)
+        if bind_console:
+            _bind_console(name)
         send_fd(console_sock, name, master)
     except OSError as e:
         raise InitError("send pty master to console socket", e.errno) from None

@@ -22,7 +22,7 @@ import sys
 
 from ociruntime import _sys as S
 from ociruntime.errors import InitError, OCIError
-from ociruntime.errors import init_step as _step
+from ociruntime.errors import init_step as _step, init_write
 
 
 class ExecPlan:
@@ -55,14 +55,7 @@ def _stage1(plan, ch):
         _step("set initial CPU affinity", os.sched_setaffinity, 0, plan.affinity[0])
     for d in plan.self_cgroups:
         # a task moving itself skips the kernel's threadgroup lock (see create.py)
-        try:
-            fd = os.open(d + "/tasks", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise InitError("join cgroup", e.errno, d) from None
+        init_write(d + "/tasks", "0", "join cgroup")
     from ociruntime.process.init import _seal_imports
     for t, fd in plan.joins:
         try:
@@ -88,19 +81,16 @@ def _stage1(plan, ch):
 
 def _stage2(plan, ch):
     """The grandchild: in every namespace of the container; becomes the process."""
-    from ociruntime.process.init import _close_all_but, _enter_cwd, _fds_of, _setgroups_allowed
+    from ociruntime.process.init import _close_all_but, _enter_cwd, _fds_of, _setgroups_allowed, join_keyring
     from ociruntime.process.spec import final_args, umask_of
     from ociruntime.security import procattrs, rlimits
     process = plan.process
     os.setsid()
     if not plan.no_new_keyring:
-        try:
-            S.join_session_keyring("_ses." + plan.cid)
-        except OSError as e:
-            if e.errno not in (38, 1):  # ENOSYS, EPERM: carry on, as runc
-                raise InitError("join session keyring", e.errno) from None
+        join_keyring(plan.cid)
     if plan.console_sock is not None:
-        _setup_tty(plan.console_sock, process.get("consoleSize"))
+        from ociruntime.tty import setup_console
+        setup_console(plan.console_sock, process.get("consoleSize"), bind_console=False)
         plan.console_sock.close()
     rlimits.apply(rlimits.parse(process.get("rlimits")))
     procattrs.apply(process, plan.linux)
@@ -133,34 +123,3 @@ def _stage2(plan, ch):
             raise InitError('exec: "%s"' % args["path"], err) from None
         raise InitError(step, err) from None
     sys.stdout.flush()
-
-
-def _setup_tty(console_sock, size):
-    """A pty of the container's devpts; the master goes to the console socket, the slave becomes
-    stdio and the controlling terminal (the process leads its own session)."""
-    import fcntl
-    import struct
-    import termios
-
-    from ociruntime.tty import send_fd
-    try:
-        master, slave = os.openpty()
-    except OSError as e:
-        raise InitError("open pty", e.errno, "/dev/ptmx") from None
-    name = os.ttyname(slave)
-    if size:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
-    try:
-        send_fd(console_sock, name, master)
-    except OSError as e:
-        raise InitError("send pty master to console socket", e.errno) from None
-    os.close(master)
-    for fd in (0, 1, 2):
-        os.dup2(slave, fd)
-    if slave > 2:
-        os.close(slave)
-    try:
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    except OSError as e:
-        raise InitError("set controlling terminal", e.errno) from None

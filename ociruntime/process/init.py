@@ -100,12 +100,7 @@ def init(plan, ch):
         _step("unshare cgroup namespace", S.unshare, S.CLONE_NEWCGROUP)
     os.setsid()
     if not plan.no_new_keyring:
-        # a session keyring of the container's own, so keys of the host's session don't leak in
-        try:
-            S.join_session_keyring("_ses." + plan.cid)
-        except OSError as e:
-            if e.errno not in (38, 1):  # ENOSYS, EPERM (keyrings unavailable): carry on, as runc
-                raise InitError("join session keyring", e.errno) from None
+        join_keyring(plan.cid)
 
     # imported by the parent before fork (create.preload): nothing may come from the container
     # (only what this config uses: create.preload imports the same under the same conditions)
@@ -308,6 +303,15 @@ def _sheddable():
             lo, _, hi = parts[0].partition(b"-")
             cur = (int(lo, 16), int(hi, 16) - int(lo, 16))
     return ranges
+
+
+def join_keyring(cid):
+    """A session keyring of the container's own, so keys of the host's session don't leak in."""
+    try:
+        S.join_session_keyring("_ses." + cid)
+    except OSError as e:
+        if e.errno not in (38, 1):  # ENOSYS, EPERM (keyrings unavailable): carry on, as runc
+            raise InitError("join session keyring", e.errno) from None
 
 
 def _seal_imports():
