@@ -4,13 +4,20 @@
 * the `ociruntime` command (tools/ociruntime): written with this interpreter's absolute path and
   `-IS` on its first line (pip rewrites a `#!python` line but drops its options, and its console
   scripts import through site, which costs ~40 ms here), and, for an editable install, the source
-  tree it imports from;
+  tree it imports from; then, where this installation has its static libpython, made a program
+  (cext/launcher.c: the interpreter linked in, running that same script; ~1.5 ms less a command),
+  the script staying as it is where that cannot be built;
 * bytecode of the package in the source tree (an editable install imports from there, and
   PYTHONDONTWRITEBYTECODE may be set where it runs; a normal install is compiled by pip).
 """
 import compileall
 import os
+import shlex
+import shutil
+import subprocess
 import sys
+import sysconfig
+import tempfile
 
 from setuptools import setup
 from setuptools.command.build_py import build_py as _build_py
@@ -34,7 +41,67 @@ class build_scripts(_build_scripts):
             with open(out, "w", encoding="utf-8") as f:
                 f.write("".join(lines))
             os.chmod(out, 0o755)
+            if os.environ.get("OCIRUNTIME_LAUNCHER", "1") != "0":
+                build_launcher("".join(lines[1:]), out, self.announce)
         compileall.compile_dir(os.path.join(HERE, "ociruntime"), quiet=1)
+
+
+def c_string(text):
+    """A C string literal of ``text`` (bytes of the file system encoding, octal-escaped)."""
+    out = []
+    for b in os.fsencode(text):
+        c = chr(b)
+        out.append(c if 32 <= b < 127 and c not in '"\\?' else "\\%03o" % b)
+    return '"' + "".join(out) + '"'
+
+
+def build_launcher(script, out, announce):
+    """cext/launcher.c linked with this installation's static libpython, replacing the script at
+    ``out`` (which stays as it is when there is no static library or no compiler)."""
+    cv = sysconfig.get_config_var
+    static = os.path.join(cv("LIBPL") or "", cv("LIBRARY") or "")
+    cc = shlex.split(cv("CC") or "cc")
+    if not cc or not shutil.which(cc[0]):
+        cc = ["cc"]
+    if not os.path.isfile(static) or not static.endswith(".a") or not shutil.which(cc[0]):
+        announce("ociruntime launcher: no static libpython (%s) or no compiler: the script stays" % static, 2)
+        return
+    stdlib = sysconfig.get_path("stdlib")
+    paths = [stdlib, os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload")]
+    cfg = "\n".join([
+        "#define OCI_PYTHON %s" % c_string(sys.executable),
+        "#define OCI_PREFIX %s" % c_string(sys.prefix),
+        "#define OCI_EXEC_PREFIX %s" % c_string(sys.exec_prefix),
+        "#define OCI_BASE_PREFIX %s" % c_string(sys.base_prefix),
+        "#define OCI_BASE_EXEC_PREFIX %s" % c_string(sys.base_exec_prefix),
+        "static const char *const OCI_STDLIB_PATHS[] = {%s, 0};" % ", ".join(c_string(p) for p in paths),
+        "#define OCI_MAIN %s" % c_string(script), ""])
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "launcher_cfg.h"), "w") as f:
+            f.write(cfg)
+        exe = os.path.join(tmp, "ociruntime")
+        libs = [static] + shlex.split(cv("MODLIBS") or "") + shlex.split(cv("LIBS") or "") + \
+            shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
+        base = cc + ["-O2", "-s", "-I", tmp, "-I", cv("INCLUDEPY"), "-o", exe,
+                     os.path.join(HERE, "cext", "launcher.c")]
+        err = ""
+        for pie in ([], ["-no-pie"]):  # a static library built without -fPIC links only without PIE
+            r = subprocess.run(base + pie + libs, capture_output=True, text=True)
+            if r.returncode == 0:
+                break
+            err = r.stderr
+        else:
+            announce("ociruntime launcher: build failed, the script stays: %s" % err.strip()[-500:], 3)
+            return
+        # it must run this installation's package: `--version` goes through the whole start-up
+        r = subprocess.run([exe, "--version"], capture_output=True, text=True)
+        if r.returncode != 0 or not r.stdout.startswith("ociruntime version"):
+            announce("ociruntime launcher: built, but `--version` failed, the script stays: %s"
+                     % (r.stderr.strip()[-500:]), 3)
+            return
+        shutil.copyfile(exe, out + ".tmp")
+        os.chmod(out + ".tmp", 0o755)
+        os.replace(out + ".tmp", out)
 
 
 class build_py(_build_py):

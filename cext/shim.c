@@ -426,3 +426,86 @@ int oci_wait_fifo(int dirfd, const char *name, const unsigned long *ranges, int 
     close(fd);
     return r;
 }
+
+/* ---- fds, locks and limits for create/run/exec (ociruntime/_sys.py): these commands load this
+   shim anyway, while _socket, fcntl, select and resource are a library to load each */
+#include <net/if.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+
+/* the parent/child channel (process/channel.py): AF_UNIX SOCK_SEQPACKET, close-on-exec */
+int oci_seqpacket_pair(int *fds) { RET(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds)); }
+
+/* EINTR is returned (the Python wrappers retry), so a signal handler runs while we wait */
+int oci_flock(int fd, int op) { RET(flock(fd, op)); }
+
+/* poll(2) over n fds, all for the same events; their revents are written to revents[] */
+int oci_poll(const int *fds, int n, short events, short *revents, int timeout)
+{
+    struct pollfd p[16];
+    int i, r;
+    if (n < 0 || n > 16)
+        return -EINVAL;
+    for (i = 0; i < n; i++) {
+        p[i].fd = fds[i];
+        p[i].events = events;
+        p[i].revents = 0;
+    }
+    r = poll(p, (nfds_t)n, timeout);
+    if (r < 0)
+        return -errno;
+    for (i = 0; i < n; i++)
+        revents[i] = p[i].revents;
+    return r;
+}
+
+/* The resource number of an RLIMIT_* name (they differ between architectures), -EINVAL if none */
+int oci_rlimit_number(const char *name)
+{
+    static const struct { const char *name; int num; } t[] = {
+        {"RLIMIT_CPU", RLIMIT_CPU}, {"RLIMIT_FSIZE", RLIMIT_FSIZE}, {"RLIMIT_DATA", RLIMIT_DATA},
+        {"RLIMIT_STACK", RLIMIT_STACK}, {"RLIMIT_CORE", RLIMIT_CORE}, {"RLIMIT_RSS", RLIMIT_RSS},
+        {"RLIMIT_NPROC", RLIMIT_NPROC}, {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_OFILE", RLIMIT_OFILE},
+        {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_AS", RLIMIT_AS}, {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+        {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+        {"RLIMIT_NICE", RLIMIT_NICE}, {"RLIMIT_RTPRIO", RLIMIT_RTPRIO}, {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+    };
+    size_t i;
+    for (i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (strcmp(name, t[i].name) == 0)
+            return t[i].num;
+    return -EINVAL;
+}
+
+/* prlimit64 on ourselves: 64-bit limits on every architecture; ~0 is RLIM64_INFINITY */
+int oci_setrlimit(int resource, unsigned long long soft, unsigned long long hard)
+{
+    struct { uint64_t cur, max; } r = { soft, hard };
+    RET(syscall(SYS_prlimit64, 0, resource, &r, NULL));
+}
+
+/* Set IFF_UP on the network interface `name` of our network namespace (SIOCGIFFLAGS, then
+   SIOCSIFFLAGS with IFF_UP added) */
+int oci_ifup(const char *name)
+{
+    struct ifreq ifr;
+    int fd, err = 0;
+    if (strlen(name) >= IFNAMSIZ)
+        return -EINVAL;
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, name);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        err = -errno;
+    else {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+            err = -errno;
+    }
+    close(fd);
+    return err;
+}

@@ -259,3 +259,63 @@ def wait_fifo(dirfd, name, ranges=(), ready_fd=-1, ready=b""):
     flat = [x for r in ranges for x in r]
     _check(lib.oci_wait_fifo(dirfd, _b(name), ffi.new("unsigned long[]", flat or [0]), len(ranges),
                              ready_fd, ready, len(ready)), name)
+
+
+# ---- fds, locks and limits for the commands that load this shim anyway (create, run, exec):
+# _socket, fcntl, select and resource would be a library to load each.  start, state, kill and
+# delete do not load the shim (it costs more than those): see ociruntime.flock and .poll.
+
+LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
+RLIM_INFINITY = 2 ** 64 - 1
+
+
+def seqpacket_pair():
+    """Two connected AF_UNIX SOCK_SEQPACKET sockets (fds), close-on-exec."""
+    fds = ffi.new("int[2]")
+    _check(lib.oci_seqpacket_pair(fds))
+    return fds[0], fds[1]
+
+
+def flock(fd, op):
+    """flock(2), retried after a signal (whose Python handler runs first, as fcntl.flock's)."""
+    from errno import EINTR
+    while True:
+        ret = lib.oci_flock(fd, op)
+        if ret != -EINTR:
+            return _check(ret)
+
+
+def poll(fds, timeout=-1, events=POLLIN):
+    """poll(2) of ``fds`` (up to 16) for ``events``: {fd: revents} of those ready within
+    ``timeout`` ms (-1: no limit), {} at the timeout; retried after a signal, as select.poll's."""
+    from errno import EINTR
+    from time import monotonic
+    n = len(fds)
+    arr = ffi.new("int[]", list(fds))
+    rev = ffi.new("short[]", n)
+    deadline = monotonic() + timeout / 1000 if timeout >= 0 else None
+    while True:
+        ret = lib.oci_poll(arr, n, events, rev, timeout)
+        if ret != -EINTR:
+            break
+        if deadline is not None:
+            timeout = max(0, int((deadline - monotonic()) * 1000 + 0.999))
+    _check(ret)
+    return {fds[i]: rev[i] for i in range(n) if rev[i]}
+
+
+def rlimit_number(name):
+    """The resource number of ``name`` ("RLIMIT_NOFILE"), None for an unknown name."""
+    num = lib.oci_rlimit_number(_b(name))
+    return None if num < 0 else num
+
+
+def setrlimit(resource, soft, hard):
+    """prlimit64 on this process; RLIM_INFINITY for no limit."""
+    _check(lib.oci_setrlimit(resource, soft, hard))
+
+
+def ifup(name):
+    """Bring the network interface ``name`` (of this network namespace) up."""
+    _check(lib.oci_ifup(_b(name)))

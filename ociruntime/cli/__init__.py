@@ -177,6 +177,12 @@ def finish(code):
                 f.flush()
     except BaseException:
         sys.exit(code)
+    pack = sys.modules.get("ociruntime._pack")
+    if pack is not None:
+        try:
+            pack.update()  # if this command imported modules the pack did not have
+        except Exception:
+            pass
     if code is None or code.__class__ is not int:
         sys.exit(code)
     os._exit(code)

@@ -195,8 +195,6 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     if os.geteuid() != 0:
         _rootless_cgroups(cg, linux)
     undo.cgroup = cg
-    cg.create()
-    cg.apply(linux.get("resources"))
     joins = namespaces.open_joins(nsmap)
     console = None
     if console_socket:
@@ -223,6 +221,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         # the kernel's global threadgroup lock, whose first taking waits out an RCU grace period
         # (10-20 ms here); in a user namespace it may not write the host's cgroup files
         self_cgroups=() if "user" in nsmap else tuple(k for k, v in cg.paths.items() if v[2] == 1),
+        cgroups_made=False,  # until the parent's "cgroups_made" (below)
     )
     parent_ch, child_ch = channel.pair()
     pid = os.fork()
@@ -238,6 +237,22 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         os.close(fd)
     if console is not None:
         console.close()
+    # the cgroups are made and limited while the child joins and unshares its namespaces (on
+    # another CPU): it waits for them before it enters any, so nothing of the container runs
+    # outside them
+    try:
+        cg.create()
+        cg.apply(linux.get("resources"))
+    except BaseException:
+        # gone before our end of the channel closes, which it would report as a failure of its own
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        undo.pids.remove(pid)
+        raise
+    try:
+        parent_ch.send("cgroups_made")
+    except BrokenPipeError:
+        pass  # the child already failed: its error is read next
     return _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, parent_ch, pid_file)
 
 

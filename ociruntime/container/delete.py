@@ -39,10 +39,8 @@ def kill_and_wait(state, timeout=10.0):
             from ociruntime.cgroups import Manager
             Manager.from_state(state["cgroup"]).kill_all(signal.SIGKILL)
         if pidfd >= 0:
-            import select
-            p = select.poll()
-            p.register(pidfd, select.POLLIN)
-            p.poll(int(timeout * 1000))
+            from ociruntime import poll
+            poll((pidfd,), int(timeout * 1000))
     finally:
         if pidfd >= 0:
             os.close(pidfd)

@@ -1,9 +1,8 @@
 """start: release a created container's init through exec.fifo, then the startContainer outcome
 and the poststart hooks."""
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
-import select
 
-from ociruntime import join
+from ociruntime import join, poll
 from ociruntime.container import state as _state
 from ociruntime.container import status as _status
 from ociruntime.errors import HookError, OCIError, StateError
@@ -53,12 +52,10 @@ def _start_hooks_outcome(sd, state):
         os.close(pidfd)
         return "startContainer hooks: open %s: %s" % (path, e.strerror)
     data = b""
+    fds = [fd, pidfd]
     try:
-        p = select.poll()
-        p.register(fd, select.POLLIN)
-        p.register(pidfd, select.POLLIN)
         while True:
-            events = dict(p.poll())
+            events = poll(fds)
             if fd in events:
                 chunk = os.read(fd, 65536)
                 if chunk:
@@ -69,7 +66,7 @@ def _start_hooks_outcome(sd, state):
             if pidfd in events and not data:
                 return "startContainer hooks: the container init exited before reporting their outcome"
             if pidfd in events:
-                p.unregister(pidfd)
+                fds.remove(pidfd)
     finally:
         os.close(fd)
         os.close(pidfd)
@@ -93,11 +90,8 @@ def release(sd, state):
         os.close(pidfd)
         raise StateError("cannot start an already running container") from None
     try:
-        p = select.poll()
-        p.register(fd, select.POLLIN)
-        p.register(pidfd, select.POLLIN)
         while True:
-            events = dict(p.poll(10_000))
+            events = poll((fd, pidfd), 10_000)
             if fd in events:
                 data = os.read(fd, 1)
                 if data:

@@ -4,10 +4,9 @@ Holds ``state.json`` (written atomically: temp file + rename), the ``exec.fifo``
 created container waiting for ``start``, and is itself the lock: every command that changes a
 container takes ``flock`` on the directory, so two commands on one container serialize.
 """
-import fcntl
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 
-from ociruntime import exists, isfile, join, jsonio
+from ociruntime import exists, flock, isfile, join, jsonio
 from ociruntime.errors import OCIError, StateError
 
 STATE_FILE = "state.json"
@@ -64,7 +63,7 @@ class StateDir:
             # e.g. a user without --root or $XDG_RUNTIME_DIR: /run/ociruntime is root's
             raise StateError("state directory %s: %s" % (e.filename or path, e.strerror)) from None
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        flock(fd)
         return cls(root, cid, fd)
 
     @classmethod
@@ -77,7 +76,7 @@ class StateDir:
         except (FileNotFoundError, NotADirectoryError):
             raise StateError("container does not exist") from None
         if lock:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            flock(fd)
         self = cls(root, cid, fd)
         if not exists(join(path, STATE_FILE)):
             # a create that is still running (holds the lock), or one that died half-way

@@ -4,6 +4,8 @@ One message is one ``marshal``-encoded tuple ``(kind, *payload)`` (marshal is bu
 import time).  The exchange, in order (-> child to parent, <- parent to child):
 
   kind            direction  payload              meaning
+  "cgroups_made"  <-         ()                   the container's cgroups exist and are limited (made
+                                                while the child enters its namespaces); sent first
   "map_ids"       ->         ()                   child unshared a user namespace: write its id maps
   "ids_mapped"    <-         ()                   maps written; child may become root in it
   "init_pid"      ->         (pid,)               the container's init (PID 1 of a new pid ns) exists
@@ -18,48 +20,57 @@ import time).  The exchange, in order (-> child to parent, <- parent to child):
 Anything else, or EOF before "ready", is an error naming what was expected and what came.
 """
 import marshal
+import posix
 
-import _socket
-
+from ociruntime import _sys as S
 from ociruntime.errors import InitError, OCIError
-
-SEQPACKET = _socket.SOCK_SEQPACKET
 
 
 def pair():
-    a, b = _socket.socketpair(_socket.AF_UNIX, SEQPACKET | _socket.SOCK_CLOEXEC)
+    a, b = S.seqpacket_pair()  # not _socket: a library to load (the shim is loaded anyway)
     return Channel(a), Channel(b)
 
 
 class Channel:
-    def __init__(self, sock):
-        self.sock = sock
+    """One end of the pair: a raw fd, read and written whole messages at a time (SOCK_SEQPACKET
+    keeps their boundaries)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def __del__(self):  # as a socket object's: a channel dropped on an error path is closed
+        if self.fd >= 0:
+            posix.close(self.fd)
 
     def fileno(self):
-        return self.sock.fileno()
+        return self.fd
 
     def close(self):
-        self.sock.close()
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            posix.close(fd)
 
     def detach(self):
         """The socket's fd, which the caller now owns (the init's last message is sent in C)."""
-        return self.sock.detach()
+        fd, self.fd = self.fd, -1
+        return fd
 
     @staticmethod
     def message(kind, *payload):
         return marshal.dumps((kind,) + payload)
 
     def send(self, kind, *payload):
-        self.sock.send(marshal.dumps((kind,) + payload))
+        """Raises BrokenPipeError when the peer is gone (SIGPIPE is ignored, as Python sets it)."""
+        posix.write(self.fd, marshal.dumps((kind,) + payload))
 
     def recv(self):
         """The next message as a tuple, or None at EOF."""
         try:
-            data = self.sock.recv(65536)
+            data = posix.read(self.fd, 65536)
         except ConnectionResetError:
             # the peer exited with a message of ours unread: the kernel reports that once, before
             # the messages the peer sent (its error) are read
-            data = self.sock.recv(65536)
+            data = posix.read(self.fd, 65536)
         if not data:
             return None
         return marshal.loads(data)

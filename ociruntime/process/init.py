@@ -59,6 +59,7 @@ def stage1(plan, ch):
             # in this new user namespace
             S.prctl(S.PR_SET_DUMPABLE, 1)
         ch.send("map_ids")
+        _cgroups_made(plan, ch)
         ch.expect("ids_mapped")
         S.prctl(S.PR_SET_DUMPABLE, 0)
         _become_root()
@@ -67,6 +68,8 @@ def stage1(plan, ch):
         _step("unshare namespaces", S.unshare, flags)
     if plan.time_offsets:
         _write("/proc/self/timens_offsets", plan.time_offsets, "set time offsets")
+    # before the init exists: a failed create kills this process, which has no child yet
+    _cgroups_made(plan, ch)
     if plan.fork_init:
         pid = os.fork()
         if pid:
@@ -75,6 +78,14 @@ def stage1(plan, ch):
     else:
         ch.send("init_pid", os.getpid())
     init(plan, ch)
+
+
+def _cgroups_made(plan, ch):
+    """The parent makes the container's cgroups while we unshare (create.py): wait for them, once
+    (the stage that forks the init may have waited already; the init inherits that)."""
+    if not plan.cgroups_made:
+        ch.expect("cgroups_made")
+        plan.cgroups_made = True
 
 
 def _become_root():
@@ -89,6 +100,7 @@ def init(plan, ch):
     cfg = plan.config
     linux = cfg.get("linux", {})
     process = cfg["process"]
+    _cgroups_made(plan, ch)
     for key in plan.self_cgroups:  # while the parent places us in the others (see create.py)
         mp, path = plan.cgroup_paths[key][:2]
         _write(mp + path + "/tasks", "0", "join cgroup")
@@ -218,7 +230,6 @@ def _close_inherited(plan, ch):
     """Close what the runtime's caller left open beyond stdio and --preserve-fds: those fds are
     not the runtime's (it opens everything close-on-exec) and must not be reachable, even through
     /proc/self/fd, while the init works inside the container (CVE-2024-21626)."""
-    import fcntl
     keep = {ch.fileno(), plan.state_fd}
     keep.update(fd for _, fd, _ in plan.joins)
     if plan.console_sock is not None:
@@ -227,7 +238,7 @@ def _close_inherited(plan, ch):
         if fd in keep:
             continue
         try:
-            if not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+            if os.get_inheritable(fd):  # no FD_CLOEXEC (F_GETFD without fcntl, a library to load)
                 os.close(fd)
         except OSError:
             pass
@@ -284,25 +295,45 @@ def _sheddable():
     """While it waits for start, the init needs no program text resident: the pages of file
     mappings never written (libpython, libc, extensions; shared, still in the page cache, faulted
     back on use) are dropped by the wait itself (S.wait_fifo, in C, so that no Python runs after).
-    With free heap given back first, the waiting init holds little more than its own data."""
+    With free heap given back first, the waiting init holds little more than its own data.
+
+    A read-only mapping may hold private copies (RELRO: pages relocated, then made read-only);
+    dropping those would bring back the file's unrelocated bytes, so such a mapping is kept.
+    /proc/self/pagemap tells, page by page (flags in the top byte of each 64-bit entry: bit 63
+    present, 62 swapped, 61 file-backed or shared); /proc/self/smaps would tell per mapping, but
+    the kernel takes ~1 ms to write it (every mapping's page walk) on create's critical path."""
     S.malloc_trim()
     try:
-        with open("/proc/self/smaps", "rb") as f:
-            smaps = f.read()
+        with open("/proc/self/maps", "rb") as f:
+            maps = f.read()
+        pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return []  # no /proc in the container: keep it all
-    ranges, cur = [], None
-    for line in smaps.splitlines():
-        parts = line.split(None, 5)
-        if parts[0].endswith(b":"):
-            if parts[0] == b"Anonymous:" and cur and parts[1] == b"0":  # no private copies
-                ranges.append(cur)
-            continue
-        cur = None
-        if len(parts) == 6 and parts[1] in (b"r-xp", b"r--p") and parts[5].startswith(b"/"):
+    ranges = []
+    try:
+        for line in maps.splitlines():
+            parts = line.split(None, 5)
+            if len(parts) < 6 or parts[1] not in (b"r-xp", b"r--p") or not parts[5].startswith(b"/"):
+                continue
             lo, _, hi = parts[0].partition(b"-")
-            cur = (int(lo, 16), int(hi, 16) - int(lo, 16))
+            lo, hi = int(lo, 16), int(hi, 16)
+            n = (hi - lo) >> 12
+            entries = os.pread(pagemap, n * 8, (lo >> 12) * 8)
+            if len(entries) != n * 8:
+                continue
+            if b"\x01" in entries[7::8].translate(_PRIVATE_COPY):
+                continue
+            ranges.append((lo, hi - lo))
+    except OSError:
+        return []
+    finally:
+        os.close(pagemap)
     return ranges
+
+
+# the top byte of a pagemap entry -> 1 for a page of this process's own (present and not
+# file-backed, or swapped out), 0 otherwise (absent, or the file's page)
+_PRIVATE_COPY = bytes(1 if (b & 0x40) or (b & 0xA0) == 0x80 else 0 for b in range(256))
 
 
 def join_keyring(cid):
@@ -318,7 +349,8 @@ def _seal_imports():
     """After pivot_root the container's files are at /: no Python may be loaded from them."""
     sys.path[:] = []
     sys.path_importer_cache.clear()
-    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__name__", "") != "PathFinder"]
+    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__name__", "") != "PathFinder"
+                        and not getattr(f, "ociruntime_pack", False)]  # it stats the sources too
 
 
 def _make_cwd(rootfs, cwd):

@@ -1,26 +1,31 @@
-"""process.rlimits -> setrlimit."""
-import resource
+"""process.rlimits -> setrlimit (prlimit64 in the shim: the resource module is a library to load)."""
+from errno import EINVAL, EPERM
 
+from ociruntime import _sys as S
 from ociruntime.errors import ConfigError, InitError
+
+# what resource.setrlimit said for these (its ValueError)
+_TEXT = {EINVAL: "current limit exceeds maximum limit", EPERM: "not allowed to raise maximum limit"}
 
 
 def parse(rlimits):
     out = []
     for i, r in enumerate(rlimits or ()):
-        num = getattr(resource, r["type"], None)
-        if not isinstance(num, int) or not r["type"].startswith("RLIMIT_"):
+        num = S.rlimit_number(r["type"]) if isinstance(r["type"], str) and "\0" not in r["type"] else None
+        if num is None or not r["type"].startswith("RLIMIT_"):
             raise ConfigError('config.json: process.rlimits[%d].type: unknown rlimit "%s"' % (i, r["type"]))
         out.append((r["type"], num, r["soft"], r["hard"]))
     return out
 
 
 def apply(parsed):
-    inf = resource.RLIM_INFINITY
+    inf = S.RLIM_INFINITY
     for name, num, soft, hard in parsed:
-        soft = inf if soft >= 2 ** 64 - 1 else soft
-        hard = inf if hard >= 2 ** 64 - 1 else hard
+        soft = inf if soft >= inf else soft
+        hard = inf if hard >= inf else hard
         try:
-            resource.setrlimit(num, (soft, hard))
-        except (OSError, ValueError) as e:
-            raise InitError("setrlimit %s" % name, getattr(e, "errno", 0) or 0, "",
-                            "" if getattr(e, "errno", 0) else str(e)) from None
+            S.setrlimit(num, soft, hard)
+        except (OSError, OverflowError, TypeError) as e:
+            err = getattr(e, "errno", 0) or 0
+            text = _TEXT.get(err, "" if err else str(e))
+            raise InitError("setrlimit %s" % name, 0 if text else err, "", text) from None

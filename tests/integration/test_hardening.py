@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -521,6 +522,10 @@ def test_dev_null_symlink_cannot_redirect_masking(runtime, bundle, tmp_path):
 def _runtime_sys_path(runtime):
     """sys.path of the runtime's interpreter, and where the ociruntime package is."""
     interp = _interpreter(runtime.bin)
+    if interp == os.path.realpath(runtime.bin):
+        # the launcher program (cext/launcher.c) embeds the interpreter it was built with, which
+        # is the one running these tests (tests/setup.sh installs the project with it)
+        interp = sys.executable
     out = subprocess.run([interp, "-c", "import sys, json, os, importlib.util as u; s = u.find_spec('ociruntime');"
                           "print(json.dumps([sys.path, os.path.dirname(s.origin) if s else '']))"],
                          capture_output=True, check=True, timeout=30).stdout

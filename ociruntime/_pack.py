@@ -1,0 +1,178 @@
+"""The package's bytecode in one file: a command's imports with one read.
+
+Importing a module of this package the usual way costs ~70 us on the machines we measure
+(importlib's path finder and source loader, in Python: stats, opening and validating its .pyc),
+against ~15 us to unmarshal and run it; `run` imports ~45 of them.  This finder serves them from
+``__pycache__/pack.<cache tag>.<command>.bin`` instead: the .pyc images (header and code) of the modules
+the command has imported before (one pack per command), read at once.  Each is used only while its source file matches the
+header's mtime and size, the check importlib itself makes of a .pyc (a stat each); anything else
+(no entry, a changed source, a hash-based .pyc) goes the usual way, and the command that saw it
+writes the pack anew when it is done (``update``, from cli.finish), from the .pyc files Python
+checked or wrote meanwhile.  So the pack is a cache of __pycache__ with its guarantees: where
+__pycache__ cannot be written (or bytecode writing is off), there is no pack and nothing changes.
+"""
+import marshal
+import posix
+import sys
+
+_PKG_DIR = __file__.rpartition("/")[0]  # .../ociruntime
+_ROOT = _PKG_DIR.rpartition("/")[0]  # where "ociruntime/..." paths start
+# one pack per command (a command reads only what it imports; `run`'s validator alone is ~340 kB)
+COMMANDS = frozenset(("create", "start", "run", "state", "kill", "delete", "list", "ps", "pause",
+                      "resume", "spec", "update", "events", "exec", "features"))  # cli.COMMANDS
+PACK = None  # set by install
+_ModuleSpec = type(sys.__spec__)
+# the .pyc magic of this interpreter (importlib.util's, without importing it); the pack starts with it
+_MAGIC = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+_finder = None
+
+
+class Finder:
+    """A meta path finder and loader for this package's modules, from the pack."""
+
+    ociruntime_pack = True  # process/init.py takes it off sys.meta_path with the path finder
+
+    def __init__(self, entries):
+        self.entries = entries  # name -> (path under _ROOT, is package, .pyc image)
+        self.used = {}  # name -> entry, of what was served from the pack
+        self.missed = False
+
+    def find_spec(self, name, path=None, target=None):
+        if not name.startswith("ociruntime."):
+            return None
+        entry = self.entries.get(name)
+        if entry is None:
+            self.missed = True
+            return None
+        rel, is_pkg, pyc = entry
+        origin = _ROOT + "/" + rel
+        try:
+            st = posix.stat(origin)
+        except OSError:
+            self.missed = True
+            return None
+        if int.from_bytes(pyc[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF or \
+                int.from_bytes(pyc[12:16], "little") != st.st_size & 0xFFFFFFFF:
+            self.missed = True  # the source changed since: the usual way, and a new pack after
+            return None
+        spec = _ModuleSpec(name, self, origin=origin, is_package=is_pkg)
+        spec.has_location = True  # __file__ is the source, as for a module loaded from it
+        if is_pkg:  # its submodules not in the pack are looked for the usual way
+            spec.submodule_search_locations = [origin.rpartition("/")[0]]
+        self.used[name] = entry
+        return spec
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        entry = self.entries[module.__spec__.name]
+        exec(marshal.loads(memoryview(entry[2])[16:]), module.__dict__)
+
+
+def install(argv=()):
+    """Put the pack's finder first on sys.meta_path (once); without a pack, note that one is due.
+    ``argv`` (the command line's arguments) picks the pack: that of its first command name."""
+    global _finder, PACK
+    if _finder is not None:
+        return
+    key = next((a for a in argv if a in COMMANDS), "other")
+    PACK = "%s/__pycache__/pack.%s.%s.bin" % (_PKG_DIR, sys.implementation.cache_tag, key)
+    try:
+        fd = posix.open(PACK, posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError:
+        entries = {}
+    else:
+        try:
+            entries = _parse(b"".join(iter(lambda: posix.read(fd, 1 << 20), b"")))
+        except (OSError, ValueError, EOFError, TypeError, IndexError):
+            entries = {}
+        finally:
+            posix.close(fd)
+    _finder = Finder(entries)
+    if not entries:
+        _finder.missed = True
+    sys.meta_path.insert(0, _finder)
+
+
+def _parse(data):
+    """The pack: magic, the index's length (4 bytes), the index (marshal: name -> (path, is
+    package, offset, length)), then the .pyc images, which the entries view without a copy."""
+    if data[:4] != _MAGIC:
+        return {}
+    n = int.from_bytes(data[4:8], "little")
+    view = memoryview(data)
+    blob = view[8 + n:]
+    return {name: (rel, pkg, blob[off:off + size])
+            for name, (rel, pkg, off, size) in marshal.loads(view[8:8 + n]).items()}
+
+
+def _dump(entries):
+    index, parts, off = {}, [], 0
+    for name, (rel, pkg, pyc) in entries.items():
+        index[name] = (rel, pkg, off, len(pyc))
+        parts.append(pyc)
+        off += len(pyc)
+    head = marshal.dumps(index)
+    return b"".join([_MAGIC, len(head).to_bytes(4, "little"), head] + parts)
+
+
+def update():
+    """Write the pack anew if this command imported a module of the package the usual way: the
+    entries it served, and the .pyc files of the modules loaded from source, as Python checked
+    them.  Best effort: any failure leaves the old pack (or none), which is only slower."""
+    f = _finder
+    if f is None or not f.missed or sys.dont_write_bytecode:
+        return
+    entries = dict(f.used)
+    for name, mod in list(sys.modules.items()):
+        if name in entries or not name.startswith("ociruntime.") or name == __name__:
+            continue
+        spec = getattr(mod, "__spec__", None)
+        origin, cached = getattr(spec, "origin", None), getattr(spec, "cached", None)
+        if not origin or not cached or not origin.startswith(_ROOT + "/ociruntime/") or \
+                not origin.endswith(".py"):
+            continue
+        try:
+            with open(cached, "rb") as fh:
+                pyc = fh.read()
+            st = posix.stat(origin)
+        except OSError:
+            continue
+        # a timestamp .pyc (flags 0) of this very source: what importlib would accept
+        if len(pyc) < 16 or pyc[:4] != _MAGIC or pyc[4:8] != b"\0\0\0\0" or \
+                int.from_bytes(pyc[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF or \
+                int.from_bytes(pyc[12:16], "little") != st.st_size & 0xFFFFFFFF:
+            continue
+        entries[name] = (origin[len(_ROOT) + 1:], spec.submodule_search_locations is not None, pyc)
+    for name, entry in f.entries.items():  # what other commands use, while still current
+        if name not in entries and _current(entry):
+            entries[name] = entry
+    if entries.keys() == f.entries.keys() and all(entries[n][2] is f.entries[n][2] for n in entries):
+        return  # the misses were of modules that do not exist: nothing new
+    tmp = "%s.%d.tmp" % (PACK, posix.getpid())
+    try:
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(_dump(entries))
+            while view:
+                view = view[posix.write(fd, view):]
+        finally:
+            posix.close(fd)
+        posix.rename(tmp, PACK)
+    except OSError:
+        try:
+            posix.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _current(entry):
+    rel, _, pyc = entry
+    try:
+        st = posix.stat(_ROOT + "/" + rel)
+    except OSError:
+        return False
+    return int.from_bytes(pyc[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF and \
+        int.from_bytes(pyc[12:16], "little") == st.st_size & 0xFFFFFFFF
+

@@ -1,0 +1,135 @@
+"""ociruntime._pack: the package's bytecode served from one file, and never stale.
+
+Each step runs in a fresh interpreter on a copy of the package (the pack lives beside the sources
+it caches), as the `ociruntime` command starts: install the finder, import, update at the end."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import ociruntime
+
+PKG = os.path.dirname(os.path.abspath(ociruntime.__file__))
+MODS = ["ociruntime.cli", "ociruntime.container.state", "ociruntime.container.statedir", "ociruntime.jsonio"]
+
+STEP = textwrap.dedent("""
+    import json, sys
+    sys.path[:0] = [sys.argv[1]] + [p for p in sys.argv[3:]]
+    from ociruntime import _pack
+    _pack.install(["--root", "/x", "state"])
+    mods = json.loads(sys.argv[2])
+    for m in mods:
+        __import__(m)
+    out = {m: {"packed": type(sys.modules[m].__spec__.loader).__name__ == "Finder",
+               "file": sys.modules[m].__file__,
+               "path": getattr(sys.modules[m], "__path__", None)} for m in mods}
+    out["marker"] = getattr(sys.modules["ociruntime.jsonio"], "PACK_TEST_MARKER", None)
+    _pack.update()
+    print(json.dumps(out))
+""")
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A copy of the package without its bytecode (the first command compiles, as after install)."""
+    shutil.copytree(PKG, tmp_path / "ociruntime", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    for so in os.listdir(PKG):
+        if so.endswith(".so"):
+            shutil.copy(os.path.join(PKG, so), tmp_path / "ociruntime" / so)
+    return tmp_path
+
+
+def step(tree, mods=MODS):
+    # site-packages for cffi's backend, as the command's own start-up adds them
+    site = [p for p in sys.path if p.endswith("-packages")]
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", STEP, str(tree), json.dumps(mods)] + site,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def pack_of(tree):
+    return tree / "ociruntime" / "__pycache__" / ("pack.%s.state.bin" % sys.implementation.cache_tag)
+
+
+def test_served_from_the_pack_after_the_first_command(tree):
+    first = step(tree)
+    assert not any(first[m]["packed"] for m in MODS)  # nothing to serve yet
+    assert pack_of(tree).is_file()
+    second = step(tree)
+    for m in MODS:
+        assert second[m]["packed"], m
+        # __file__ and a package's __path__ are those of the sources, as without the pack
+        assert second[m]["file"] == first[m]["file"]
+        assert second[m]["file"].startswith(str(tree / "ociruntime") + "/")
+        assert second[m]["path"] == first[m]["path"]
+    assert second["ociruntime.cli"]["path"] == [str(tree / "ociruntime" / "cli")]
+
+
+def test_a_changed_source_is_imported_from_itself_then_packed_anew(tree):
+    step(tree)
+    step(tree)
+    before = pack_of(tree).stat().st_mtime_ns
+    src = tree / "ociruntime" / "jsonio.py"
+    with open(src, "a") as f:
+        f.write("\nPACK_TEST_MARKER = 42\n")
+    third = step(tree)
+    assert third["marker"] == 42  # the new source, not the packed bytecode
+    assert not third["ociruntime.jsonio"]["packed"]
+    assert third["ociruntime.cli"]["packed"]  # the others are still current
+    assert pack_of(tree).stat().st_mtime_ns != before
+    fourth = step(tree)
+    assert fourth["marker"] == 42 and fourth["ociruntime.jsonio"]["packed"]
+
+
+def test_the_pack_keeps_what_other_commands_use(tree):
+    step(tree, ["ociruntime.jsonio"])
+    step(tree, ["ociruntime.container.statedir"])
+    both = step(tree, ["ociruntime.jsonio", "ociruntime.container.statedir"])
+    assert both["ociruntime.jsonio"]["packed"] and both["ociruntime.container.statedir"]["packed"]
+
+
+def test_no_rewrite_when_nothing_is_new(tree):
+    step(tree)
+    before = pack_of(tree).stat().st_mtime_ns
+    step(tree)
+    step(tree, MODS[:2])
+    assert pack_of(tree).stat().st_mtime_ns == before
+
+
+def test_a_damaged_pack_is_ignored_and_replaced(tree):
+    step(tree)
+    pack_of(tree).write_bytes(b"garbage" * 10)
+    again = step(tree)
+    assert not any(again[m]["packed"] for m in MODS)
+    assert step(tree)["ociruntime.cli"]["packed"]
+
+
+def test_init_seals_imports_without_the_pack(tree):
+    # after pivot_root nothing may be looked up by path, the pack's stat of the sources included
+    code = textwrap.dedent("""
+        import sys
+        sys.path[:0] = [sys.argv[1]] + sys.argv[2:]
+        from ociruntime import _pack
+        _pack.install()
+        from ociruntime.process.init import _seal_imports
+        _seal_imports()
+        assert not any(getattr(f, "ociruntime_pack", False) for f in sys.meta_path), sys.meta_path
+        try:
+            import ociruntime.cli.features
+        except ImportError:
+            print("sealed")
+    """)
+    site = [p for p in sys.path if p.endswith("-packages")]
+    step(tree, MODS + ["ociruntime.cli.features"])
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tree)] + site, capture_output=True, text=True)
+    assert r.stdout.strip() == "sealed", r.stderr
+
+
+def test_one_pack_per_command():
+    from ociruntime import _pack, cli
+    assert _pack.COMMANDS == set(cli.COMMANDS)
