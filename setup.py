@@ -55,6 +55,11 @@ def c_string(text):
     return '"' + "".join(out) + '"'
 
 
+# what the probe build runs: the stdlib found, an extension module from lib-dynload loaded (it
+# resolves the C API from the program), the flags of `python -I -S`
+PROBE = "import _json, sys\nprint('ok', sys.flags.isolated, sys.flags.no_site, _json.__name__)\n"
+
+
 def build_launcher(script, out, announce):
     """cext/launcher.c linked with this installation's static libpython, replacing the script at
     ``out`` (which stays as it is when there is no static library or no compiler)."""
@@ -66,38 +71,54 @@ def build_launcher(script, out, announce):
     if not os.path.isfile(static) or not static.endswith(".a") or not shutil.which(cc[0]):
         announce("ociruntime launcher: no static libpython (%s) or no compiler: the script stays" % static, 2)
         return
-    stdlib = sysconfig.get_path("stdlib")
-    paths = [stdlib, os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload")]
-    cfg = "\n".join([
-        "#define OCI_PYTHON %s" % c_string(sys.executable),
-        "#define OCI_PREFIX %s" % c_string(sys.prefix),
-        "#define OCI_EXEC_PREFIX %s" % c_string(sys.exec_prefix),
-        "#define OCI_BASE_PREFIX %s" % c_string(sys.base_prefix),
-        "#define OCI_BASE_EXEC_PREFIX %s" % c_string(sys.base_exec_prefix),
-        "static const char *const OCI_STDLIB_PATHS[] = {%s, 0};" % ", ".join(c_string(p) for p in paths),
-        "#define OCI_MAIN %s" % c_string(script), ""])
-    with tempfile.TemporaryDirectory() as tmp:
+    # the interpreter's own stdlib and extension directories (a venv's sysconfig "platstdlib" is
+    # under the venv: not where lib-dynload is)
+    base = {"base": sys.base_prefix, "installed_base": sys.base_prefix,
+            "platbase": sys.base_exec_prefix, "installed_platbase": sys.base_exec_prefix}
+    dynload = [p for p in sys.path if p.endswith("/lib-dynload") and os.path.isdir(p)]
+    paths = [sysconfig.get_path("stdlib", vars=base),
+             dynload[0] if dynload else os.path.join(sysconfig.get_path("platstdlib", vars=base), "lib-dynload")]
+    libs = [static] + shlex.split(cv("MODLIBS") or "") + shlex.split(cv("LIBS") or "") + \
+        shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
+
+    def link(tmp, main, exe, pies=([], ["-no-pie"])):
+        """Build with ``main`` as the script; returns the PIE option that linked, or the error."""
         with open(os.path.join(tmp, "launcher_cfg.h"), "w") as f:
-            f.write(cfg)
-        exe = os.path.join(tmp, "ociruntime")
-        libs = [static] + shlex.split(cv("MODLIBS") or "") + shlex.split(cv("LIBS") or "") + \
-            shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
+            f.write("\n".join([
+                "#define OCI_PYTHON %s" % c_string(sys.executable),
+                "#define OCI_PREFIX %s" % c_string(sys.prefix),
+                "#define OCI_EXEC_PREFIX %s" % c_string(sys.exec_prefix),
+                "#define OCI_BASE_PREFIX %s" % c_string(sys.base_prefix),
+                "#define OCI_BASE_EXEC_PREFIX %s" % c_string(sys.base_exec_prefix),
+                "static const char *const OCI_STDLIB_PATHS[] = {%s, 0};"
+                % ", ".join(c_string(p) for p in paths),
+                "#define OCI_MAIN %s" % c_string(main), ""]))
         base = cc + ["-O2", "-s", "-I", tmp, "-I", cv("INCLUDEPY"), "-o", exe,
                      os.path.join(HERE, "cext", "launcher.c")]
         err = ""
-        for pie in ([], ["-no-pie"]):  # a static library built without -fPIC links only without PIE
+        for pie in pies:  # a static library built without -fPIC links only without PIE
             r = subprocess.run(base + pie + libs, capture_output=True, text=True)
             if r.returncode == 0:
-                break
+                return pie
             err = r.stderr
-        else:
-            announce("ociruntime launcher: build failed, the script stays: %s" % err.strip()[-500:], 3)
+        return err.strip()[-500:] or "failed"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # a probe first: the package itself may not be importable yet (a wheel is installed after)
+        probe = os.path.join(tmp, "probe")
+        pie = link(tmp, PROBE, probe)
+        if isinstance(pie, str):
+            announce("ociruntime launcher: build failed, the script stays: %s" % pie, 3)
             return
-        # it must run this installation's package: `--version` goes through the whole start-up
-        r = subprocess.run([exe, "--version"], capture_output=True, text=True)
-        if r.returncode != 0 or not r.stdout.startswith("ociruntime version"):
-            announce("ociruntime launcher: built, but `--version` failed, the script stays: %s"
-                     % (r.stderr.strip()[-500:]), 3)
+        r = subprocess.run([probe], capture_output=True, text=True)
+        if r.returncode != 0 or r.stdout.split() != ["ok", "1", "1", "_json"]:
+            announce("ociruntime launcher: the built interpreter does not start as it should, the "
+                     "script stays: %s %s" % (r.stdout.strip(), r.stderr.strip()[-500:]), 3)
+            return
+        exe = os.path.join(tmp, "ociruntime")
+        err = link(tmp, script, exe, (pie,))
+        if isinstance(err, str):
+            announce("ociruntime launcher: build failed, the script stays: %s" % err, 3)
             return
         shutil.copyfile(exe, out + ".tmp")
         os.chmod(out + ".tmp", 0o755)
