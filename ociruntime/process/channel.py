@@ -97,3 +97,22 @@ class Channel:
         if msg[0] != kind:
             raise InitError("protocol: expected %s, got %s" % (kind, msg[0]))
         return msg[1:]
+
+
+def run_child(ch, body, step, witness):
+    """The forked child's whole life: ``body()``; any failure goes to the parent as an "error"
+    message (``step`` names it when it is no OSError/OCIError), or, when nobody listens any more
+    (after "ready"), to stderr as "ociruntime: WITNESS: ..." (the container's stderr is the only
+    witness).  Never returns: the process ends with _exit (0 once body returned)."""
+    code = 1
+    try:
+        body()
+        code = 0
+    except BaseException as e:
+        err = e if isinstance(e, (OCIError, OSError)) else InitError(step, 0, "", repr(e))
+        try:
+            ch.send_error(err)
+        except OSError:
+            posix.write(2, ("ociruntime: %s: %s\n" % (witness, err)).encode(errors="replace"))
+    finally:
+        posix._exit(code)

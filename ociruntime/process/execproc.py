@@ -21,7 +21,8 @@ import os
 import sys
 
 from ociruntime import _sys as S
-from ociruntime.errors import InitError, OCIError
+from ociruntime.process.channel import run_child
+from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step, init_write
 
 
@@ -33,21 +34,12 @@ class ExecPlan:
 
 
 def child_main(plan, ch):
-    code = 1
-    try:
+    def body():
         # before anything of the container's: nothing inside may open this process's exe (the
         # host's interpreter), memory, fds or root through /proc/PID; execve makes it dumpable again
         S.prctl(S.PR_SET_DUMPABLE, 0)
         _stage1(plan, ch)
-        code = 0
-    except BaseException as e:  # every failure goes to the parent
-        err = e if isinstance(e, (OCIError, OSError)) else InitError("exec", 0, "", repr(e))
-        try:
-            ch.send_error(err)
-        except OSError:
-            os.write(2, ("ociruntime: exec: %s\n" % err).encode(errors="replace"))
-    finally:
-        os._exit(code)
+    run_child(ch, body, "exec", "exec")
 
 
 def _stage1(plan, ch):

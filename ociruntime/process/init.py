@@ -12,7 +12,8 @@ import sys
 
 from ociruntime import _sys as S
 from ociruntime import namespaces
-from ociruntime.errors import InitError, OCIError
+from ociruntime.process.channel import run_child
+from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step, init_write as _write
 
 
@@ -24,26 +25,17 @@ class Plan:
 
 
 def child_main(plan, ch):
-    code = 1
     for fd in plan.close_fds:  # the state dir lock belongs to the create command alone
         os.close(fd)
-    try:
+
+    def body():
         # before anything of the container's: nothing inside may open this process's exe (the
         # host's interpreter), fds, memory, cwd or root through /proc/PID (CVE-2019-5736); the
         # kernel makes the process dumpable again at the final execve
         S.prctl(S.PR_SET_DUMPABLE, 0)
         _close_inherited(plan, ch)
         stage1(plan, ch)
-        code = 0
-    except BaseException as e:  # every failure goes to the parent
-        err = e if isinstance(e, (OCIError, OSError)) else InitError("init", 0, "", repr(e))
-        try:
-            ch.send_error(err)
-        except OSError:
-            # after "ready" nobody listens: the container's stderr is the only witness
-            os.write(2, ("ociruntime: container init: %s\n" % err).encode(errors="replace"))
-    finally:
-        os._exit(code)
+    run_child(ch, body, "init", "container init")
 
 
 def stage1(plan, ch):
