@@ -46,13 +46,7 @@ class Finder:
             return None
         rel, is_pkg, pyc = entry
         origin = _ROOT + "/" + rel
-        try:
-            st = posix.stat(origin)
-        except OSError:
-            self.missed = True
-            return None
-        if int.from_bytes(pyc[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF or \
-                int.from_bytes(pyc[12:16], "little") != st.st_size & 0xFFFFFFFF:
+        if not _of_source(pyc, origin):
             self.missed = True  # the source changed since: the usual way, and a new pack after
             return None
         spec = _ModuleSpec(name, self, origin=origin, is_package=is_pkg)
@@ -136,17 +130,14 @@ def update():
         try:
             with open(cached, "rb") as fh:
                 pyc = fh.read()
-            st = posix.stat(origin)
         except OSError:
             continue
         # a timestamp .pyc (flags 0) of this very source: what importlib would accept
-        if len(pyc) < 16 or pyc[:4] != _MAGIC or pyc[4:8] != b"\0\0\0\0" or \
-                int.from_bytes(pyc[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF or \
-                int.from_bytes(pyc[12:16], "little") != st.st_size & 0xFFFFFFFF:
+        if len(pyc) < 16 or pyc[:4] != _MAGIC or pyc[4:8] != b"\0\0\0\0" or not _of_source(pyc, origin):
             continue
         entries[name] = (origin[len(_ROOT) + 1:], spec.submodule_search_locations is not None, pyc)
     for name, entry in f.entries.items():  # what other commands use, while still current
-        if name not in entries and _current(entry):
+        if name not in entries and _of_source(entry[2], _ROOT + "/" + entry[0]):
             entries[name] = entry
     if entries.keys() == f.entries.keys() and all(entries[n][2] is f.entries[n][2] for n in entries):
         return  # the misses were of modules that do not exist: nothing new
@@ -167,12 +158,12 @@ def update():
             pass
 
 
-def _current(entry):
-    rel, _, pyc = entry
+def _of_source(pyc, path):
+    """Whether the .pyc image ``pyc`` is of the source at ``path`` as it is now: its header's
+    mtime and size (importlib's check of a timestamp .pyc)."""
     try:
-        st = posix.stat(_ROOT + "/" + rel)
+        st = posix.stat(path)
     except OSError:
         return False
     return int.from_bytes(pyc[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF and \
         int.from_bytes(pyc[12:16], "little") == st.st_size & 0xFFFFFFFF
-
