@@ -240,15 +240,8 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     # the cgroups are made and limited while the child joins and unshares its namespaces (on
     # another CPU): it waits for them before it enters any, so nothing of the container runs
     # outside them
-    try:
-        cg.create()
-        cg.apply(linux.get("resources"))
-    except BaseException:
-        # gone before our end of the channel closes, which it would report as a failure of its own
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        undo.pids.remove(pid)
-        raise
+    cg.create()  # a failure: create's Undo kills the child (which has no child yet), as for any other
+    cg.apply(linux.get("resources"))
     try:
         parent_ch.send("cgroups_made")
     except BrokenPipeError:
