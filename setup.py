@@ -11,6 +11,7 @@
   PYTHONDONTWRITEBYTECODE may be set where it runs; a normal install is compiled by pip).
 """
 import compileall
+import marshal
 import os
 import shlex
 import shutil
@@ -55,9 +56,38 @@ def c_string(text):
     return '"' + "".join(out) + '"'
 
 
+def c_bytes(name, data):
+    """A C array ``name`` of the bytes ``data``."""
+    return "static const unsigned char %s[] = {%s};\n" % (name, ",".join(map(str, data)))
+
+
+# Imported by every interpreter's start-up (the codec registry and the utf-8 codec of the file
+# system and stdio), from disk: the stdlib directory listed, three .pyc files read.  The launcher
+# has them frozen (their bytecode in the program, as the interpreter has importlib, os or codecs):
+# ~1 ms a command.  A frozen package's __path__ is the stdlib's (sys._stdlib_dir), so the other
+# codecs (encodings.latin_1, ...) are still found there when asked for.
+FROZEN = (("encodings", True), ("encodings.aliases", False), ("encodings.utf_8", False))
+
+
+def frozen_stdlib(stdlib):
+    """(name, is package, marshalled code) of FROZEN, compiled from ``stdlib``'s sources (none if
+    one is missing: they are then imported from disk as usual)."""
+    out = []
+    for name, pkg in FROZEN:
+        path = os.path.join(stdlib, *name.split(".")) + ("/__init__.py" if pkg else ".py")
+        try:
+            with open(path, "rb") as f:
+                out.append((name, pkg, marshal.dumps(compile(f.read(), path, "exec"))))
+        except (OSError, SyntaxError):
+            return []
+    return out
+
+
 # what the probe build runs: the stdlib found, an extension module from lib-dynload loaded (it
-# resolves the C API from the program), the flags of `python -I -S`
-PROBE = "import _json, sys\nprint('ok', sys.flags.isolated, sys.flags.no_site, _json.__name__)\n"
+# resolves the C API from the program), the flags of `python -I -S`, and a codec that is not frozen
+# found through the frozen encodings package (latin-1 has no alias: encodings.latin_1 from disk)
+PROBE = ("import _json, codecs, sys\nprint('ok', sys.flags.isolated, sys.flags.no_site, _json.__name__, "
+         "codecs.lookup('latin1').name, codecs.lookup('idna').name)\n")
 
 
 def build_launcher(script, out, announce):
@@ -81,18 +111,20 @@ def build_launcher(script, out, announce):
     libs = [static] + shlex.split(cv("MODLIBS") or "") + shlex.split(cv("LIBS") or "") + \
         shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
 
+    frozen = frozen_stdlib(paths[0])
+
     def link(tmp, main, exe, pies=([], ["-no-pie"])):
         """Build with ``main`` as the script; returns the PIE option that linked, or the error."""
         with open(os.path.join(tmp, "launcher_cfg.h"), "w") as f:
             f.write("\n".join([
+                c_bytes("OCI_MAIN_CODE", marshal.dumps(compile(main, "<ociruntime>", "exec"))),
+                "".join(c_bytes("OCI_FROZEN_%d" % i, code) for i, (_, _, code) in enumerate(frozen)),
+                "static const struct _frozen OCI_FROZEN[] = {%s{0, 0, 0, 0, 0}};" % "".join(
+                    "{%s, OCI_FROZEN_%d, (int)sizeof(OCI_FROZEN_%d), %d, 0}, " % (c_string(name), i, i, pkg)
+                    for i, (name, pkg, _) in enumerate(frozen)),
                 "#define OCI_PYTHON %s" % c_string(sys.executable),
-                "#define OCI_PREFIX %s" % c_string(sys.prefix),
-                "#define OCI_EXEC_PREFIX %s" % c_string(sys.exec_prefix),
-                "#define OCI_BASE_PREFIX %s" % c_string(sys.base_prefix),
-                "#define OCI_BASE_EXEC_PREFIX %s" % c_string(sys.base_exec_prefix),
                 "static const char *const OCI_STDLIB_PATHS[] = {%s, 0};"
-                % ", ".join(c_string(p) for p in paths),
-                "#define OCI_MAIN %s" % c_string(main), ""]))
+                % ", ".join(c_string(p) for p in paths), ""]))
         base = cc + ["-O2", "-s", "-I", tmp, "-I", cv("INCLUDEPY"), "-o", exe,
                      os.path.join(HERE, "cext", "launcher.c")]
         err = ""
@@ -111,7 +143,7 @@ def build_launcher(script, out, announce):
             announce("ociruntime launcher: build failed, the script stays: %s" % pie, 3)
             return
         r = subprocess.run([probe], capture_output=True, text=True)
-        if r.returncode != 0 or r.stdout.split() != ["ok", "1", "1", "_json"]:
+        if r.returncode != 0 or r.stdout.split() != ["ok", "1", "1", "_json", "iso8859-1", "idna"]:
             announce("ociruntime launcher: the built interpreter does not start as it should, the "
                      "script stays: %s %s" % (r.stdout.strip(), r.stderr.strip()[-500:]), 3)
             return

@@ -1,25 +1,32 @@
 /* The `ociruntime` command as a program: the interpreter it was built with, linked in statically
  * (libpython3.X.a of that installation), started as `python -I -S` would be, running the entry
- * script (tools/ociruntime) that setup.py bakes into launcher_cfg.h.
+ * script (tools/ociruntime) that setup.py compiles and bakes into launcher_cfg.h.
  *
  * Why: a command of this runtime is mostly interpreter start-up.  Against `python3 -IS SCRIPT`
  * with a shared libpython (pyenv, most distributions' venvs), this saves the dynamic linker's
- * relocation and symbol binding of libpython, getpath's search for the prefix (given here), and
- * the script's read: ~1.5 ms a command on the machines we measure (bench/run.py).  Nothing else
- * differs: same stdlib, same site-packages, same flags (isolated, no site, signal handlers as
- * python's), sys.executable is the real interpreter, and C extension modules resolve the C API
- * from this program (exported with LINKFORSHARED, as python itself is linked).
+ * relocation and symbol binding of libpython and the script's read (~1.5 ms a command on the
+ * machines we measure, bench/run.py), the script's compilation (its bytecode is baked in: ~0.5 ms)
+ * and the import from disk of the codec modules every start-up loads (encodings, its aliases and
+ * utf_8 are frozen in, compiled from this installation's stdlib at build: ~0.6 ms).  Nothing else
+ * differs: getpath computes the prefixes from the real interpreter's path as for python (a venv
+ * is found by its pyvenv.cfg; sys._stdlib_dir gives the frozen encodings package its __path__,
+ * where the other codecs are), the module search path is the stdlib's (as -I -S has it), same
+ * flags (isolated, no site, signal handlers as python's), sys.executable is the real interpreter,
+ * and C extension modules resolve the C API from this program (exported with LINKFORSHARED, as
+ * python itself is linked).
  *
  * setup.py builds it only where the static library exists and falls back to the -IS script.
  * No policy here: only what an interpreter's main() does. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <marshal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include "launcher_cfg.h" /* OCI_PYTHON, OCI_PREFIX, OCI_EXEC_PREFIX, OCI_BASE_PREFIX,
-                             OCI_BASE_EXEC_PREFIX, OCI_STDLIB_PATHS[] (NULL-terminated), OCI_MAIN */
+#include "launcher_cfg.h" /* OCI_PYTHON, OCI_STDLIB_PATHS[] (NULL-terminated),
+                             OCI_MAIN_CODE[] (the entry script's code, marshalled at build),
+                             OCI_FROZEN[] (stdlib modules every start-up imports, frozen) */
 
 static void fail(PyConfig *c, PyStatus st)
 {
@@ -37,6 +44,7 @@ static void fail(PyConfig *c, PyStatus st)
 int main(int argc, char **argv)
 {
     PyConfig c;
+    PyImport_FrozenModules = OCI_FROZEN; /* looked up before the stdlib's own frozen modules */
     PyConfig_InitPythonConfig(&c); /* as the python program; then -I -S */
     c.isolated = 1;                /* implies -E -s -P */
     c.site_import = 0;
@@ -45,10 +53,6 @@ int main(int argc, char **argv)
     CHECK(PyConfig_SetBytesArgv(&c, argc, argv));
     CHECK(PyConfig_SetBytesString(&c, &c.program_name, OCI_PYTHON));
     CHECK(PyConfig_SetBytesString(&c, &c.executable, OCI_PYTHON));
-    CHECK(PyConfig_SetBytesString(&c, &c.prefix, OCI_PREFIX));
-    CHECK(PyConfig_SetBytesString(&c, &c.exec_prefix, OCI_EXEC_PREFIX));
-    CHECK(PyConfig_SetBytesString(&c, &c.base_prefix, OCI_BASE_PREFIX));
-    CHECK(PyConfig_SetBytesString(&c, &c.base_exec_prefix, OCI_BASE_EXEC_PREFIX));
     c.module_search_paths_set = 1;
     for (const char *const *p = OCI_STDLIB_PATHS; *p; p++) {
         wchar_t *w = Py_DecodeLocale(*p, NULL);
@@ -77,7 +81,7 @@ int main(int argc, char **argv)
     PyObject *file = PyUnicode_DecodeFSDefault(self);
     PyObject *code = NULL, *res = NULL;
     if (globals && file && PyDict_SetItemString(globals, "__file__", file) == 0)
-        code = Py_CompileString(OCI_MAIN, self, Py_file_input);
+        code = PyMarshal_ReadObjectFromString((const char *)OCI_MAIN_CODE, sizeof(OCI_MAIN_CODE));
     if (code)
         res = PyEval_EvalCode(code, globals, globals);
     if (!res) {
