@@ -1,8 +1,8 @@
 """Load a bundle's config.json, validate it against spec/, and answer the questions the lifecycle
 asks of it.  Returns the plain dict (no object model: the spec's JSON is the model)."""
-import os
+import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import jsonio
+from ociruntime import abspath, join, jsonio, normpath
 from ociruntime.errors import ConfigError
 
 SUPPORTED = ((1, 0), (1, 1), (1, 2), (1, 3))
@@ -10,8 +10,8 @@ SUPPORTED = ((1, 0), (1, 1), (1, 2), (1, 3))
 
 def load_bundle(bundle, need_process=True):
     """Returns (config, bundle_abs, rootfs_abs)."""
-    bundle = os.path.abspath(bundle or ".")
-    path = os.path.join(bundle, "config.json")
+    bundle = abspath(bundle or ".")
+    path = join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -34,7 +34,7 @@ def load_bundle(bundle, need_process=True):
     rootfs = doc["root"]["path"] if isinstance(doc.get("root"), dict) else None
     if not rootfs:
         raise ConfigError("config.json: root.path: required")
-    rootfs = os.path.normpath(os.path.join(bundle, rootfs))
+    rootfs = normpath(join(bundle, rootfs))
     try:
         st = os.stat(rootfs)
     except OSError as e:

@@ -43,7 +43,7 @@ class InitError(OCIError):
         super().__init__(self._format())
 
     def _format(self):
-        import os
+        import posix as os
         parts = [self.step]
         if self.path:
             parts.append(self.path)
@@ -64,7 +64,7 @@ def init_step(what, fn, *args, path=""):
 
 def init_write(path, data, what):
     """Write ``data`` (str) to an existing file such as /proc/self/oom_score_adj, as one write."""
-    import os
+    import posix as os
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:

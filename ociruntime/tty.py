@@ -2,7 +2,7 @@
 caller over --console-socket with SCM_RIGHTS, the slave becomes stdio, the controlling terminal and
 /dev/console."""
 import fcntl
-import os
+import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import struct
 import termios
 

@@ -5,8 +5,8 @@ deny of everything when the list does not start with a type-"a" rule: like runc,
 to a deny-all start, not to what the new cgroup inherited.  v2 loads an eBPF program generated
 from the same list (ebpf.py).
 """
-import os
 
+from ociruntime import join
 from ociruntime.errors import CgroupError
 
 # runc's AllowedDevices, appended after the config's rules
@@ -42,7 +42,7 @@ def apply_v1(cgdir, resources):
         name = "devices.allow" if allow else "devices.deny"
         line = _fmt(t, major, minor, access)
         try:
-            with open(os.path.join(cgdir, name), "w") as f:
+            with open(join(cgdir, name), "w") as f:
                 f.write(line)
         except OSError as e:
             raise CgroupError("write %r to %s/%s: %s" % (line, cgdir, name, e.strerror)) from None

@@ -5,9 +5,10 @@ fires when the cgroup is removed.  v2: memory.events, which the kernel marks cha
 every update; the ``oom_kill`` counter is compared.  ``fileno()`` is for poll(); ``events`` is
 the poll mask to wait for.
 """
-import os
+import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import select
 
+from ociruntime import exists
 from ociruntime.errors import CgroupError
 
 
@@ -38,7 +39,7 @@ class OomWatch:
         self.v1_kills = self._v1_kills()
 
     def _v2_count(self):
-        os.lseek(self.fd, 0, os.SEEK_SET)
+        os.lseek(self.fd, 0, 0)  # SEEK_SET
         for line in os.read(self.fd, 4096).decode().splitlines():
             k, _, v = line.partition(" ")
             if k == "oom_kill":
@@ -72,7 +73,7 @@ class OomWatch:
                 os.read(self.fd, 8)
             except BlockingIOError:
                 return 0
-            if not os.path.exists(self.path + "/cgroup.event_control"):
+            if not exists(self.path + "/cgroup.event_control"):
                 return 0  # the cgroup went away
             kills = self._v1_kills()
             n = max(1, kills - self.v1_kills)

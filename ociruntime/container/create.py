@@ -3,10 +3,11 @@
 Any failure undoes everything done so far (init killed, cgroup removed, state dir removed), so a
 failed create leaves the machine as if it never ran.
 """
-import os
+import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import _signal as signal  # the C module: signal.py imports enum (~5 ms)
 import time
 
+from ociruntime import dirname, isdir, join
 from ociruntime import _sys as S
 from ociruntime import config as _config
 from ociruntime import namespaces
@@ -42,7 +43,7 @@ def check_config(cfg):
 
 def check_systemd():
     """--systemd-cgroup needs systemd as PID 1 (its D-Bus API creates the scope)."""
-    if not os.path.isdir("/run/systemd/system"):
+    if not isdir("/run/systemd/system"):
         raise ConfigError("systemd cgroup driver requested (--systemd-cgroup), but systemd is not running "
                           "(not booted with systemd as PID 1)")
     raise ConfigError("the systemd cgroup driver is not supported yet")
@@ -153,8 +154,8 @@ def _rootless_cgroups(cg, linux):
     resource limits, which need one, are refused."""
     for key in list(cg.paths):
         d = cg.dir(key)
-        while not os.path.isdir(d) and d != "/":
-            d = os.path.dirname(d)
+        while not isdir(d) and d != "/":
+            d = dirname(d)
         if not os.access(d, os.W_OK | os.X_OK):
             del cg.paths[key]
     limits = [k for k, v in (linux.get("resources") or {}).items() if v and k != "devices"]
@@ -184,7 +185,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     fifos = [sd.fifo_path()]
     if (cfg.get("hooks") or {}).get("startContainer"):
         # the init reports the startContainer hooks' outcome to `start` through it (start.py)
-        fifos.append(os.path.join(sd.path, "start.fifo"))
+        fifos.append(join(sd.path, "start.fifo"))
         os.mkfifo(fifos[1], 0o622)
         os.chmod(fifos[1], 0o622)
     root_uid, root_gid = _host_root_ids(linux)

@@ -6,7 +6,7 @@ container takes ``flock`` on the directory, so two commands on one container ser
 """
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 
-from ociruntime import exists, flock, isfile, join, jsonio
+from ociruntime import exists, flock, isdir, isfile, join, jsonio
 from ociruntime.errors import OCIError, StateError
 
 STATE_FILE = "state.json"
@@ -38,7 +38,11 @@ def write_pid_file(path, pid):
     except OSError as e:
         raise OCIError("write pid file %s: %s" % (path, e.strerror)) from None
 
+
 def _makedirs(root):
+    """os.makedirs(root, 0o711, exist_ok=True); os imported only when there is something to make."""
+    if isdir(root):
+        return
     import os as _os
     _os.makedirs(root, mode=0o711, exist_ok=True)
 

@@ -17,7 +17,7 @@ The exchange over the channel (-> child to parent, <- parent to child):
 EOF after "cgroup_joined" without an error means the execve succeeded (the channel is
 close-on-exec).  Nothing here returns: the process ends with os._exit.
 """
-import os
+import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import sys
 
 from ociruntime import _sys as S

@@ -5,9 +5,10 @@ apply ``mounts`` in order; create /dev nodes and links; run createRuntime/create
 (through ``hooks_cb``); pivot_root (or MS_MOVE + chroot with --no-pivot); then maskedPaths,
 readonlyPaths, readonly root and rootfsPropagation.
 """
-import os
+import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import stat
 
+from ociruntime import dirname
 from ociruntime import _sys as S
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step
@@ -28,7 +29,7 @@ def prepare_root(rootfs, propagation):
 
 
 def _make_parent_private(rootfs):
-    mp = _mountpoint_of(os.path.dirname(rootfs))
+    mp = _mountpoint_of(dirname(rootfs))
     try:
         S.mount(None, mp, None, S.MS_PRIVATE)
     except OSError:

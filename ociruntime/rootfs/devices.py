@@ -1,7 +1,8 @@
 """/dev inside the container: the default devices, ``linux.devices``, and the standard links."""
-import os
+import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import stat
 
+from ociruntime import exists
 from ociruntime import _sys
 from ociruntime.errors import InitError
 from ociruntime.rootfs import paths
@@ -77,7 +78,7 @@ def setup_dev(rootfd, config, in_userns, dev_is_ours):
                 except IsADirectoryError:
                     continue
                 os.symlink(target, base, dir_fd=devfd)
-            if os.path.exists("/proc/kcore"):
+            if exists("/proc/kcore"):
                 try:
                     os.symlink("/proc/kcore", "core", dir_fd=devfd)
                 except FileExistsError:

@@ -1,6 +1,7 @@
 """config.json ``mounts``: option parsing and mounting onto targets resolved inside the rootfs."""
-import os
+import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
+from ociruntime import join
 from ociruntime import _sys
 from ociruntime.errors import ConfigError, InitError
 from ociruntime.rootfs import paths
@@ -120,7 +121,7 @@ def mount_one(m, rootfd, bundle, cgroup_mounter=None):
     what = "mount %s to %s" % (m.source or m.type, m.dest)
     src = m.source
     if m.is_bind and src and not src.startswith("/"):
-        src = os.path.join(bundle, src)
+        src = join(bundle, src)
     if m.type == "cgroup" or m.type == "cgroup2":
         if cgroup_mounter is not None:
             cgroup_mounter(m, rootfd)
@@ -201,9 +202,13 @@ def _check_proc_mount(rootfd, fd, m, src):
     the LSM label written to /proc/self/attr (CVE-2019-16884)."""
     root = os.readlink(paths.fdpath(rootfd))
     dest = os.readlink(paths.fdpath(fd))
-    rel = os.path.relpath(dest, os.path.join(root, "proc"))
-    if rel.startswith(".."):
-        return
+    proc = join(root, "proc")  # both as the kernel gives them: absolute, normalized
+    if dest == proc:
+        rel = "."
+    elif dest.startswith(proc + "/"):
+        rel = dest[len(proc) + 1:]
+    else:
+        return  # not /proc nor inside it
     what = "mount %s to %s" % (m.source or m.type, m.dest)
     if rel == ".":
         if m.type == "proc" and not m.is_bind:
@@ -216,4 +221,5 @@ def _check_proc_mount(rootfd, fd, m, src):
 
 
 def _is_procfs(path):
+    import os  # only for a bind mount onto /proc: os.path.realpath
     return os.path.realpath(path) == "/proc"

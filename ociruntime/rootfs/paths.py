@@ -6,7 +6,7 @@ container is being created, cannot point a mount at the host.  Callers mount ont
 O_PATH fd through /proc/self/fd/N, never onto a path string that could be re-resolved.
 """
 import errno
-import os
+import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import stat
 
 from ociruntime import _sys

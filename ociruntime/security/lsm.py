@@ -7,15 +7,15 @@ AppArmor case in its init with "apparmor failed to apply profile: write /proc/se
 invalid argument", and the SELinux case at create with the message used here); crun refuses both
 too.  mountLabel on an SELinux host (the `context=` mount option) is not implemented: refused.
 """
-import os
 
+from ociruntime import exists, isdir
 from ociruntime.errors import ConfigError
 from ociruntime.errors import init_write as _write
 
 
 def apparmor_enabled():
     # runc's test: securityfs shows AppArmor and the module says it is enabled
-    if not os.path.isdir("/sys/kernel/security/apparmor"):
+    if not isdir("/sys/kernel/security/apparmor"):
         return False
     try:
         with open("/sys/module/apparmor/parameters/enabled") as f:
@@ -25,7 +25,7 @@ def apparmor_enabled():
 
 
 def selinux_enabled():
-    return os.path.exists("/sys/fs/selinux/enforce")
+    return exists("/sys/fs/selinux/enforce")
 
 
 def check(cfg):
@@ -48,7 +48,7 @@ def apply(process):
     if profile:
         data = "exec " + profile
         path = "/proc/self/attr/apparmor/exec"
-        if not os.path.exists(path):
+        if not exists(path):
             path = "/proc/self/attr/exec"       # kernels before 5.8
         _write(path, data, "apply apparmor profile %s" % profile)
     label = process.get("selinuxLabel")

@@ -1,0 +1,85 @@
+"""What each lifecycle command imports (start-up latency is a feature: `import os` alone is ~1.6 ms,
+json/re/enum several more).  The commands run through an entry script like the installed one that
+records sys.modules when the command ends (cli.finish), on real containers; besides the package
+and what the interpreter loads at start-up, only the modules listed here may be imported."""
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import LONG_RUNNING, Runtime
+
+REPO = Path(__file__).resolve().parents[2]
+
+# beyond the interpreter's own start-up modules (python -I -S -c pass)
+ALLOWED = {
+    "create": {"_cffi_backend", "_json", "_stat", "stat", "errno"},
+    "run": {"_cffi_backend", "_json", "_stat", "stat", "errno"},
+    "start": {"_json", "fcntl", "select"},
+    "state": {"_json", "errno"},
+    "exec": {"_cffi_backend", "_json", "errno"},
+    "kill": {"_json", "errno", "fcntl"},
+    "delete": {"_json", "errno", "fcntl", "select"},
+}
+
+ENTRY = """\
+import gc, sys
+gc.disable()
+sys.path.insert(0, {repo!r})
+sys.path.extend({site!r})
+from ociruntime import _pack
+_pack.install(sys.argv[1:])
+import ociruntime.cli as cli
+def finish(code, _finish=cli.finish):
+    command = next(a for a in sys.argv[1:] if a in _pack.COMMANDS)
+    with open({out!r} + "/" + command, "a") as f:
+        f.write(" ".join(sorted(sys.modules)) + "\\n")
+    _finish(code)
+cli.finish = finish
+finish(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def recorded(runtime, tmp_path):
+    """A Runtime running the package through the recording entry script, cleaned up with `runtime`."""
+    out = tmp_path / "modules"
+    out.mkdir()
+    site = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    script = tmp_path / "ociruntime-recorded"
+    script.write_text("#!%s -IS\n" % sys.executable + ENTRY.format(repo=str(REPO), site=site, out=str(out)))
+    script.chmod(0o755)
+    rt = Runtime(script, runtime.root, runtime.token, "imports", label="rec")
+    runtime.peers.append(rt)
+    return rt, out
+
+
+def _baseline():
+    import subprocess
+    code = "import sys; print(' '.join(sys.modules))"
+    return set(subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                              check=True).stdout.split())
+
+
+def test_lifecycle_commands_import_only_what_they_need(recorded, bundle):
+    rt, out = recorded
+    b = bundle(*LONG_RUNNING)
+    cid = rt.create(b)
+    rt.start(cid)
+    assert rt.run("exec", cid, "true").rc == 0
+    assert rt.state(cid)["status"] == "running"
+    assert rt.kill(cid, "KILL").rc == 0
+    rt.wait_status(cid, "stopped")
+    assert rt.delete(cid).rc == 0
+    r = rt.run_container(bundle("true"))
+    assert r.rc == 0, r.err
+
+    base = _baseline() | {"gc", "__main__"}
+    for command, allowed in ALLOWED.items():
+        runs = (out / command).read_text().splitlines()
+        assert runs, command
+        for line in runs:
+            mods = set(line.split())
+            assert "ociruntime.cli." + command in mods
+            extra = {m for m in mods - base - allowed if m != "ociruntime" and not m.startswith("ociruntime.")}
+            assert not extra, "%s imported %s" % (command, sorted(extra))
