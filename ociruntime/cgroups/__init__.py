@@ -170,8 +170,11 @@ class Manager:
                 d = join(d, rel)
             path = join(d, "cgroup.procs")
             try:
-                with open(path, "w") as f:
-                    f.write(str(pid))
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"%d" % pid)
+                finally:
+                    os.close(fd)
             except OSError as e:
                 raise CgroupError("join cgroup %s: %s" % (path, e.strerror)) from None
 
@@ -344,10 +347,16 @@ def _read(path):
 def _inherit_cpuset(parent, child):
     for name in ("cpuset.cpus", "cpuset.mems"):
         try:
-            with open(join(parent, name)) as f:
-                val = f.read().strip()
-            with open(join(child, name), "w") as f:
-                f.write(val)
+            fd = os.open(join(parent, name), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                val = os.read(fd, 65536).strip()
+            finally:
+                os.close(fd)
+            fd = os.open(join(child, name), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, val)
+            finally:
+                os.close(fd)
         except OSError:
             pass
 

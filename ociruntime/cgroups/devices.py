@@ -5,6 +5,7 @@ deny of everything when the list does not start with a type-"a" rule: like runc,
 to a deny-all start, not to what the new cgroup inherited.  v2 loads an eBPF program generated
 from the same list (ebpf.py).
 """
+import posix
 
 from ociruntime import join
 from ociruntime.errors import CgroupError
@@ -35,14 +36,22 @@ def _fmt(t, major, minor, access):
 
 
 def apply_v1(cgdir, resources):
+    """Each rule one write(2) to devices.deny or devices.allow, each file opened once (this is on
+    create's critical path: the child waits for the cgroups before it forks the init)."""
     todo = rules(resources)
     if todo[0][1] != "a":
         todo.insert(0, (False, "a", None, None, "rwm"))
-    for allow, t, major, minor, access in todo:
-        name = "devices.allow" if allow else "devices.deny"
-        line = _fmt(t, major, minor, access)
-        try:
-            with open(join(cgdir, name), "w") as f:
-                f.write(line)
-        except OSError as e:
-            raise CgroupError("write %r to %s/%s: %s" % (line, cgdir, name, e.strerror)) from None
+    fds = {}
+    try:
+        for allow, t, major, minor, access in todo:
+            name = "devices.allow" if allow else "devices.deny"
+            line = _fmt(t, major, minor, access)
+            try:
+                if name not in fds:
+                    fds[name] = posix.open(join(cgdir, name), posix.O_WRONLY | posix.O_CLOEXEC)
+                posix.write(fds[name], line.encode())
+            except OSError as e:
+                raise CgroupError("write %r to %s/%s: %s" % (line, cgdir, name, e.strerror)) from None
+    finally:
+        for fd in fds.values():
+            posix.close(fd)
