@@ -78,8 +78,9 @@ def preload(cfg):
 
 
 def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
-           no_new_keyring=False):
-    """Returns the state dict of the created container (status created)."""
+           no_new_keyring=False, starts_now=False):
+    """Returns the state dict of the created container (status created).  ``starts_now``: `run`,
+    which starts it at once (the init then keeps its pages, see process/init.py _sheddable)."""
     if ctx.systemd_cgroup:
         check_systemd()
     cfg, bundle, rootfs = _config.load_bundle(bundle)
@@ -100,7 +101,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     undo = Undo(sd)
     try:
         state = _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot,
-                        preserve_fds, no_new_keyring, filt)
+                        preserve_fds, no_new_keyring, filt, starts_now)
     except BaseException:
         undo.run()
         raise
@@ -177,7 +178,7 @@ def _wait_gone(pid, timeout=2.0):
 
 
 def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds,
-            no_new_keyring, seccomp_filter=None):
+            no_new_keyring, seccomp_filter=None, starts_now=False):
     from ociruntime.cgroups import Manager
     linux = cfg.get("linux", {})
     os.mkfifo(sd.fifo_path(), 0o622)
@@ -223,6 +224,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         # (10-20 ms here); in a user namespace it may not write the host's cgroup files
         self_cgroups=() if "user" in nsmap else tuple(k for k, v in cg.paths.items() if v[2] == 1),
         cgroups_made=False,  # until the parent's "cgroups_made" (below)
+        shed_pages=not starts_now,  # a created init may wait long for start; run's does not
     )
     parent_ch, child_ch = channel.pair()
     pid = os.fork()

@@ -26,7 +26,7 @@ def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
             return relay[0]
         create_kw["console_socket"] = make_relay
     try:
-        state = _create.create(ctx, cid, bundle, **create_kw)
+        state = _create.create(ctx, cid, bundle, starts_now=True, **create_kw)
     except BaseException:
         for r in relay:
             r.close()

@@ -167,8 +167,10 @@ def init(plan, ch):
     args["cwd"] = _enter_cwd(args.get("cwd"))
     # "ready" is sent by the wait itself, after the page drop: create (and whoever reads the
     # init's memory when it returns) sees the init as it waits; then block here until `start`
-    # opens the fifo for reading
-    S.wait_fifo(plan.state_fd, "exec.fifo", _sheddable(), ch.detach(), ch.message("ready"))
+    # opens the fifo for reading.  `run` starts it at once: no drop (0.5 ms to find the pages,
+    # then as long again to fault them back before the exec)
+    S.wait_fifo(plan.state_fd, "exec.fifo", _sheddable() if plan.shed_pages else [], ch.detach(),
+                ch.message("ready"))
     if hooks.get("startContainer"):
         _start_hooks(plan.state_fd, hooks["startContainer"], start_json)
     os.close(plan.state_fd)
