@@ -34,6 +34,29 @@ def test_create_gives_created_state(runtime, bundle, tmp_path):
         assert f.read().split(b"\0")[0] != b"sh"
 
 
+def _text_rss_kb(pid):
+    """kB resident of the program text (r-xp file mappings) of process ``pid``."""
+    total, text = 0, False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if not parts[0].endswith(":"):  # a mapping's header line
+                text = len(parts) >= 6 and parts[1] == "r-xp" and parts[5].startswith("/")
+            elif parts[0] == "Rss:" and text:
+                total += int(parts[1])
+    return total
+
+
+def test_waiting_init_gives_back_its_program_text(runtime, bundle):
+    # the interpreter's text (2-3 MB resident once run) is dropped while the init waits for start:
+    # shared and in the page cache, it comes back on use (process/init.py _sheddable)
+    cid = runtime.create(bundle(*LONG_RUNNING))
+    pid = runtime.state(cid)["pid"]
+    assert _text_rss_kb(pid) < 1024
+    runtime.start(cid)
+    runtime.wait_status(cid, "running")
+
+
 def test_state_without_annotations(runtime, bundle):
     cid = runtime.create(bundle(*LONG_RUNNING))
     assert runtime.state(cid).get("annotations", {}) == {}
