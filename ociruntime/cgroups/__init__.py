@@ -307,33 +307,33 @@ class Manager:
     def destroy(self):
         """Remove the directories create() made (and any sub-cgroup made inside them), deepest
         first; retries while the kernel still lists exiting tasks."""
-        failed = []
-        todo = []
-        for d in self.created:
-            for top, dirs in _walk(d):
-                todo += [join(top, x) for x in dirs]
-            todo.append(d)
-        seen = set()
-        for d in sorted(todo, key=lambda p: -p.count("/")):
-            if d in seen:
-                continue
-            seen.add(d)
-            for delay in (0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8):
-                if delay:
-                    time.sleep(delay)
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as e:
-                    if e.errno != errno.EBUSY:
-                        failed.append("%s: %s" % (d, e.strerror))
-                        break
-            else:
-                failed.append("%s: busy" % d)
+        failed = [err for err in map(_remove, sorted(self.created, key=lambda p: -p.count("/"))) if err]
         if failed:
             raise CgroupError("remove cgroup " + "; ".join(failed))
+
+
+def _remove(d):
+    """rmdir a cgroup: its sub-cgroups first when it has any (exec --cgroup, or made inside the
+    container; only looked for when the rmdir says busy, as it does for them), retried while tasks
+    are still exiting.  Returns the error text, or None."""
+    for delay in (0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8):
+        if delay:
+            time.sleep(delay)
+        try:
+            os.rmdir(d)
+            return None
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                return "%s: %s" % (d, e.strerror)
+        subs = [join(top, x) for top, dirs in _walk(d) for x in dirs]
+        for sub in sorted(subs, key=lambda p: -p.count("/")):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass  # still busy: tried again with d
+    return "%s: busy" % d
 
 
 def _read(path):

@@ -489,3 +489,25 @@ def test_delete_force_paused_container(runtime, bundle):
         time.sleep(0.02)
     assert not any(pid_alive(p) for p in pids)
     assert cgroups_named(cid) == [] and runtime.status(cid) is None
+
+
+def test_delete_removes_sub_cgroups(runtime, bundle):
+    # cgroups made inside the container's (by a process inside, or for exec --cgroup) go with it,
+    # deepest first; the container's own directories are removed only after them
+    need("pids")
+    need("memory")
+    cid = runtime.create(bundle(*LONG_RUNNING))
+    init = runtime.state(cid)["pid"]
+    made, tops = [], [host_dir(init, "pids"), host_dir(init, "memory")]
+    try:
+        for top in tops:
+            for sub in ("a", "a/b", "a/b/c", "d"):
+                made.append(os.path.join(top, sub))
+                os.mkdir(made[-1])
+        assert runtime.delete(cid, force=True).rc == 0
+        assert [d for d in made + tops if os.path.exists(d)] == []
+        assert runtime.status(cid) is None
+    finally:
+        for d in reversed(made):  # what a failed delete left (the fixture removes the container's own)
+            if os.path.isdir(d):
+                os.rmdir(d)
