@@ -29,6 +29,8 @@ ID_PREFIX = "oci-test-"       # the machine's leak checker looks for this prefix
 LONG_RUNNING = ["sh", "-c", "trap 'exit 42' TERM; sleep 1000 & wait"]
 """Args of a container that runs until signalled: TERM makes it exit 42.  PID 1 of a pid namespace
 ignores signals it has no handler for (even TERM from the host), hence the trap."""
+TERM_REPORTER = ["sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done"]
+"""Args of a process that says "ready", then "got-term" and exits 42 on TERM (assert_forwards_term)."""
 
 
 def default_spec(args=("sh",)):
@@ -162,6 +164,23 @@ class Runtime:
         r = self.run_container(bundle)
         assert r.rc == 0, f"container exited {r.rc}\n stdout: {r.out!r}\n stderr: {r.err!r}"
         return r.out
+
+
+def assert_forwards_term(runtime, *argv):
+    """`<runtime> ARGV` runs TERM_REPORTER in the foreground: once it is ready, TERM sent to the
+    runtime reaches the process (which reports it and exits 42, the runtime's status)."""
+    p = subprocess.Popen([runtime.bin, "--root", runtime.root, *map(os.fspath, argv)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(RUNTIME_TIMEOUT) == 42
+        assert p.stdout.read() == b"got-term\n"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from helpers import LONG_RUNNING, ConsoleSocket, RUNTIME_TIMEOUT, pid_alive, proc_status, wait_exit
+from helpers import (LONG_RUNNING, TERM_REPORTER, ConsoleSocket, RUNTIME_TIMEOUT, assert_forwards_term, pid_alive,
+                     proc_status, wait_exit)
 
 NS_KINDS = ("mnt", "uts", "ipc", "net", "pid", "cgroup", "user")
 
@@ -126,20 +127,7 @@ def test_exec_exit_status(runtime, bundle):
 
 def test_exec_forwards_signals(runtime, bundle):
     cid, _ = running(runtime, bundle(*LONG_RUNNING))
-    p = subprocess.Popen([runtime.bin, "--root", runtime.root, "exec", cid, "sh", "-c",
-                          "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert p.stdout.readline() == b"ready\n"
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(RUNTIME_TIMEOUT) == 42
-        assert p.stdout.read() == b"got-term\n"
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-        p.stderr.close()
+    assert_forwards_term(runtime, "exec", cid, *TERM_REPORTER)
 
 
 def test_exec_detach_writes_pid_file(runtime, bundle, tmp_path):

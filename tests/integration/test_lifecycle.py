@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from helpers import LONG_RUNNING, cgroups_named, parse_rfc3339, pid_alive, wait_exit
+from helpers import LONG_RUNNING, TERM_REPORTER, assert_forwards_term, cgroups_named, parse_rfc3339, pid_alive, wait_exit
 
 
 def test_create_gives_created_state(runtime, bundle, tmp_path):
@@ -150,22 +150,9 @@ def test_run_killed_by_signal(runtime, bundle):
 def test_run_forwards_a_signal_sent_as_soon_as_the_process_runs(runtime, bundle):
     """A signal that comes right after the process started (before `run` reached its wait) is
     forwarded, not lost and not fatal to `run` (which would leave the container running)."""
-    import subprocess
     for _ in range(5):
-        b = bundle("sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done")
         cid = runtime.new_id()
-        p = subprocess.Popen([runtime.bin, "--root", runtime.root, "run", "--bundle", b.write(), cid],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        try:
-            assert p.stdout.readline() == b"ready\n"
-            p.send_signal(signal.SIGTERM)
-            assert p.wait(20) == 42
-            assert p.stdout.read() == b"got-term\n"
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            p.stdout.close()
+        assert_forwards_term(runtime, "run", "--bundle", bundle(*TERM_REPORTER).write(), cid)
         assert runtime.run("state", cid).rc != 0        # deleted: nothing left running
 
 

@@ -30,6 +30,17 @@ def terminal_bundle(bundle, *args):
     return b
 
 
+def relay_argv(runtime, bundle, cmd, *args):
+    """(argv, container id) of `run` of a terminal bundle running ARGS (cmd "run"), or of
+    `exec -t` of ARGS into a container started for it (cmd "exec")."""
+    if cmd == "run":
+        cid = runtime.new_id()
+        return ["run", "--bundle", os.fspath(terminal_bundle(bundle, *args)), cid], cid
+    cid = runtime.create(bundle(*LONG_RUNNING))
+    runtime.start(cid)
+    return ["exec", "-t", cid, *args], cid
+
+
 def test_console_socket_receives_pty(runtime, bundle, console):
     b = terminal_bundle(bundle, "sh", "-c", "tty; for fd in 0 1 2; do readlink /proc/self/fd/$fd; done;"
                                             "stat -c '%F %t' /dev/console; echo $TERM")
@@ -201,12 +212,7 @@ def test_terminal_relay_with_piped_stdin(runtime, bundle, cmd):
     """stdin a pipe: its data reaches the pty; its EOF does not (runc does not close the pty): the
     second read waits for its timeout instead of seeing EOF at once."""
     script = "tty; read line; echo got:$line; read -t 2 more; echo more=$more; exit 4"
-    if cmd == "run":
-        args = ("run", "--bundle", terminal_bundle(bundle, "sh", "-c", script), runtime.new_id())
-    else:
-        cid = runtime.create(bundle(*LONG_RUNNING))
-        runtime.start(cid)
-        args = ("exec", "-t", cid, "sh", "-c", script)
+    args, _ = relay_argv(runtime, bundle, cmd, "sh", "-c", script)
     t0 = time.monotonic()
     status, out, _, flags = in_pty(runtime, *args, stdin=b"hello\n")
     assert status == 4, out
@@ -222,12 +228,7 @@ def test_terminal_relay_all_piped(runtime, bundle, cmd):
     """stdin, stdout and stderr pipes: the controlling terminal (/dev/tty) gives the size; the output
     comes through stdout, all of it even when the process exits at once (the pty is drained)."""
     script = "stty size; read line; echo got:$line; seq 1 20000; exit 5"
-    if cmd == "run":
-        args = ("run", "--bundle", terminal_bundle(bundle, "sh", "-c", script), runtime.new_id())
-    else:
-        cid = runtime.create(bundle(*LONG_RUNNING))
-        runtime.start(cid)
-        args = ("exec", "-t", cid, "sh", "-c", script)
+    args, _ = relay_argv(runtime, bundle, cmd, "sh", "-c", script)
     status, on_pty, out, flags = in_pty(runtime, *args, stdin=b"hello\n", pipe_out=True)
     assert status == 5, out[-500:]
     assert on_pty == ""
@@ -249,12 +250,7 @@ def test_run_terminal_relay_forwards_signals(runtime, bundle):
 def test_terminal_relay_needs_a_terminal(runtime, bundle, cmd, tmp_path):
     """No tty on stdio and no controlling terminal: refused before anything is made (runc: "open
     /dev/tty: no such device or address"; exit 1 for run, 255 for exec)."""
-    if cmd == "run":
-        args = ["run", "--bundle", os.fspath(terminal_bundle(bundle, "true")), runtime.new_id()]
-    else:
-        cid = runtime.create(bundle(*LONG_RUNNING))
-        runtime.start(cid)
-        args = ["exec", "-t", cid, "true"]
+    args, cid = relay_argv(runtime, bundle, cmd, "true")
     p = subprocess.run([runtime.bin, "--root", runtime.root, *args], stdin=subprocess.DEVNULL,
                        capture_output=True, start_new_session=True, timeout=RUNTIME_TIMEOUT)
     assert p.returncode == (1 if cmd == "run" else 255)
