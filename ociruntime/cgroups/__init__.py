@@ -327,13 +327,17 @@ def _remove(d):
         except OSError as e:
             if e.errno != errno.EBUSY:
                 return "%s: %s" % (d, e.strerror)
-        subs = [join(top, x) for top, dirs in _walk(d) for x in dirs]
-        for sub in sorted(subs, key=lambda p: -p.count("/")):
+        busy = []
+        for sub in sorted((join(top, x) for top, dirs in _walk(d) for x in dirs), key=lambda p: -p.count("/")):
             try:
                 os.rmdir(sub)
-            except OSError:
-                pass  # still busy: tried again with d
-    return "%s: busy" % d
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    return "%s: %s" % (sub, e.strerror)
+                busy.append(sub)  # tasks still exiting: tried again with d
+    return "%s: busy" % ", ".join(busy or [d])
 
 
 def _read(path):
