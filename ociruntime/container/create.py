@@ -12,7 +12,7 @@ from ociruntime import _sys as S
 from ociruntime import config as _config
 from ociruntime import namespaces
 from ociruntime.container.statedir import StateDir, write_pid_file
-from ociruntime.errors import ConfigError, OCIError
+from ociruntime.errors import ConfigError, InitError, OCIError, init_step
 from ociruntime.process import channel
 from ociruntime.process.init import Plan, child_main
 
@@ -208,16 +208,28 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         seccomp_sock = connect(seccomp_filter)  # the agent's socket, reached from the host's mounts
     state_fd = os.open(sd.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     new_flags = namespaces.new_flags(nsmap)
+    # without a user (or time) namespace, this process enters the container's pid namespace for
+    # the fork alone (_fork_in_pidns): the child is then the init itself, PID 1, and no second
+    # fork of the whole interpreter is needed.  A pid namespace must belong to the container's
+    # user namespace (proc is mounted from it), so with one the child creates it and forks.
+    pidns_here = "pid" in nsmap and "user" not in nsmap and not new_flags & S.CLONE_NEWTIME
+    pid_join, child_joins, close_fds = None, joins, (sd.fd,)
+    if pidns_here:
+        new_flags &= ~S.CLONE_NEWPID
+        pid_join = next((fd for t, fd, _ in joins if t == "pid"), None)
+        child_joins = [j for j in joins if j[0] != "pid"]
+        if pid_join is not None:
+            close_fds += (pid_join,)
     offsets = linux.get("timeOffsets") or {}
     plan = Plan(
-        config=cfg, bundle=bundle, rootfs=rootfs, joins=joins,
+        config=cfg, bundle=bundle, rootfs=rootfs, joins=child_joins,
         new_userns=bool(new_flags & S.CLONE_NEWUSER), in_userns="user" in nsmap,
         new_flags=new_flags, has_uts="uts" in nsmap,
-        fork_init="pid" in nsmap or bool(new_flags & S.CLONE_NEWTIME),
+        fork_init=not pidns_here and ("pid" in nsmap or bool(new_flags & S.CLONE_NEWTIME)),
         time_offsets="".join("%s %d %d\n" % (clk, o.get("secs", 0), o.get("nanosecs", 0))
                              for clk, o in offsets.items()),
         cgroup_paths=cg.paths, cgroup_mount=cgroup_mount(cfg), state_fd=state_fd, console_sock=console, no_pivot=no_pivot,
-        preserve_fds=preserve_fds, close_fds=(sd.fd,), cid=sd.id, no_new_keyring=no_new_keyring,
+        preserve_fds=preserve_fds, close_fds=close_fds, cid=sd.id, no_new_keyring=no_new_keyring,
         seccomp=seccomp_filter, seccomp_sock=seccomp_sock,
         # v1 hierarchies the init joins itself (writing "0" to tasks): a task moving itself skips
         # the kernel's global threadgroup lock, whose first taking waits out an RCU grace period
@@ -227,7 +239,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         shed_pages=not starts_now,  # a created init may wait long for start; run's does not
     )
     parent_ch, child_ch = channel.pair()
-    pid = os.fork()
+    pid = _fork_in_pidns(pid_join) if pidns_here else os.fork()
     if pid == 0:
         parent_ch.close()
         child_main(plan, child_ch)
@@ -250,6 +262,35 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     except BrokenPipeError:
         pass  # the child already failed: its error is read next
     return _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, parent_ch, pid_file)
+
+
+def _fork_in_pidns(join_fd):
+    """fork() with the child in the container's pid namespace: a new one (``join_fd`` None) or the
+    one ``join_fd`` refers to.  Entering a pid namespace (unshare or setns) changes only where the
+    caller's next children go, so this process enters it for the fork and then goes back to its
+    own (its active namespace: setns allows that) before anything else can fork."""
+    what = "unshare pid namespace" if join_fd is None else "join pid namespace"
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if join_fd is None:
+            init_step(what, S.unshare, S.CLONE_NEWPID)
+        else:
+            init_step(what, S.setns, join_fd, S.CLONE_NEWPID)
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if pid != 0:  # this process, also when the fork failed
+                try:
+                    S.setns(own, S.CLONE_NEWPID)
+                except OSError as e:
+                    if pid > 0:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                    raise InitError("return to the runtime's pid namespace", e.errno) from None
+        return pid
+    finally:
+        os.close(own)  # (the child's too: no fd of the host's namespaces goes in)
 
 
 def _died(pid):
@@ -275,7 +316,9 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
         namespaces.write_idmaps(pid, linux.get("uidMappings"), linux.get("gidMappings"))
         ch.send("ids_mapped")
     (init_pid,) = ch.expect("init_pid", died)
-    if init_pid != pid:
+    if not init_pid:  # the child is the init
+        init_pid = pid
+    elif init_pid != pid:
         undo.pids.insert(0, init_pid)
         os.waitpid(pid, 0)  # the stage that forked the init is done
         undo.pids.remove(pid)

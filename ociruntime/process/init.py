@@ -67,8 +67,8 @@ def stage1(plan, ch):
         if pid:
             ch.send("init_pid", pid)
             return
-    else:
-        ch.send("init_pid", os.getpid())
+    else:  # the process the parent forked (its own pid may be 1, in its new pid namespace)
+        ch.send("init_pid", 0)
     init(plan, ch)
 
 

@@ -80,6 +80,28 @@ def test_join_netns_of_another_container(runtime, bundle):
     assert runtime.output(b).strip() == os.readlink(f"/proc/{pid}/ns/net")
 
 
+def test_join_pidns_of_another_container(runtime, bundle, tmp_path):
+    """A pid namespace given by path (a pod's shared one): the process is in it, is not its PID 1
+    and sees the first container's init; the runtime itself, which enters the namespace for the
+    fork alone, runs its createRuntime hook in the host's pid namespace as before."""
+    first = runtime.create(bundle(*LONG_RUNNING))
+    runtime.start(first)
+    pid = runtime.state(first)["pid"]
+    hook = tmp_path / "hook.sh"
+    hook.write_text("#!/bin/sh\nreadlink /proc/self/ns/pid > %s\n" % (tmp_path / "hook-pidns"))
+    hook.chmod(0o755)
+    b = bundle("sh", "-c", "readlink /proc/self/ns/pid; echo $$; cat /proc/1/cmdline | tr '\\0' ' '")
+    for ns in b.config["linux"]["namespaces"]:
+        if ns["type"] == "pid":
+            ns["path"] = f"/proc/{pid}/ns/pid"
+    b.config["hooks"] = {"createRuntime": [{"path": str(hook)}]}
+    out = runtime.output(b).splitlines()
+    assert out[0] == os.readlink(f"/proc/{pid}/ns/pid") != host_ns("pid")
+    assert int(out[1]) > 1
+    assert out[2].strip() == " ".join(LONG_RUNNING)  # PID 1 there: the first container's init
+    assert (tmp_path / "hook-pidns").read_text().strip() == host_ns("pid")
+
+
 def test_join_bad_namespace_path_fails(runtime, bundle, tmp_path):
     b = bundle("true")
     for ns in b.config["linux"]["namespaces"]:
