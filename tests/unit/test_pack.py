@@ -28,6 +28,7 @@ STEP = textwrap.dedent("""
                "file": sys.modules[m].__file__,
                "path": getattr(sys.modules[m], "__path__", None)} for m in mods}
     out["marker"] = getattr(sys.modules["ociruntime.jsonio"], "PACK_TEST_MARKER", None)
+    out["served"] = sorted(_pack._finder.used)
     _pack.update()
     print(json.dumps(out))
 """)
@@ -133,3 +134,23 @@ def test_init_seals_imports_without_the_pack(tree):
 def test_one_pack_per_command():
     from ociruntime import _pack, cli
     assert _pack.COMMANDS == set(cli.COMMANDS)
+
+
+def test_extension_modules_by_path_while_unchanged(tree):
+    """Extension modules (the shim in the package, select in lib-dynload) are found through the
+    pack, by path, without the path finder's listings; a changed file is loaded the usual way and
+    recorded anew; pure-Python modules from outside the package are not kept."""
+    mods = MODS + ["ociruntime._shim", "select", "colorsys"]
+    first = step(tree, mods)
+    assert not {"ociruntime._shim", "select"} & set(first["served"])
+    second = step(tree, mods)
+    assert {"ociruntime._shim", "select"} <= set(second["served"])
+    assert second["select"]["file"] == first["select"]["file"] and second["select"]["file"].endswith(".so")
+    assert second["ociruntime._shim"]["file"] == str(tree / "ociruntime" / "_shim.abi3.so")
+    assert "colorsys" not in second["served"] and b"colorsys" not in pack_of(tree).read_bytes()
+    shim = tree / "ociruntime" / "_shim.abi3.so"
+    st = shim.stat()
+    os.utime(shim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    third = step(tree, mods)
+    assert "ociruntime._shim" not in third["served"] and "select" in third["served"]
+    assert "ociruntime._shim" in step(tree, mods)["served"]
