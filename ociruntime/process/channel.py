@@ -4,11 +4,10 @@ One message is one ``marshal``-encoded tuple ``(kind, *payload)`` (marshal is bu
 import time).  The exchange, in order (-> child to parent, <- parent to child):
 
   kind            direction  payload              meaning
-  "cgroups_made"  <-         ()                   the container's cgroups exist and are limited (made
-                                                while the child enters its namespaces); sent first
   "map_ids"       ->         ()                   child unshared a user namespace: write its id maps
   "ids_mapped"    <-         ()                   maps written; child may become root in it
   "init_pid"      ->         (pid,)               the container's init (PID 1 of a new pid ns) exists
+                                                (0: the forked child itself is the init)
   "cgroup_joined" <-         ()                   init was placed in its cgroups; it may unshare cgroupns
   "runtime_hooks" ->         ()                   mounts done: run prestart + createRuntime hooks now
   "hooks_done"    <-         (state, start state) they succeeded (on failure the parent kills the child);

@@ -51,7 +51,6 @@ def stage1(plan, ch):
             # in this new user namespace
             S.prctl(S.PR_SET_DUMPABLE, 1)
         ch.send("map_ids")
-        _cgroups_made(plan, ch)
         ch.expect("ids_mapped")
         S.prctl(S.PR_SET_DUMPABLE, 0)
         _become_root()
@@ -60,8 +59,6 @@ def stage1(plan, ch):
         _step("unshare namespaces", S.unshare, flags)
     if plan.time_offsets:
         _write("/proc/self/timens_offsets", plan.time_offsets, "set time offsets")
-    # before the init exists: a failed create kills this process, which has no child yet
-    _cgroups_made(plan, ch)
     if plan.fork_init:
         pid = os.fork()
         if pid:
@@ -70,14 +67,6 @@ def stage1(plan, ch):
     else:  # the process the parent forked (its own pid may be 1, in its new pid namespace)
         ch.send("init_pid", 0)
     init(plan, ch)
-
-
-def _cgroups_made(plan, ch):
-    """The parent makes the container's cgroups while we unshare (create.py): wait for them, once
-    (the stage that forks the init may have waited already; the init inherits that)."""
-    if not plan.cgroups_made:
-        ch.expect("cgroups_made")
-        plan.cgroups_made = True
 
 
 def _become_root():
@@ -92,8 +81,7 @@ def init(plan, ch):
     cfg = plan.config
     linux = cfg.get("linux", {})
     process = cfg["process"]
-    _cgroups_made(plan, ch)
-    for key in plan.self_cgroups:  # while the parent places us in the others (see create.py)
+    for key in plan.self_cgroups:  # (made and limited by the parent before it forked)  # while the parent places us in the others (see create.py)
         mp, path = plan.cgroup_paths[key][:2]
         _write(mp + path + "/tasks", "0", "join cgroup")
     cgroupns = plan.new_flags & S.CLONE_NEWCGROUP
