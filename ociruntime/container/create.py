@@ -216,10 +216,10 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     pid_join, child_joins, close_fds = None, joins, (sd.fd,)
     if pidns_here:
         new_flags &= ~S.CLONE_NEWPID
-        pid_join = next((fd for t, fd, _ in joins if t == "pid"), None)
+        pid_join = next((j for j in joins if j[0] == "pid"), None)
         child_joins = [j for j in joins if j[0] != "pid"]
         if pid_join is not None:
-            close_fds += (pid_join,)
+            close_fds += (pid_join[1],)
     offsets = linux.get("timeOffsets") or {}
     plan = Plan(
         config=cfg, bundle=bundle, rootfs=rootfs, joins=child_joins,
@@ -261,21 +261,26 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     return _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, parent_ch, pid_file)
 
 
-def _fork_in_pidns(join_fd):
-    """fork() with the child in the container's pid namespace: a new one (``join_fd`` None) or the
-    one ``join_fd`` refers to.  Entering a pid namespace (unshare or setns) changes only where the
-    caller's next children go, so this process enters it for the fork and then goes back to its
-    own (its active namespace: setns allows that) before anything else can fork."""
-    what = "unshare pid namespace" if join_fd is None else "join pid namespace"
+def _fork_in_pidns(join):
+    """fork() with the child in the container's pid namespace: a new one (``join`` None) or the
+    one given by path (``join``: its entry of namespaces.open_joins).  Entering a pid namespace
+    (unshare or setns) changes only where the caller's next children go, so this process enters
+    it for the fork and then goes back to its own (its active namespace: setns allows that)
+    before anything else can fork."""
+    path = join[2] if join else ""
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if join_fd is None:
-            init_step(what, S.unshare, S.CLONE_NEWPID)
+        if join is None:
+            init_step("unshare pid namespace", S.unshare, S.CLONE_NEWPID)
         else:
-            init_step(what, S.setns, join_fd, S.CLONE_NEWPID)
+            init_step("join pid namespace", S.setns, join[1], S.CLONE_NEWPID, path=path)
         pid = -1
         try:
             pid = os.fork()
+        except OSError as e:
+            # a joined namespace whose init has exited takes no new process (ENOMEM)
+            raise InitError("fork the container init into its pid namespace", e.errno, path,
+                            "its init has exited" if path and e.errno == 12 else "") from None
         finally:
             if pid != 0:  # this process, also when the fork failed
                 try:

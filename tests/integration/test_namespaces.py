@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from helpers import LONG_RUNNING, proc_status
+from helpers import LONG_RUNNING, cgroups_named, proc_status
 
 
 def ns_links(runtime, b, *kinds):
@@ -100,6 +100,32 @@ def test_join_pidns_of_another_container(runtime, bundle, tmp_path):
     assert int(out[1]) > 1
     assert out[2].strip() == " ".join(LONG_RUNNING)  # PID 1 there: the first container's init
     assert (tmp_path / "hook-pidns").read_text().strip() == host_ns("pid")
+
+
+@pytest.fixture
+def dead_pidns(tmp_path):
+    """A pid namespace kept by a bind mount after its only process exited (unshare --pid=FILE):
+    no process can be forked into it any more."""
+    path = tmp_path / "pidns"
+    path.touch()
+    subprocess.run(["unshare", f"--pid={path}", "--fork", "true"], check=True, timeout=10)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True, timeout=10)
+
+
+@pytest.mark.ociruntime_only
+def test_join_pidns_whose_init_exited_fails_cleanly(runtime, bundle, dead_pidns):
+    b = bundle("true")
+    for ns in b.config["linux"]["namespaces"]:
+        if ns["type"] == "pid":
+            ns["path"] = str(dead_pidns)
+    cid = runtime.new_id()
+    r = runtime.run("run", "--bundle", b, cid)
+    assert r.rc != 0 and r.err.count("\n") == 1, r.err
+    assert r.err == f"ociruntime: fork the container init into its pid namespace: {dead_pidns}: its init has exited\n"
+    assert os.listdir(runtime.root) == [] and cgroups_named(cid) == []
 
 
 def test_join_bad_namespace_path_fails(runtime, bundle, tmp_path):
