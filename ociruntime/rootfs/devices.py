@@ -39,23 +39,30 @@ def create_device(rootfd, dev, bind_from_host):
             finally:
                 os.close(tfd)
             return
-        try:
-            os.unlink(name, dir_fd=pfd)
-        except FileNotFoundError:
-            pass
-        devno = os.makedev(dev.get("major", 0), dev.get("minor", 0)) if dtype != "p" else 0
-        os.mknod(name, _TYPES[dtype] | mode, devno, dir_fd=pfd)
-        # mknod is subject to the umask; chmod through a real fd of the new node
-        nfd = _sys.openat2(pfd, name, paths.O_PATH, 0, paths.RESOLVE)
-        try:
-            os.chmod(paths.fdpath(nfd), mode)
-            os.chown(paths.fdpath(nfd), dev.get("uid", 0), dev.get("gid", 0))
-        finally:
-            os.close(nfd)
+        _mknod(pfd, name, dtype, mode, dev.get("major", 0), dev.get("minor", 0), dev.get("uid", 0),
+               dev.get("gid", 0))
     except OSError as e:
         raise InitError(what, e.errno, e.filename if isinstance(e.filename, str) else path) from None
     finally:
         os.close(pfd)
+
+
+def _mknod(dirfd, name, dtype, mode, major, minor, uid, gid):
+    """The node ``name`` in the directory ``dirfd``, with exactly ``mode`` (the umask set aside
+    meanwhile: no chmod after) and owned by uid:gid (a chown only when that is not who creates
+    it).  Whatever was there (a file of the rootfs, a symlink) is replaced, as runc does."""
+    devno = os.makedev(major, minor) if dtype != "p" else 0
+    umask = os.umask(0)
+    try:
+        try:
+            os.mknod(name, _TYPES[dtype] | mode, devno, dir_fd=dirfd)
+        except FileExistsError:
+            os.unlink(name, dir_fd=dirfd)
+            os.mknod(name, _TYPES[dtype] | mode, devno, dir_fd=dirfd)
+    finally:
+        os.umask(umask)
+    if uid != os.geteuid() or gid != os.getegid():
+        os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)
 
 
 def setup_dev(rootfd, config, in_userns, dev_is_ours):
@@ -63,21 +70,29 @@ def setup_dev(rootfd, config, in_userns, dev_is_ours):
     devices = list(config.get("linux", {}).get("devices") or ())
     if dev_is_ours:
         given = {d["path"] for d in devices}
-        for path, t, ma, mi in DEFAULT:
-            if path not in given:
-                create_device(rootfd, {"path": path, "type": t, "major": ma, "minor": mi,
-                                       "fileMode": 0o666}, in_userns)
         devfd = paths.mkdir_all(rootfd, "/dev")
         try:
+            for path, t, ma, mi in DEFAULT:
+                if path in given:
+                    continue
+                if in_userns:
+                    create_device(rootfd, {"path": path, "type": t, "major": ma, "minor": mi,
+                                           "fileMode": 0o666}, True)
+                    continue
+                try:  # all in /dev, opened once
+                    _mknod(devfd, path[5:], t, 0o666, ma, mi, 0, 0)
+                except OSError as e:
+                    raise InitError("create device %s" % path, e.errno, path) from None
             for target, name in LINKS + (("pts/ptmx", "/dev/ptmx"),):
                 base = name[5:]
                 try:
-                    os.unlink(base, dir_fd=devfd)
-                except FileNotFoundError:
-                    pass
-                except IsADirectoryError:
-                    continue
-                os.symlink(target, base, dir_fd=devfd)
+                    os.symlink(target, base, dir_fd=devfd)
+                except FileExistsError:  # replaced, unless it is a directory
+                    try:
+                        os.unlink(base, dir_fd=devfd)
+                    except IsADirectoryError:
+                        continue
+                    os.symlink(target, base, dir_fd=devfd)
             if exists("/proc/kcore"):
                 try:
                     os.symlink("/proc/kcore", "core", dir_fd=devfd)
