@@ -81,7 +81,8 @@ def init(plan, ch):
     cfg = plan.config
     linux = cfg.get("linux", {})
     process = cfg["process"]
-    for key in plan.self_cgroups:  # (made and limited by the parent before it forked)  # while the parent places us in the others (see create.py)
+    # the v1 hierarchies (made and limited before the fork); the parent places us in the others
+    for key in plan.self_cgroups:
         mp, path = plan.cgroup_paths[key][:2]
         _write(mp + path + "/tasks", "0", "join cgroup")
     cgroupns = plan.new_flags & S.CLONE_NEWCGROUP

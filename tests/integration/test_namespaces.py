@@ -124,7 +124,8 @@ def test_join_pidns_whose_init_exited_fails_cleanly(runtime, bundle, dead_pidns)
     cid = runtime.new_id()
     r = runtime.run("run", "--bundle", b, cid)
     assert r.rc != 0 and r.err.count("\n") == 1, r.err
-    assert r.err == f"ociruntime: fork the container init into its pid namespace: {dead_pidns}: its init has exited\n"
+    assert r.err == ("ociruntime: fork the container init into its pid namespace: "
+                     f"{dead_pidns}: its init has exited\n")
     assert os.listdir(runtime.root) == [] and cgroups_named(cid) == []
 
 
