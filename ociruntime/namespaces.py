@@ -2,7 +2,7 @@
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
 from ociruntime import _sys
-from ociruntime.errors import ConfigError, InitError, init_write
+from ociruntime.errors import ConfigError, InitError, init_step, init_write
 
 FLAGS = {
     "user": _sys.CLONE_NEWUSER,
@@ -45,6 +45,40 @@ def join(joins):
         except OSError as e:
             raise InitError("join %s namespace" % t, e.errno, path) from None
         os.close(fd)
+
+
+def fork_in_pidns(join, what):
+    """fork() with the child in a pid namespace: a new one (``join`` None) or the one given by
+    path (``join``: its entry (type, fd, path) of open_joins).  Entering a
+    pid namespace (unshare or setns) changes only where the caller's next children go, so this
+    process enters it for the fork and then goes back to its own (its active namespace: setns
+    allows that) before anything else can fork.  ``what``: who the child is, for errors."""
+    path = join[2] if join else ""
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if join is None:
+            init_step("unshare pid namespace", _sys.unshare, _sys.CLONE_NEWPID)
+        else:
+            init_step("join pid namespace", _sys.setns, join[1], _sys.CLONE_NEWPID, path=path)
+        pid = -1
+        try:
+            pid = os.fork()
+        except OSError as e:
+            # a joined namespace whose init has exited takes no new process (ENOMEM)
+            raise InitError("fork %s into its pid namespace" % what, e.errno, path,
+                            "its init has exited" if join and e.errno == 12 else "") from None
+        finally:
+            if pid != 0:  # this process, also when the fork failed
+                try:
+                    _sys.setns(own, _sys.CLONE_NEWPID)
+                except OSError as e:
+                    if pid > 0:
+                        os.kill(pid, 9)
+                        os.waitpid(pid, 0)
+                    raise InitError("return to the runtime's pid namespace", e.errno) from None
+        return pid
+    finally:
+        os.close(own)  # (the child's too: no fd of the host's namespaces goes in)
 
 
 def new_flags(nsmap, exclude=()):

@@ -12,7 +12,7 @@ from ociruntime import _sys as S
 from ociruntime import config as _config
 from ociruntime import namespaces
 from ociruntime.container.statedir import StateDir, write_pid_file
-from ociruntime.errors import ConfigError, InitError, OCIError, init_step
+from ociruntime.errors import ConfigError, OCIError
 from ociruntime.process import channel
 from ociruntime.process.init import Plan, child_main
 
@@ -209,7 +209,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     state_fd = os.open(sd.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     new_flags = namespaces.new_flags(nsmap)
     # without a user (or time) namespace, this process enters the container's pid namespace for
-    # the fork alone (_fork_in_pidns): the child is then the init itself, PID 1, and no second
+    # the fork alone (namespaces.fork_in_pidns): the child is then the init itself, PID 1, and no second
     # fork of the whole interpreter is needed.  A pid namespace must belong to the container's
     # user namespace (proc is mounted from it), so with one the child creates it and forks.
     pidns_here = "pid" in nsmap and "user" not in nsmap and not new_flags & S.CLONE_NEWTIME
@@ -245,7 +245,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     cg.create()
     cg.apply(linux.get("resources"))
     parent_ch, child_ch = channel.pair()
-    pid = _fork_in_pidns(pid_join) if pidns_here else os.fork()
+    pid = namespaces.fork_in_pidns(pid_join, "the container init") if pidns_here else os.fork()
     if pid == 0:
         parent_ch.close()
         child_main(plan, child_ch)
@@ -259,40 +259,6 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     if console is not None:
         console.close()
     return _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, parent_ch, pid_file)
-
-
-def _fork_in_pidns(join):
-    """fork() with the child in the container's pid namespace: a new one (``join`` None) or the
-    one given by path (``join``: its entry of namespaces.open_joins).  Entering a pid namespace
-    (unshare or setns) changes only where the caller's next children go, so this process enters
-    it for the fork and then goes back to its own (its active namespace: setns allows that)
-    before anything else can fork."""
-    path = join[2] if join else ""
-    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if join is None:
-            init_step("unshare pid namespace", S.unshare, S.CLONE_NEWPID)
-        else:
-            init_step("join pid namespace", S.setns, join[1], S.CLONE_NEWPID, path=path)
-        pid = -1
-        try:
-            pid = os.fork()
-        except OSError as e:
-            # a joined namespace whose init has exited takes no new process (ENOMEM)
-            raise InitError("fork the container init into its pid namespace", e.errno, path,
-                            "its init has exited" if path and e.errno == 12 else "") from None
-        finally:
-            if pid != 0:  # this process, also when the fork failed
-                try:
-                    S.setns(own, S.CLONE_NEWPID)
-                except OSError as e:
-                    if pid > 0:
-                        os.kill(pid, signal.SIGKILL)
-                        os.waitpid(pid, 0)
-                    raise InitError("return to the runtime's pid namespace", e.errno) from None
-        return pid
-    finally:
-        os.close(own)  # (the child's too: no fd of the host's namespaces goes in)
 
 
 def _died(pid):
