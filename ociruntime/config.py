@@ -2,7 +2,7 @@
 asks of it.  Returns the plain dict (no object model: the spec's JSON is the model)."""
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import abspath, join, jsonio, normpath
+from ociruntime import abspath, join, jsonio, normpath, read_file
 from ociruntime.errors import ConfigError
 
 SUPPORTED = ((1, 0), (1, 1), (1, 2), (1, 3))
@@ -13,8 +13,7 @@ def load_bundle(bundle, need_process=True):
     bundle = abspath(bundle or ".")
     path = join(bundle, "config.json")
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = read_file(path)
     except FileNotFoundError:
         raise ConfigError("JSON specification file config.json not found (bundle %s)" % bundle) from None
     except OSError as e:

@@ -6,7 +6,7 @@ container takes ``flock`` on the directory, so two commands on one container ser
 """
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 
-from ociruntime import exists, flock, isdir, isfile, join, jsonio
+from ociruntime import exists, flock, isdir, isfile, join, jsonio, read_file
 from ociruntime.errors import OCIError, StateError
 
 STATE_FILE = "state.json"
@@ -96,8 +96,7 @@ class StateDir:
     # -- contents --------------------------------------------------------------------------
     def load(self):
         try:
-            with open(join(self.path, STATE_FILE), "rb") as f:
-                return jsonio.loads(f.read())
+            return jsonio.loads(read_file(join(self.path, STATE_FILE)))
         except FileNotFoundError:
             raise StateError("container does not exist") from None
 

@@ -4,6 +4,7 @@ A container is ``stopped`` when its init is gone (or a zombie, or its pid now be
 process: the start time in /proc/PID/stat is compared with the one recorded at create),
 ``created`` while ``exec.fifo`` exists, ``paused`` when its cgroup is frozen, else ``running``.
 """
+from ociruntime import read_file
 from ociruntime.errors import StateError
 
 CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
@@ -12,8 +13,7 @@ CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
 def proc_stat(pid):
     """(state letter, start time in clock ticks) of a process, or None if there is none."""
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
+        data = read_file("/proc/%d/stat" % pid)
     except (FileNotFoundError, ProcessLookupError):
         return None
     fields = data[data.rindex(b")") + 2:].split()

@@ -8,7 +8,7 @@ readonlyPaths, readonly root and rootfsPropagation.
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import stat
 
-from ociruntime import dirname
+from ociruntime import dirname, read_text
 from ociruntime import _sys as S
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step
@@ -38,11 +38,12 @@ def _make_parent_private(rootfs):
 
 def _mountpoint_of(path):
     best = "/"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
-                best = mp
+    for line in read_text("/proc/self/mountinfo").split("\n"):
+        if not line:
+            continue
+        mp = line.split()[4].replace("\\040", " ")
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+            best = mp
     return best
 
 
