@@ -23,6 +23,8 @@ import marshal
 import posix
 import sys
 
+from ociruntime import read_file
+
 _PKG_DIR = __file__.rpartition("/")[0]  # .../ociruntime
 _ROOT = _PKG_DIR.rpartition("/")[0]  # where "ociruntime/..." paths start
 # one pack per command (a command reads only what it imports; `run`'s validator alone is ~340 kB)
@@ -93,16 +95,9 @@ def install(argv=()):
     key = next((a for a in argv if a in COMMANDS), "other")
     PACK = "%s/__pycache__/pack.%s.%s.bin" % (_PKG_DIR, sys.implementation.cache_tag, key)
     try:
-        fd = posix.open(PACK, posix.O_RDONLY | posix.O_CLOEXEC)
-    except OSError:
+        entries = _parse(read_file(PACK))
+    except (OSError, ValueError, EOFError, TypeError, IndexError):
         entries = {}
-    else:
-        try:
-            entries = _parse(b"".join(iter(lambda: posix.read(fd, 1 << 20), b"")))
-        except (OSError, ValueError, EOFError, TypeError, IndexError):
-            entries = {}
-        finally:
-            posix.close(fd)
     _finder = Finder(entries)
     if not entries:
         _finder.missed = True

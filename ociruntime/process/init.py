@@ -10,6 +10,7 @@ returns: the process ends with os._exit.
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import sys
 
+from ociruntime import read_file
 from ociruntime import _sys as S
 from ociruntime import namespaces
 from ociruntime.process.channel import run_child
@@ -197,9 +198,8 @@ def _setgroups_allowed(process):
     """False in a user namespace whose gid_map was written without CAP_SETGID (rootless, single
     mapping): the kernel then requires setgroups "deny", and the process keeps no extra groups."""
     try:
-        with open("/proc/self/setgroups") as f:
-            if f.read().strip() != "deny":
-                return True
+        if read_file("/proc/self/setgroups").strip() != b"deny":
+            return True
     except OSError:
         return True
     if (process.get("user") or {}).get("additionalGids"):
@@ -287,8 +287,7 @@ def _sheddable():
     the kernel takes ~1 ms to write it (every mapping's page walk) on create's critical path."""
     S.malloc_trim()
     try:
-        with open("/proc/self/maps", "rb") as f:
-            maps = f.read()
+        maps = read_file("/proc/self/maps")
         pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return []  # no /proc in the container: keep it all

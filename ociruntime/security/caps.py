@@ -1,4 +1,5 @@
 """Capability names (the spec's CAP_*) to bit masks."""
+from ociruntime import read_file
 from ociruntime.errors import ConfigError
 
 NAMES = (
@@ -17,8 +18,7 @@ SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 def last_cap():
     try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
+        return int(read_file("/proc/sys/kernel/cap_last_cap"))
     except OSError:
         return len(NAMES) - 1
 
