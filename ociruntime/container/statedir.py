@@ -21,7 +21,6 @@ def check_id(cid):
         raise StateError("invalid container ID format: %s" % cid if cid else "invalid container ID format")
 
 
-
 def write_pid_file(path, pid):
     """Decimal, no newline, atomically (temp file + rename): the containerd shim reads it."""
     if not path.startswith("/"):
@@ -138,4 +137,4 @@ def list_ids(root):
         names = os.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if isfile(join(join(root, n), STATE_FILE)))
+    return sorted(n for n in names if isfile(join(root, n, STATE_FILE)))

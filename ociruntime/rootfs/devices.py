@@ -39,30 +39,52 @@ def create_device(rootfd, dev, bind_from_host):
             finally:
                 os.close(tfd)
             return
-        _mknod(pfd, name, dtype, mode, dev.get("major", 0), dev.get("minor", 0), dev.get("uid", 0),
-               dev.get("gid", 0))
+        _mknod(pfd, name, dtype, mode, dev.get("major", 0), dev.get("minor", 0))
+        # the umask, a default ACL or a setgid directory of the rootfs may have changed the mode or
+        # the group: both set through a real fd of the new node
+        nfd = _sys.openat2(pfd, name, paths.O_PATH, 0, paths.RESOLVE)
+        try:
+            os.chmod(paths.fdpath(nfd), mode)
+            os.chown(paths.fdpath(nfd), dev.get("uid", 0), dev.get("gid", 0))
+        finally:
+            os.close(nfd)
     except OSError as e:
         raise InitError(what, e.errno, e.filename if isinstance(e.filename, str) else path) from None
     finally:
         os.close(pfd)
 
 
-def _mknod(dirfd, name, dtype, mode, major, minor, uid, gid):
-    """The node ``name`` in the directory ``dirfd``, with exactly ``mode`` (the umask set aside
-    meanwhile: no chmod after) and owned by uid:gid (a chown only when that is not who creates
-    it).  Whatever was there (a file of the rootfs, a symlink) is replaced, as runc does."""
+def _mknod(dirfd, name, dtype, mode, major, minor):
+    """The node ``name`` in the directory ``dirfd``; whatever was there (a file of the rootfs, a
+    symlink) is replaced, as runc does."""
     devno = os.makedev(major, minor) if dtype != "p" else 0
+    try:
+        os.mknod(name, _TYPES[dtype] | mode, devno, dir_fd=dirfd)
+    except FileExistsError:
+        os.unlink(name, dir_fd=dirfd)
+        os.mknod(name, _TYPES[dtype] | mode, devno, dir_fd=dirfd)
+
+
+def _default_devices(rootfd, devfd, given, in_userns):
+    """runc's default nodes in the /dev the runtime mounted (``devfd``), but those linux.devices
+    gives.  That tmpfs is fresh (mode 755, no default ACL): with the umask set aside the nodes get
+    their mode exactly, and made by root they are root's (no chmod, no chown)."""
+    as_root = os.geteuid() == 0 and os.getegid() == 0
     umask = os.umask(0)
     try:
-        try:
-            os.mknod(name, _TYPES[dtype] | mode, devno, dir_fd=dirfd)
-        except FileExistsError:
-            os.unlink(name, dir_fd=dirfd)
-            os.mknod(name, _TYPES[dtype] | mode, devno, dir_fd=dirfd)
+        for path, t, ma, mi in DEFAULT:
+            if path in given:
+                continue
+            dev = {"path": path, "type": t, "major": ma, "minor": mi, "fileMode": 0o666}
+            if in_userns or not as_root:
+                create_device(rootfd, dev, in_userns)
+                continue
+            try:
+                _mknod(devfd, path[5:], t, 0o666, ma, mi)
+            except OSError as e:
+                raise InitError("create device %s" % path, e.errno, path) from None
     finally:
         os.umask(umask)
-    if uid != os.geteuid() or gid != os.getegid():
-        os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)
 
 
 def setup_dev(rootfd, config, in_userns, dev_is_ours):
@@ -72,17 +94,7 @@ def setup_dev(rootfd, config, in_userns, dev_is_ours):
         given = {d["path"] for d in devices}
         devfd = paths.mkdir_all(rootfd, "/dev")
         try:
-            for path, t, ma, mi in DEFAULT:
-                if path in given:
-                    continue
-                if in_userns:
-                    create_device(rootfd, {"path": path, "type": t, "major": ma, "minor": mi,
-                                           "fileMode": 0o666}, True)
-                    continue
-                try:  # all in /dev, opened once
-                    _mknod(devfd, path[5:], t, 0o666, ma, mi, 0, 0)
-                except OSError as e:
-                    raise InitError("create device %s" % path, e.errno, path) from None
+            _default_devices(rootfd, devfd, given, in_userns)
             for target, name in LINKS + (("pts/ptmx", "/dev/ptmx"),):
                 base = name[5:]
                 try:
