@@ -49,10 +49,10 @@ def join(joins):
 
 def fork_in_pidns(join, what):
     """fork() with the child in a pid namespace: a new one (``join`` None) or the one given by
-    path (``join``: its entry (type, fd, path) of open_joins).  Entering a
-    pid namespace (unshare or setns) changes only where the caller's next children go, so this
-    process enters it for the fork and then goes back to its own (its active namespace: setns
-    allows that) before anything else can fork.  ``what``: who the child is, for errors."""
+    path (``join``: its entry (type, fd, path) of open_joins).  Entering a pid namespace (unshare
+    or setns) changes only where the caller's next children go, so this process enters it for the
+    fork and then goes back to its own (its active namespace: setns allows that) before anything
+    else can fork.  ``what``: who the child is, for errors."""
     path = join[2] if join else ""
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -73,7 +73,7 @@ def fork_in_pidns(join, what):
                     _sys.setns(own, _sys.CLONE_NEWPID)
                 except OSError as e:
                     if pid > 0:
-                        os.kill(pid, 9)
+                        os.kill(pid, 9)  # SIGKILL (no signal module here)
                         os.waitpid(pid, 0)
                     raise InitError("return to the runtime's pid namespace", e.errno) from None
         return pid

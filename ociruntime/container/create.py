@@ -209,9 +209,9 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     state_fd = os.open(sd.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     new_flags = namespaces.new_flags(nsmap)
     # without a user (or time) namespace, this process enters the container's pid namespace for
-    # the fork alone (namespaces.fork_in_pidns): the child is then the init itself, PID 1, and no second
-    # fork of the whole interpreter is needed.  A pid namespace must belong to the container's
-    # user namespace (proc is mounted from it), so with one the child creates it and forks.
+    # the fork alone (namespaces.fork_in_pidns): the child is then the init itself, PID 1, with no
+    # second fork of the interpreter.  A pid namespace must belong to the container's user
+    # namespace (proc is mounted from it), so with one the child creates it and forks.
     pidns_here = "pid" in nsmap and "user" not in nsmap and not new_flags & S.CLONE_NEWTIME
     pid_join, child_joins, close_fds = None, joins, (sd.fd,)
     if pidns_here:
@@ -228,7 +228,8 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         fork_init=not pidns_here and ("pid" in nsmap or bool(new_flags & S.CLONE_NEWTIME)),
         time_offsets="".join("%s %d %d\n" % (clk, o.get("secs", 0), o.get("nanosecs", 0))
                              for clk, o in offsets.items()),
-        cgroup_paths=cg.paths, cgroup_mount=cgroup_mount(cfg), state_fd=state_fd, console_sock=console, no_pivot=no_pivot,
+        cgroup_paths=cg.paths, cgroup_mount=cgroup_mount(cfg), state_fd=state_fd, console_sock=console,
+        no_pivot=no_pivot,
         preserve_fds=preserve_fds, close_fds=close_fds, cid=sd.id, no_new_keyring=no_new_keyring,
         seccomp=seccomp_filter, seccomp_sock=seccomp_sock,
         # v1 hierarchies the init joins itself (writing "0" to tasks): a task moving itself skips
@@ -237,11 +238,10 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         self_cgroups=() if "user" in nsmap else tuple(k for k, v in cg.paths.items() if v[2] == 1),
         shed_pages=not starts_now,  # a created init may wait long for start; run's does not
     )
-    # the cgroups are made and limited before the fork, so the child finds them ready.  (They were
-    # made while the child unshared, to overlap the two; but a child forked while this process
-    # works first ran 1.5-2 ms after the fork here, ~0.3 ms when this process waits, and the
-    # overlap was lost: `run`, A/B 150 interleaved, 27.7 -> 26.7 ms this way.)  The slow step,
-    # the first attach, still overlaps the init's rootfs work (_drive, cg.add).
+    # the cgroups are made and limited before the fork, so the child finds them ready: a child
+    # forked while this process works first ran 1.5-2 ms later here (~0.3 ms when it waits), so
+    # making them meanwhile saved nothing (docs/NOTES.md, Speed).  The slow step, the first
+    # attach, overlaps the init's rootfs work (_drive, cg.add).
     cg.create()
     cg.apply(linux.get("resources"))
     parent_ch, child_ch = channel.pair()
