@@ -391,6 +391,7 @@ def wait(pid, fwd, relay=None):
     """Forward signals to the process (fwd, a Forwarder) until it exits, relaying its tty meanwhile
     (tty.Relay); its exit status, 128+n for signal n."""
     import gc
+    gc.freeze()  # what was made so far stays: a first collection would scan it all (~0.25 ms)
     gc.enable()  # off for the short-lived part (tools/ociruntime); this may last
     try:
         if relay is None:

@@ -154,3 +154,100 @@ def test_extension_modules_by_path_while_unchanged(tree):
     third = step(tree, mods)
     assert "ociruntime._shim" not in third["served"] and "select" in third["served"]
     assert "ociruntime._shim" in step(tree, mods)["served"]
+
+
+ATTRS = textwrap.dedent("""
+    import json, sys, threading
+    sys.path[:0] = [sys.argv[1]] + sys.argv[4:]
+    from ociruntime import _pack
+    if sys.argv[3] in ("pack", "thread"):
+        _pack.install(["--root", "/x", "state"])
+    calls = []
+    importlib_find_and_load = _pack._importlib_find_and_load
+    def spy(name, import_):
+        calls.append(name)
+        return importlib_find_and_load(name, import_)
+    _pack._importlib_find_and_load = spy
+    if sys.argv[3] == "thread":  # another thread: importlib's locks are needed
+        ev = threading.Event()
+        t = threading.Thread(target=ev.wait)
+        t.start()
+    out = {}
+    for m in json.loads(sys.argv[2]):
+        __import__(m)
+        mod = sys.modules[m]
+        parent, _, child = m.rpartition(".")
+        out[m] = {"file": mod.__file__, "cached": mod.__cached__, "package": mod.__package__,
+                  "path": getattr(mod, "__path__", None), "spec": [mod.__spec__.name, mod.__spec__.parent,
+                  mod.__spec__.origin, mod.__spec__.cached, mod.__spec__.has_location],
+                  "on_parent": getattr(sys.modules[parent], child) is mod,
+                  "loader": type(mod.__loader__).__name__, "initializing": getattr(mod.__spec__, "_initializing", False)}
+    if sys.argv[3] == "thread":
+        ev.set()
+        t.join()
+    out["importlib"] = sorted(set(calls))
+    out["hooked"] = sys.modules["_frozen_importlib"]._find_and_load is _pack._find_and_load
+    print(json.dumps(out))
+""")
+
+
+def attrs(tree, mods, how):
+    site = [p for p in sys.path if p.endswith("-packages")]
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", ATTRS, str(tree), json.dumps(mods), how] + site,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_modules_from_the_pack_are_set_up_as_importlib_sets_them_up(tree):
+    """The pack's own _find_and_load (no importlib machinery per module) gives each module the
+    attributes importlib gives it, in its parent package too, and is what loads them."""
+    mods = MODS + ["ociruntime.container.start", "ociruntime.cli.state"]
+    step(tree, mods)  # the pack now has them
+    plain, packed = attrs(tree, mods, "plain"), attrs(tree, mods, "pack")
+    for m in mods:
+        want, got = dict(plain[m]), dict(packed[m])
+        assert (want.pop("loader"), got.pop("loader")) == ("SourceFileLoader", "Finder"), m
+        assert got == want, m
+        assert not got["initializing"]
+    # only what the pack does not have went through importlib (ociruntime itself, _pack's import)
+    assert not set(packed["importlib"]) & set(mods), packed["importlib"]
+    assert packed["hooked"] and not plain["hooked"]
+
+
+def test_with_another_thread_running_imports_go_through_importlib(tree):
+    step(tree)
+    out = attrs(tree, MODS, "thread")
+    assert set(MODS) <= set(out["importlib"])
+    assert all(out[m]["loader"] == "Finder" for m in MODS)  # still served from the pack, by its finder
+
+
+def test_a_module_whose_body_fails_is_not_left_behind(tree):
+    """As with importlib: the error propagates, the module is neither in sys.modules nor on its
+    parent, and the next import runs its body again."""
+    src = tree / "ociruntime" / "container" / "packtest.py"
+    src.write_text("import sys\nif getattr(sys, 'packtest_fail', False):\n    raise RuntimeError('body failed')\nOK = 1\n")
+    step(tree, MODS + ["ociruntime.container.packtest"])
+    code = textwrap.dedent("""
+        import sys
+        sys.path[:0] = [sys.argv[1]] + sys.argv[2:]
+        from ociruntime import _pack
+        _pack.install(["--root", "/x", "state"])
+        sys.packtest_fail = True
+        try:
+            import ociruntime.container.packtest
+        except RuntimeError as e:
+            assert str(e) == "body failed"
+        else:
+            raise AssertionError("no error")
+        assert "ociruntime.container.packtest" not in sys.modules
+        assert not hasattr(sys.modules["ociruntime.container"], "packtest")
+        sys.packtest_fail = False
+        import ociruntime.container.packtest as m
+        assert m.OK == 1 and type(m.__loader__).__name__ == "Finder"
+        assert sys.modules["ociruntime.container"].packtest is m
+        print("ok")
+    """)
+    site = [p for p in sys.path if p.endswith("-packages")]
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tree)] + site, capture_output=True, text=True)
+    assert r.stdout.strip() == "ok", r.stderr
