@@ -3,9 +3,10 @@
 Importing a module of this package the usual way costs ~70 us on the machines we measure
 (importlib's path finder and source loader, in Python: stats, opening and validating its .pyc),
 against ~15 us to unmarshal and run it; `run` imports ~45 of them.  This finder serves them from
-``__pycache__/pack.<cache tag>.<command>.bin`` instead: the .pyc images (header and code) of the modules
-the command has imported before (one pack per command), read at once.  Each is used only while its source file matches the
-header's mtime and size, the check importlib itself makes of a .pyc (a stat each); anything else
+``__pycache__/pack.<cache tag>.<command>.bin`` instead: the .pyc images (header and code) of the
+modules the command has imported before (one pack per command), read at once.  Each is used only
+while its source file matches the header's mtime and size, the check importlib itself makes of a
+.pyc (a stat each); anything else
 (no entry, a changed source, a hash-based .pyc) goes the usual way, and the command that saw it
 writes the pack anew when it is done (``update``, from cli.finish), from the .pyc files Python
 checked or wrote meanwhile.  So the pack is a cache of __pycache__ with its guarantees: where
@@ -17,6 +18,9 @@ those recorded: the path finder would list every directory of sys.path it passes
 (the stdlib's ~200 names, site-packages' ~250: 0.2-0.3 ms each, ~0.4 ms of `state`, up to 1 ms of
 `run`).  Pure-Python modules outside the package are not kept (an error path may import a large
 library once; the pack would carry it from then on), nor are built-in and frozen ones (no search).
+
+The modules the pack serves are also loaded without importlib's machinery around the finder and
+loader (``_find_and_load``: its locks and spec handling, ~15 us a module), in importlib's order.
 """
 import _imp
 import _thread

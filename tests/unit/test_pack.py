@@ -127,7 +127,8 @@ def test_init_seals_imports_without_the_pack(tree):
     """)
     site = [p for p in sys.path if p.endswith("-packages")]
     step(tree, MODS + ["ociruntime.cli.features"])
-    r = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tree)] + site, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tree)] + site,
+                       capture_output=True, text=True)
     assert r.stdout.strip() == "sealed", r.stderr
 
 
@@ -181,7 +182,8 @@ ATTRS = textwrap.dedent("""
                   "path": getattr(mod, "__path__", None), "spec": [mod.__spec__.name, mod.__spec__.parent,
                   mod.__spec__.origin, mod.__spec__.cached, mod.__spec__.has_location],
                   "on_parent": getattr(sys.modules[parent], child) is mod,
-                  "loader": type(mod.__loader__).__name__, "initializing": getattr(mod.__spec__, "_initializing", False)}
+                  "loader": type(mod.__loader__).__name__,
+                  "initializing": getattr(mod.__spec__, "_initializing", False)}
     if sys.argv[3] == "thread":
         ev.set()
         t.join()
@@ -226,7 +228,8 @@ def test_a_module_whose_body_fails_is_not_left_behind(tree):
     """As with importlib: the error propagates, the module is neither in sys.modules nor on its
     parent, and the next import runs its body again."""
     src = tree / "ociruntime" / "container" / "packtest.py"
-    src.write_text("import sys\nif getattr(sys, 'packtest_fail', False):\n    raise RuntimeError('body failed')\nOK = 1\n")
+    src.write_text("import sys\nif getattr(sys, 'packtest_fail', False):\n"
+                   "    raise RuntimeError('body failed')\nOK = 1\n")
     step(tree, MODS + ["ociruntime.container.packtest"])
     code = textwrap.dedent("""
         import sys
@@ -249,5 +252,6 @@ def test_a_module_whose_body_fails_is_not_left_behind(tree):
         print("ok")
     """)
     site = [p for p in sys.path if p.endswith("-packages")]
-    r = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tree)] + site, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tree)] + site,
+                       capture_output=True, text=True)
     assert r.stdout.strip() == "ok", r.stderr
