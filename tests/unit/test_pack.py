@@ -44,11 +44,16 @@ def tree(tmp_path):
     return tmp_path
 
 
-def step(tree, mods=MODS):
-    # site-packages for cffi's backend, as the command's own start-up adds them
+def fresh_python(code, *args):
+    """``code`` in a fresh `python -I -S`, with ``args`` and then the site-packages directories
+    (for cffi's backend, as the command's own start-up adds them) as its arguments."""
     site = [p for p in sys.path if p.endswith("-packages")]
-    r = subprocess.run([sys.executable, "-I", "-S", "-c", STEP, str(tree), json.dumps(mods)] + site,
-                       capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-I", "-S", "-c", code, *args] + site, capture_output=True,
+                          text=True)
+
+
+def step(tree, mods=MODS):
+    r = fresh_python(STEP, str(tree), json.dumps(mods))
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -125,10 +130,8 @@ def test_init_seals_imports_without_the_pack(tree):
         except ImportError:
             print("sealed")
     """)
-    site = [p for p in sys.path if p.endswith("-packages")]
     step(tree, MODS + ["ociruntime.cli.features"])
-    r = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tree)] + site,
-                       capture_output=True, text=True)
+    r = fresh_python(code, str(tree))
     assert r.stdout.strip() == "sealed", r.stderr
 
 
@@ -194,9 +197,7 @@ ATTRS = textwrap.dedent("""
 
 
 def attrs(tree, mods, how):
-    site = [p for p in sys.path if p.endswith("-packages")]
-    r = subprocess.run([sys.executable, "-I", "-S", "-c", ATTRS, str(tree), json.dumps(mods), how] + site,
-                       capture_output=True, text=True)
+    r = fresh_python(ATTRS, str(tree), json.dumps(mods), how)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -251,7 +252,5 @@ def test_a_module_whose_body_fails_is_not_left_behind(tree):
         assert sys.modules["ociruntime.container"].packtest is m
         print("ok")
     """)
-    site = [p for p in sys.path if p.endswith("-packages")]
-    r = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tree)] + site,
-                       capture_output=True, text=True)
+    r = fresh_python(code, str(tree))
     assert r.stdout.strip() == "ok", r.stderr
