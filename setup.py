@@ -112,12 +112,15 @@ def build_launcher(script, out, announce):
         shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
 
     frozen = frozen_stdlib(paths[0])
+    with open(os.path.join(HERE, "cext", "stdio.py"), encoding="utf-8") as f:
+        stdio = f.read()
 
-    def link(tmp, main, exe, pies=([], ["-no-pie"])):
+    def link(tmp, main, exe, defines, pies=([], ["-no-pie"])):
         """Build with ``main`` as the script; returns the PIE option that linked, or the error."""
         with open(os.path.join(tmp, "launcher_cfg.h"), "w") as f:
             f.write("\n".join([
                 c_bytes("OCI_MAIN_CODE", marshal.dumps(compile(main, "<ociruntime>", "exec"))),
+                c_bytes("OCI_STDIO_CODE", marshal.dumps(compile(stdio, "<ociruntime stdio>", "exec"))),
                 "".join(c_bytes("OCI_FROZEN_%d" % i, code) for i, (_, _, code) in enumerate(frozen)),
                 "static const struct _frozen OCI_FROZEN[] = {%s{0, 0, 0, 0, 0}};" % "".join(
                     "{%s, OCI_FROZEN_%d, (int)sizeof(OCI_FROZEN_%d), %d, 0}, " % (c_string(name), i, i, pkg)
@@ -125,7 +128,7 @@ def build_launcher(script, out, announce):
                 "#define OCI_PYTHON %s" % c_string(sys.executable),
                 "static const char *const OCI_STDLIB_PATHS[] = {%s, 0};"
                 % ", ".join(c_string(p) for p in paths), ""]))
-        base = cc + ["-O2", "-s", "-I", tmp, "-I", cv("INCLUDEPY"), "-o", exe,
+        base = cc + ["-O2", "-s"] + defines + ["-I", tmp, "-I", cv("INCLUDEPY"), "-o", exe,
                      os.path.join(HERE, "cext", "launcher.c")]
         err = ""
         for pie in pies:  # a static library built without -fPIC links only without PIE
@@ -136,19 +139,27 @@ def build_launcher(script, out, announce):
         return err.strip()[-500:] or "failed"
 
     with tempfile.TemporaryDirectory() as tmp:
-        # a probe first: the package itself may not be importable yet (a wheel is installed after)
-        probe = os.path.join(tmp, "probe")
-        pie = link(tmp, PROBE, probe)
-        if isinstance(pie, str):
-            announce("ociruntime launcher: build failed, the script stays: %s" % pie, 3)
+        # a probe first: the package itself may not be importable yet (a wheel is installed after);
+        # the interpreter's second phase taken step by step (see launcher.c), else all at once
+        errors = []
+        for defines in ([], ["-DOCI_FULL_INIT"]):
+            probe = os.path.join(tmp, "probe")
+            pie = link(tmp, PROBE, probe, defines)
+            if isinstance(pie, str):
+                errors.append("build failed: %s" % pie)
+                continue
+            r = subprocess.run([probe], capture_output=True, text=True)
+            if r.returncode == 0 and r.stdout.split() == ["ok", "1", "1", "_json", "iso8859-1", "idna"]:
+                break
+            errors.append("the built interpreter does not start as it should: %s %s"
+                          % (r.stdout.strip(), r.stderr.strip()[-500:]))
+        else:
+            announce("ociruntime launcher: the script stays: %s" % "; ".join(errors), 3)
             return
-        r = subprocess.run([probe], capture_output=True, text=True)
-        if r.returncode != 0 or r.stdout.split() != ["ok", "1", "1", "_json", "iso8859-1", "idna"]:
-            announce("ociruntime launcher: the built interpreter does not start as it should, the "
-                     "script stays: %s %s" % (r.stdout.strip(), r.stderr.strip()[-500:]), 3)
-            return
+        for e in errors:
+            announce("ociruntime launcher: %s; built with -DOCI_FULL_INIT" % e, 2)
         exe = os.path.join(tmp, "ociruntime")
-        err = link(tmp, script, exe, (pie,))
+        err = link(tmp, script, exe, defines, (pie,))
         if isinstance(err, str):
             announce("ociruntime launcher: build failed, the script stays: %s" % err, 3)
             return

@@ -15,17 +15,43 @@
  * and C extension modules resolve the C API from this program (exported with LINKFORSHARED, as
  * python itself is linked).
  *
+ * On CPython 3.11 the second ("main") phase of the initialisation is taken step by step here
+ * (main_phase: Python/pylifecycle.c's init_interp_main, whose steps are internal API of that
+ * version), so that two steps a command may not need are not taken up front: the codec registry
+ * (the encodings package, imported to normalise the name of the file system encoding: for a
+ * utf-8 one, the usual case, the name is set as it would come out) and the three stdio streams
+ * (cext/stdio.py: each made when first used).  ~1 ms of every command.  Other versions, or
+ * where this does not build (-DOCI_FULL_INIT), take the whole phase in Py_InitializeFromConfig.
+ *
  * setup.py builds it only where the static library exists and falls back to the -IS script.
  * No policy here: only what an interpreter's main() does. */
 #define PY_SSIZE_T_CLEAN
+#include <patchlevel.h>
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(OCI_FULL_INIT)
+#define OCI_MAIN_PHASE 1
+#define Py_BUILD_CORE 1 /* for the internal headers below */
+#endif
 #include <Python.h>
 #include <marshal.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
+#include <wchar.h>
+#include <wctype.h>
+
+#ifdef OCI_MAIN_PHASE
+#include "internal/pycore_initconfig.h"
+#include "internal/pycore_interp.h"
+#include "internal/pycore_pathconfig.h"
+#include "internal/pycore_pylifecycle.h"
+#include "internal/pycore_pystate.h"
+#include "internal/pycore_runtime.h"
+#endif
 
 #include "launcher_cfg.h" /* OCI_PYTHON, OCI_STDLIB_PATHS[] (NULL-terminated),
                              OCI_MAIN_CODE[] (the entry script's code, marshalled at build),
+                             OCI_STDIO_CODE[] (cext/stdio.py's code),
                              OCI_FROZEN[] (stdlib modules every start-up imports, frozen) */
 
 static void fail(PyConfig *c, PyStatus st)
@@ -41,6 +67,143 @@ static void fail(PyConfig *c, PyStatus st)
             fail(&c, st_);                                                                         \
     } while (0)
 
+#ifdef OCI_MAIN_PHASE
+/* init_fs_codec of unicodeobject.c, for a file system encoding that is utf-8 under any spelling
+ * Python normalises to "utf-8" without a codec lookup (the usual: a UTF-8 locale, or the C locale
+ * and UTF-8 mode); anything else gets the whole of _PyUnicode_InitEncodings. */
+static int fs_codec(PyInterpreterState *interp, PyConfig *config)
+{
+    wchar_t name[8];
+    size_t i = 0;
+    const wchar_t *p = config->filesystem_encoding;
+    for (; *p && i < sizeof(name) / sizeof(*name) - 1; p++)
+        name[i++] = *p == L'_' ? L'-' : (wchar_t)towlower(*p);
+    name[i] = 0;
+    if (*p || (wcscmp(name, L"utf-8") && wcscmp(name, L"utf8"))) {
+        PyStatus st = _PyUnicode_InitEncodings(PyThreadState_Get());
+        if (PyStatus_Exception(st))
+            Py_ExitStatusException(st);
+        return 0;
+    }
+    PyObject *errors_obj = PyUnicode_FromWideChar(config->filesystem_errors, -1);
+    const char *errors_utf8 = errors_obj ? PyUnicode_AsUTF8(errors_obj) : NULL;
+    if (!errors_utf8) {
+        Py_XDECREF(errors_obj);
+        return -1;
+    }
+    char *encoding = PyMem_RawMalloc(sizeof("utf-8"));
+    char *errors = PyMem_RawMalloc(strlen(errors_utf8) + 1);
+    wchar_t *wencoding = PyMem_RawMalloc(sizeof(L"utf-8"));
+    if (!encoding || !errors || !wencoding) {
+        Py_DECREF(errors_obj);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(encoding, "utf-8", sizeof("utf-8"));
+    strcpy(errors, errors_utf8);
+    memcpy(wencoding, L"utf-8", sizeof(L"utf-8"));
+    Py_DECREF(errors_obj);
+    PyMem_RawFree(config->filesystem_encoding); /* the normalised name, as sys reports it */
+    config->filesystem_encoding = wencoding;
+    struct _Py_unicode_fs_codec *codec = &interp->unicode.fs_codec;
+    PyMem_RawFree(codec->encoding);
+    codec->encoding = encoding;
+    codec->utf8 = 1;
+    PyMem_RawFree(codec->errors);
+    codec->errors = errors;
+    codec->error_handler = _Py_GetErrorHandler(errors);
+    if (_Py_SetFileSystemEncoding(codec->encoding, codec->errors) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* cext/stdio.py: sys.stdin, stdout and stderr made when first used */
+static int lazy_stdio(const PyConfig *config)
+{
+    PyObject *g = PyDict_New(), *name = PyUnicode_FromString("ociruntime_stdio"), *code = NULL, *r = NULL;
+    if (g && name && PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins()) == 0 &&
+        PyDict_SetItemString(g, "__name__", name) == 0)
+        code = PyMarshal_ReadObjectFromString((const char *)OCI_STDIO_CODE, sizeof(OCI_STDIO_CODE));
+    Py_XDECREF(name);
+    if (code)
+        r = PyEval_EvalCode(code, g, g);
+    Py_XDECREF(code);
+    if (r) {
+        Py_DECREF(r);
+        PyObject *install = PyDict_GetItemString(g, "install"); /* borrowed */
+        r = install ? PyObject_CallFunction(install, "uui", config->stdio_encoding, config->stdio_errors,
+                                            config->buffered_stdio)
+                    : NULL;
+    }
+    Py_XDECREF(g);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+#define STATUS(call)                                                                               \
+    do {                                                                                           \
+        PyStatus st_ = (call);                                                                     \
+        if (PyStatus_Exception(st_))                                                               \
+            Py_ExitStatusException(st_);                                                           \
+    } while (0)
+
+/* init_interp_main of Python/pylifecycle.c (3.11), in its order, for the main interpreter with
+ * the import system: the path configuration and sys, the path finder and zipimport, faulthandler,
+ * the file system codec (fs_codec), signals, tracemalloc, builtins.open, __main__; then the
+ * interpreter counts as initialised.  Not taken: the codec registry (made by the first codec
+ * lookup, as always) and the stdio streams (lazy_stdio); warnings (isolated mode: no -W options)
+ * and site (-S) are not imported by python -I -S either. */
+static int main_phase(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    PyInterpreterState *interp = ts->interp;
+    PyConfig *config = &interp->config;
+    STATUS(_PyConfig_InitPathConfig(config, 1));
+    STATUS(_PyPathConfig_UpdateGlobal(config));
+    if (_PySys_UpdateConfig(ts) < 0)
+        return -1;
+    PyObject *r = PyObject_CallMethod(interp->importlib, "_install_external_importers", "");
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    STATUS(_PyImportZip_Init(ts));
+    STATUS(_PyFaulthandler_Init(config->faulthandler));
+    if (fs_codec(interp, config) < 0)
+        return -1;
+    if (_PySignal_Init(config->install_signal_handlers) < 0 || _PyTraceMalloc_Init(config->tracemalloc) < 0)
+        return -1;
+    PyObject *io = PyImport_ImportModule("_io"); /* io.open is _io.open */
+    PyObject *open = io ? PyObject_GetAttrString(io, "open") : NULL;
+    Py_XDECREF(io);
+    if (!open || PyDict_SetItemString(interp->builtins, "open", open) < 0) {
+        Py_XDECREF(open);
+        return -1;
+    }
+    Py_DECREF(open);
+    if (lazy_stdio(config) < 0)
+        return -1;
+    PyObject *main_mod = PyImport_AddModule("__main__"); /* borrowed */
+    PyObject *d = main_mod ? PyModule_GetDict(main_mod) : NULL;
+    PyObject *ann = d ? PyDict_New() : NULL;
+    PyObject *builtins = ann ? PyImport_ImportModule("builtins") : NULL;
+    PyObject *loader = builtins ? PyObject_GetAttrString(interp->importlib, "BuiltinImporter") : NULL;
+    int bad = !loader || PyDict_SetItemString(d, "__annotations__", ann) < 0 ||
+              PyDict_SetItemString(d, "__builtins__", builtins) < 0 ||
+              PyDict_SetItemString(d, "__loader__", loader) < 0;
+    Py_XDECREF(ann);
+    Py_XDECREF(builtins);
+    Py_XDECREF(loader);
+    if (bad)
+        return -1;
+    interp->runtime->initialized = 1;
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     PyConfig c;
@@ -50,6 +213,9 @@ int main(int argc, char **argv)
     c.site_import = 0;
     c.parse_argv = 0; /* sys.argv is argv: the command's own options are not python's */
     c.pathconfig_warnings = 0;
+#ifdef OCI_MAIN_PHASE
+    c._init_main = 0; /* main_phase() takes the second phase */
+#endif
     CHECK(PyConfig_SetBytesArgv(&c, argc, argv));
     CHECK(PyConfig_SetBytesString(&c, &c.program_name, OCI_PYTHON));
     CHECK(PyConfig_SetBytesString(&c, &c.executable, OCI_PYTHON));
@@ -68,6 +234,12 @@ int main(int argc, char **argv)
     }
     CHECK(Py_InitializeFromConfig(&c));
     PyConfig_Clear(&c);
+#ifdef OCI_MAIN_PHASE
+    if (main_phase() < 0) {
+        PyErr_Print();
+        return 1;
+    }
+#endif
 
     /* the script's __file__: this program (it finds the installation's site-packages from it) */
     char self[PATH_MAX];
@@ -86,6 +258,7 @@ int main(int argc, char **argv)
         res = PyEval_EvalCode(code, globals, globals);
     if (!res) {
         PyErr_Print(); /* exits for SystemExit, as python does */
+        Py_FinalizeEx(); /* flushes stdout and stderr, as python does after a traceback */
         return 1;
     }
     Py_DECREF(res);

@@ -1,0 +1,156 @@
+"""cext/launcher.c: the `ociruntime` program's interpreter is the one `python -I -S` starts.
+
+Each test builds the program as setup.py does, with a script of its own in place of the entry
+script, and runs that script both ways: in the program and in `python -I -S`.  What the script
+reports must be equal, with one exception by design: the program makes sys.stdin, stdout and
+stderr when first used (cext/stdio.py), so the codec registry (the encodings package) is not
+imported at start-up; once a stream is used it is the stream python has."""
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# what the interpreter's start-up sets up; printed on fd 1 by posix.write (no stream is made)
+REPORT = textwrap.dedent("""
+    import posix, sys, _signal
+    pre = {"encodings": "encodings" in sys.modules,
+           "stdio": [type(s).__name__ for s in (sys.stdin, sys.stdout, sys.stderr)]}
+    import builtins, _io, faulthandler, json, tracemalloc
+    main = sys.modules["__main__"]
+    def handler(n):
+        h = _signal.getsignal(n)
+        return {_signal.SIG_DFL: "default", _signal.SIG_IGN: "ignore"}.get(h, getattr(h, "__name__", repr(h)))
+    def stream(attr):
+        s = getattr(sys, attr)
+        if s is None:
+            return None
+        got = [s.name, s.mode, s.encoding, s.errors, s.line_buffering, s.write_through,
+               type(s.buffer).__name__, s.fileno(), s.closed]
+        return [type(getattr(sys, attr)).__name__, getattr(sys, attr) is getattr(sys, "__%s__" % attr)] + got
+    out = {
+        "attrs": {a: getattr(sys, a) for a in (
+            "prefix", "base_prefix", "exec_prefix", "base_exec_prefix", "platlibdir", "executable",
+            "_base_executable", "_stdlib_dir", "pycache_prefix", "warnoptions", "_xoptions",
+            "dont_write_bytecode", "orig_argv")},
+        "argv": sys.argv[1:],
+        "stdlib_on_path": [p for p in sys.path if p.startswith(sys._stdlib_dir)][-2:],
+        "flags": list(sys.flags),
+        "fs": [sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()],
+        "meta_path": [getattr(f, "__name__", type(f).__name__) for f in sys.meta_path],
+        "path_hooks": [getattr(h, "__name__", type(h).__name__) for h in sys.path_hooks],
+        "open": builtins.open is _io.open,
+        "main": [main.__loader__.__name__, main.__builtins__ is builtins, main.__annotations__],
+        "signals": [handler(n) for n in (_signal.SIGINT, _signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGTERM)],
+        "faulthandler": faulthandler.is_enabled(), "tracemalloc": tracemalloc.is_tracing(),
+        "stdio": [stream("stdin"), stream("stdout"), stream("stderr")],
+        "fsdecode": sorted(posix.listdir(sys.argv[1])),
+        "fsencode": posix.stat(sys.argv[1] + "/caf\\u00e9").st_size,
+    }
+    out["stdio_after"] = [type(s).__name__ for s in (sys.stdin, sys.stdout, sys.stderr)]
+    posix.write(1, json.dumps({"pre": pre, "out": out}).encode())
+""")
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    """build(script) -> the program running ``script``, built as setup.py builds the command."""
+    cv = sysconfig.get_config_var
+    static = os.path.join(cv("LIBPL") or "", cv("LIBRARY") or "")
+    if not static.endswith(".a") or not os.path.isfile(static):
+        pytest.skip(f"this interpreter has no static libpython ({static}): setup.py installs the -IS script")
+    ns = {"__file__": os.path.join(REPO, "setup.py"), "__name__": "ociruntime_setup"}
+    import setuptools
+    real_setup, setuptools.setup = setuptools.setup, lambda **kw: None
+    try:
+        with open(ns["__file__"]) as f:
+            exec(compile(f.read(), ns["__file__"], "exec"), ns)
+    finally:
+        setuptools.setup = real_setup
+    tmp = tmp_path_factory.mktemp("launcher")
+    notes = []
+
+    def make(script, name):
+        out = tmp / name
+        out.write_text("#!/bin/false\n")
+        ns["build_launcher"](script, str(out), lambda msg, level: notes.append(msg))
+        with open(out, "rb") as f:
+            assert f.read(4) == b"\x7fELF", notes
+        return str(out)
+    make.notes = notes
+    return make
+
+
+def both(exe, script, *args, env=None, **kw):
+    """(program's result, python -I -S's result) of ``script`` with ``args``."""
+    env = dict(os.environ if env is None else env)
+    runs = []
+    for argv in ([exe], [sys.executable, "-I", "-S", "-c", script]):
+        runs.append(subprocess.run(argv + list(args), capture_output=True, env=env, timeout=60, **kw))
+    return runs
+
+
+@pytest.mark.parametrize("lang", ["C.UTF-8", "C", None])
+def test_the_program_starts_the_interpreter_python_starts(build, tmp_path, lang):
+    exe = build(REPORT, "report")
+    assert not [n for n in build.notes if "OCI_FULL_INIT" in n], build.notes  # the stepwise phase
+    (tmp_path / "caf\xe9").write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in ("LANG", "LC_ALL", "LC_CTYPE")}
+    if lang:
+        env["LC_ALL"] = lang
+    mine, python = both(exe, REPORT, str(tmp_path), env=env, stdin=subprocess.DEVNULL)
+    assert mine.returncode == python.returncode == 0, (mine.stderr, python.stderr)
+    m, p = json.loads(mine.stdout), json.loads(python.stdout)
+    # orig_argv: the program's own argv[0]; python's is its command line
+    assert m["out"]["attrs"].pop("orig_argv") == [exe, str(tmp_path)]
+    p["out"]["attrs"].pop("orig_argv")
+    assert m["out"] == p["out"]
+    assert p["pre"] == {"encodings": True, "stdio": ["TextIOWrapper"] * 3}
+    # by design: no codec registry and no streams until used
+    assert m["pre"] == {"encodings": False, "stdio": ["Stream"] * 3}
+    assert m["out"]["stdio_after"] == ["TextIOWrapper"] * 3
+
+
+def test_closed_standard_fds_are_none_as_in_python(build, tmp_path):
+    exe = build(REPORT, "report")
+    (tmp_path / "caf\xe9").write_text("")
+    code = "import os, subprocess, sys; os.close(0); os.close(2); sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+    outs = []
+    for argv in ([exe], [sys.executable, "-I", "-S", "-c", REPORT]):
+        r = subprocess.run([sys.executable, "-c", code] + argv + [str(tmp_path)], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        outs.append(json.loads(r.stdout))
+    assert outs[0]["out"]["stdio"] == outs[1]["out"]["stdio"]
+    assert outs[0]["out"]["stdio"][0] is None and outs[0]["out"]["stdio"][2] is None
+    assert outs[0]["pre"]["stdio"] == ["NoneType", "Stream", "NoneType"]
+
+
+OUTPUT = textwrap.dedent("""
+    import sys
+    print("to stdout", end="")
+    sys.stderr.write("to stderr\\n")
+    print(" and more")
+    how = sys.argv[1]
+    if how == "exit":
+        sys.exit(3)
+    if how == "raise":
+        raise ValueError("boom")
+    if how == "print-stream":
+        print(type(sys.stdout).__name__, sys.stdout is sys.__stdout__, file=sys.stderr)
+""")
+
+
+@pytest.mark.parametrize("how", ["end", "exit", "raise", "print-stream"])
+def test_what_is_printed_comes_out_when_the_program_ends(build, how):
+    """Buffered output is flushed at the end however the script ends (normally, sys.exit, an
+    uncaught exception with its traceback), as python does."""
+    exe = build(OUTPUT, "output")
+    mine, python = both(exe, OUTPUT, how, stdin=subprocess.DEVNULL)
+    assert mine.returncode == python.returncode
+    assert mine.stdout == python.stdout == b"to stdout and more\n"
+    assert mine.stderr.replace(b"<ociruntime>", b"<string>") == python.stderr
