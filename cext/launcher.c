@@ -68,6 +68,13 @@ static void fail(PyConfig *c, PyStatus st)
     } while (0)
 
 #ifdef OCI_MAIN_PHASE
+/* as CHECK, once the configuration is the interpreter's (nothing of ours to clear) */
+static void status(PyStatus st)
+{
+    if (PyStatus_Exception(st))
+        Py_ExitStatusException(st);
+}
+
 /* init_fs_codec of unicodeobject.c, for a file system encoding that is utf-8 under any spelling
  * Python normalises to "utf-8" without a codec lookup (the usual: a UTF-8 locale, or the C locale
  * and UTF-8 mode); anything else gets the whole of _PyUnicode_InitEncodings. */
@@ -80,9 +87,7 @@ static int fs_codec(PyInterpreterState *interp, PyConfig *config)
         name[i++] = *p == L'_' ? L'-' : (wchar_t)towlower(*p);
     name[i] = 0;
     if (*p || (wcscmp(name, L"utf-8") && wcscmp(name, L"utf8"))) {
-        PyStatus st = _PyUnicode_InitEncodings(PyThreadState_Get());
-        if (PyStatus_Exception(st))
-            Py_ExitStatusException(st);
+        status(_PyUnicode_InitEncodings(PyThreadState_Get()));
         return 0;
     }
     PyObject *errors_obj = PyUnicode_FromWideChar(config->filesystem_errors, -1);
@@ -144,37 +149,33 @@ static int lazy_stdio(const PyConfig *config)
     return 0;
 }
 
-#define STATUS(call)                                                                               \
-    do {                                                                                           \
-        PyStatus st_ = (call);                                                                     \
-        if (PyStatus_Exception(st_))                                                               \
-            Py_ExitStatusException(st_);                                                           \
-    } while (0)
-
 /* init_interp_main of Python/pylifecycle.c (3.11), in its order, for the main interpreter with
  * the import system: the path configuration and sys, the path finder and zipimport, faulthandler,
- * the file system codec (fs_codec), signals, tracemalloc, builtins.open, __main__; then the
- * interpreter counts as initialised.  Not taken: the codec registry (made by the first codec
- * lookup, as always) and the stdio streams (lazy_stdio); warnings (isolated mode: no -W options)
- * and site (-S) are not imported by python -I -S either. */
+ * the file system codec (fs_codec), signals, tracemalloc, the stdio streams (lazy_stdio: their
+ * stand-ins), builtins.open, __main__; then the interpreter counts as initialised.  Not taken:
+ * the codec registry (made by the first codec lookup, as always) and the streams themselves
+ * (made when first used); warnings (isolated mode: no -W options) and site (-S) are not
+ * imported by python -I -S either. */
 static int main_phase(void)
 {
     PyThreadState *ts = PyThreadState_Get();
     PyInterpreterState *interp = ts->interp;
     PyConfig *config = &interp->config;
-    STATUS(_PyConfig_InitPathConfig(config, 1));
-    STATUS(_PyPathConfig_UpdateGlobal(config));
+    status(_PyConfig_InitPathConfig(config, 1));
+    status(_PyPathConfig_UpdateGlobal(config));
     if (_PySys_UpdateConfig(ts) < 0)
         return -1;
     PyObject *r = PyObject_CallMethod(interp->importlib, "_install_external_importers", "");
     if (!r)
         return -1;
     Py_DECREF(r);
-    STATUS(_PyImportZip_Init(ts));
-    STATUS(_PyFaulthandler_Init(config->faulthandler));
+    status(_PyImportZip_Init(ts));
+    status(_PyFaulthandler_Init(config->faulthandler));
     if (fs_codec(interp, config) < 0)
         return -1;
     if (_PySignal_Init(config->install_signal_handlers) < 0 || _PyTraceMalloc_Init(config->tracemalloc) < 0)
+        return -1;
+    if (lazy_stdio(config) < 0)
         return -1;
     PyObject *io = PyImport_ImportModule("_io"); /* io.open is _io.open */
     PyObject *open = io ? PyObject_GetAttrString(io, "open") : NULL;
@@ -184,8 +185,6 @@ static int main_phase(void)
         return -1;
     }
     Py_DECREF(open);
-    if (lazy_stdio(config) < 0)
-        return -1;
     PyObject *main_mod = PyImport_AddModule("__main__"); /* borrowed */
     PyObject *d = main_mod ? PyModule_GetDict(main_mod) : NULL;
     PyObject *ann = d ? PyDict_New() : NULL;
