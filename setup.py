@@ -11,6 +11,7 @@
   PYTHONDONTWRITEBYTECODE may be set where it runs; a normal install is compiled by pip).
 """
 import compileall
+import importlib.util
 import marshal
 import os
 import shlex
@@ -38,6 +39,9 @@ class build_scripts(_build_scripts):
             lines[0] = "#!%s -IS\n" % sys.executable
             if editable:
                 lines = [("SOURCE = %r\n" % HERE) if ln == "SOURCE = None\n" else ln for ln in lines]
+            # the .pyc magic of the interpreter that runs the script (it checks two .pyc files itself)
+            lines = [("MAGIC = %r\n" % importlib.util.MAGIC_NUMBER) if ln == "MAGIC = None\n" else ln
+                     for ln in lines]
             out = os.path.join(self.build_dir, os.path.basename(script))
             with open(out, "w", encoding="utf-8") as f:
                 f.write("".join(lines))
@@ -112,15 +116,15 @@ def build_launcher(script, out, announce):
         shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
 
     frozen = frozen_stdlib(paths[0])
-    with open(os.path.join(HERE, "cext", "stdio.py"), encoding="utf-8") as f:
-        stdio = f.read()
+    with open(os.path.join(HERE, "cext", "lazy.py"), encoding="utf-8") as f:
+        lazy = f.read()
 
     def link(tmp, main, exe, defines, pies=([], ["-no-pie"])):
         """Build with ``main`` as the script; returns the PIE option that linked, or the error."""
         with open(os.path.join(tmp, "launcher_cfg.h"), "w") as f:
             f.write("\n".join([
                 c_bytes("OCI_MAIN_CODE", marshal.dumps(compile(main, "<ociruntime>", "exec"))),
-                c_bytes("OCI_STDIO_CODE", marshal.dumps(compile(stdio, "<ociruntime stdio>", "exec"))),
+                c_bytes("OCI_LAZY_CODE", marshal.dumps(compile(lazy, "<ociruntime lazy>", "exec"))),
                 "".join(c_bytes("OCI_FROZEN_%d" % i, code) for i, (_, _, code) in enumerate(frozen)),
                 "static const struct _frozen OCI_FROZEN[] = {%s{0, 0, 0, 0, 0}};" % "".join(
                     "{%s, OCI_FROZEN_%d, (int)sizeof(OCI_FROZEN_%d), %d, 0}, " % (c_string(name), i, i, pkg)

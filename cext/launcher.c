@@ -17,10 +17,11 @@
  *
  * On CPython 3.11 the second ("main") phase of the initialisation is taken step by step here
  * (main_phase: Python/pylifecycle.c's init_interp_main, whose steps are internal API of that
- * version), so that two steps a command may not need are not taken up front: the codec registry
- * (the encodings package, imported to normalise the name of the file system encoding: for a
- * utf-8 one, the usual case, the name is set as it would come out) and the three stdio streams
- * (cext/stdio.py: each made when first used).  ~1 ms of every command.  Other versions, or
+ * version), so that three steps a command may not need are not taken up front: the codec
+ * registry (the encodings package, imported to normalise the name of the file system encoding:
+ * for a utf-8 one, the usual case, the name is set as it would come out), the three stdio
+ * streams (each made when first used) and importlib's path finder with zipimport (installed by
+ * the first import that needs them): cext/lazy.py.  ~2 ms of every command.  Other versions, or
  * where this does not build (-DOCI_FULL_INIT), take the whole phase in Py_InitializeFromConfig.
  *
  * setup.py builds it only where the static library exists and falls back to the -IS script.
@@ -51,7 +52,7 @@
 
 #include "launcher_cfg.h" /* OCI_PYTHON, OCI_STDLIB_PATHS[] (NULL-terminated),
                              OCI_MAIN_CODE[] (the entry script's code, marshalled at build),
-                             OCI_STDIO_CODE[] (cext/stdio.py's code),
+                             OCI_LAZY_CODE[] (cext/lazy.py's code),
                              OCI_FROZEN[] (stdlib modules every start-up imports, frozen) */
 
 static void fail(PyConfig *c, PyStatus st)
@@ -124,13 +125,14 @@ static int fs_codec(PyInterpreterState *interp, PyConfig *config)
     return 0;
 }
 
-/* cext/stdio.py: sys.stdin, stdout and stderr made when first used */
-static int lazy_stdio(const PyConfig *config)
+/* cext/lazy.py: sys.stdin, stdout and stderr made when first used, and the path finder and
+ * zipimport installed when first needed */
+static int lazy(const PyConfig *config)
 {
-    PyObject *g = PyDict_New(), *name = PyUnicode_FromString("ociruntime_stdio"), *code = NULL, *r = NULL;
+    PyObject *g = PyDict_New(), *name = PyUnicode_FromString("ociruntime_lazy"), *code = NULL, *r = NULL;
     if (g && name && PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins()) == 0 &&
         PyDict_SetItemString(g, "__name__", name) == 0)
-        code = PyMarshal_ReadObjectFromString((const char *)OCI_STDIO_CODE, sizeof(OCI_STDIO_CODE));
+        code = PyMarshal_ReadObjectFromString((const char *)OCI_LAZY_CODE, sizeof(OCI_LAZY_CODE));
     Py_XDECREF(name);
     if (code)
         r = PyEval_EvalCode(code, g, g);
@@ -150,12 +152,13 @@ static int lazy_stdio(const PyConfig *config)
 }
 
 /* init_interp_main of Python/pylifecycle.c (3.11), in its order, for the main interpreter with
- * the import system: the path configuration and sys, the path finder and zipimport, faulthandler,
- * the file system codec (fs_codec), signals, tracemalloc, the stdio streams (lazy_stdio: their
+ * the import system: the path configuration and sys, faulthandler, the file system codec
+ * (fs_codec), signals, tracemalloc, the stdio streams and the path finder (lazy: their
  * stand-ins), builtins.open, __main__; then the interpreter counts as initialised.  Not taken:
- * the codec registry (made by the first codec lookup, as always) and the streams themselves
- * (made when first used); warnings (isolated mode: no -W options) and site (-S) are not
- * imported by python -I -S either. */
+ * the codec registry (made by the first codec lookup, as always), the streams themselves (made
+ * when first used) and init_importlib_external (the path finder and zipimport: installed by
+ * the first import no other finder has); warnings (isolated mode: no -W options) and site (-S)
+ * are not imported by python -I -S either. */
 static int main_phase(void)
 {
     PyThreadState *ts = PyThreadState_Get();
@@ -165,17 +168,12 @@ static int main_phase(void)
     status(_PyPathConfig_UpdateGlobal(config));
     if (_PySys_UpdateConfig(ts) < 0)
         return -1;
-    PyObject *r = PyObject_CallMethod(interp->importlib, "_install_external_importers", "");
-    if (!r)
-        return -1;
-    Py_DECREF(r);
-    status(_PyImportZip_Init(ts));
     status(_PyFaulthandler_Init(config->faulthandler));
     if (fs_codec(interp, config) < 0)
         return -1;
     if (_PySignal_Init(config->install_signal_handlers) < 0 || _PyTraceMalloc_Init(config->tracemalloc) < 0)
         return -1;
-    if (lazy_stdio(config) < 0)
+    if (lazy(config) < 0)
         return -1;
     PyObject *io = PyImport_ImportModule("_io"); /* io.open is _io.open */
     PyObject *open = io ? PyObject_GetAttrString(io, "open") : NULL;

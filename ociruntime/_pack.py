@@ -21,6 +21,11 @@ library once; the pack would carry it from then on), nor are built-in and frozen
 
 The modules the pack serves are also loaded without importlib's machinery around the finder and
 loader (``_find_and_load``: its locks and spec handling, ~15 us a module), in importlib's order.
+
+None of this needs importlib's path finder and its module (_frozen_importlib_external), which the
+`ociruntime` program installs only when an import needs them (cext/lazy.py, ~1 ms): extension
+modules are loaded by _imp as its ExtensionFileLoader loads them, the pack's header is this
+interpreter's version rather than the .pyc magic, and the specs carry their ``cached`` path.
 """
 import _imp
 import _thread
@@ -37,15 +42,53 @@ COMMANDS = frozenset(("create", "start", "run", "state", "kill", "delete", "list
                       "resume", "spec", "update", "events", "exec", "features"))  # cli.COMMANDS
 PACK = None  # set by install
 _ModuleSpec = type(sys.__spec__)
-_ExtensionFileLoader = sys.modules["_frozen_importlib_external"].ExtensionFileLoader
 MODULE, PACKAGE, EXTENSION = 0, 1, 2  # an entry's kind (the first two were False/True)
-# the .pyc magic of this interpreter (importlib.util's, without importing it); the pack starts with it
-_MAGIC = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+# what a pack starts with: packs are made anew by any other interpreter (its .pyc magic included)
+_HEADER = ("ociruntime pack %s %x %s\n" % (sys.implementation.cache_tag, sys.hexversion, sys.version)).encode()
 _finder = None
 _bootstrap = sys.modules["_frozen_importlib"]
 _importlib_find_and_load = _bootstrap._find_and_load
 _Module = type(sys)
 _CACHE_TAG = sys.implementation.cache_tag
+
+
+class ExtensionLoader:
+    """importlib's ExtensionFileLoader (in _frozen_importlib_external) for an extension module the
+    pack has by path: the same _imp calls."""
+
+    def __init__(self, name, path):
+        self.name, self.path = name, path
+
+    def create_module(self, spec):
+        return _imp.create_dynamic(spec)
+
+    def exec_module(self, module):
+        _imp.exec_dynamic(module)
+
+    def is_package(self, fullname):
+        return False
+
+    def get_code(self, fullname):
+        return None
+
+    def get_source(self, fullname):
+        return None
+
+    def get_filename(self, fullname):
+        return self.path
+
+
+class ExtensionSpec(_ModuleSpec):
+    """importlib's spec of an extension module, whose ``cached`` (made from the origin when first
+    read, by _frozen_importlib_external) is None for an extension module's file."""
+
+    @property
+    def cached(self):
+        return self._cached
+
+    @cached.setter
+    def cached(self, value):
+        self._cached = value
 
 
 class Finder:
@@ -71,7 +114,7 @@ class Finder:
             if _stat_of(rel) != pyc:
                 self.missed = True
                 return None
-            spec = _ModuleSpec(name, _ExtensionFileLoader(name, rel), origin=rel)
+            spec = ExtensionSpec(name, ExtensionLoader(name, rel), origin=rel)
             spec.has_location = True
             self.used[name] = entry
             return spec
@@ -82,6 +125,9 @@ class Finder:
         is_pkg = kind == PACKAGE
         spec = _ModuleSpec(name, self, origin=origin, is_package=is_pkg)
         spec.has_location = True  # __file__ is the source, as for a module loaded from it
+        if sys.pycache_prefix is None and not sys.flags.optimize:  # importlib's cache_from_source, cheaper
+            head, _, base = origin.rpartition("/")
+            spec.cached = "%s/__pycache__/%s.%s.pyc" % (head, base[:-3], _CACHE_TAG)
         if is_pkg:  # its submodules not in the pack are looked for the usual way
             spec.submodule_search_locations = [origin.rpartition("/")[0]]
         self.used[name] = entry
@@ -121,12 +167,12 @@ def _find_and_load(name, import_):
     parent package first, the module in sys.modules while its body runs and out of it again if
     that fails, then set on its parent), without importlib's per-module lock, meta path walk and
     spec attribute machinery (~0.5 ms of `run`'s imports).  Anything else goes to importlib: a
-    module the pack does not have (or has stale), an extension module, an import while another
+    module the pack does not have (or has stale), an import while another
     thread runs (the locks are then needed), and any import once the finder is not the first on
     sys.meta_path (another finder would be asked first; the init takes it off, _seal_imports)."""
     f = _finder
     entry = f.entries.get(name)
-    if entry is None or entry[1] == EXTENSION or name in sys.modules or \
+    if entry is None or name in sys.modules or \
             not sys.meta_path or sys.meta_path[0] is not f or _thread._count():
         return _importlib_find_and_load(name, import_)
     parent, _, child = name.rpartition(".")
@@ -137,11 +183,15 @@ def _find_and_load(name, import_):
     spec = f.find_spec(name)
     if spec is None:  # its source changed: importlib finds it the usual way
         return _importlib_find_and_load(name, import_)
-    module = _module_of(spec)
+    if entry[1] == EXTENSION:
+        module = spec.loader.create_module(spec)
+        _bootstrap._init_module_attrs(spec, module)
+    else:
+        module = _module_of(spec)
     spec._initializing = True
     sys.modules[name] = module
     try:
-        f.exec_module(module)
+        spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
@@ -158,11 +208,9 @@ def _module_of(spec):
     module = _Module(spec.name)
     module.__loader__ = spec.loader
     module.__spec__ = spec
-    origin = spec.origin
-    module.__file__ = origin
-    if sys.pycache_prefix is None and not sys.flags.optimize:  # importlib's cache_from_source, cheaper
-        head, _, base = origin.rpartition("/")
-        spec.cached = "%s/__pycache__/%s.%s.pyc" % (head, base[:-3], _CACHE_TAG)
+    module.__file__ = spec.origin
+    if spec._cached is None:  # find_spec sets it, but not with a pycache prefix or -O
+        _external()  # (ModuleSpec makes it with importlib's module)
     module.__cached__ = spec.cached
     if spec.submodule_search_locations is not None:
         module.__package__ = spec.name
@@ -173,16 +221,17 @@ def _module_of(spec):
 
 
 def _parse(data):
-    """The pack: magic, the index's length (4 bytes), the index (marshal: name -> (path, kind,
+    """The pack: _HEADER, the index's length (4 bytes), the index (marshal: name -> (path, kind,
     offset, length) of a module's .pyc image, or (path, EXTENSION, st_mtime_ns, st_size)), then
     the .pyc images, which the entries view without a copy."""
-    if data[:4] != _MAGIC:
+    h = len(_HEADER)
+    if data[:h] != _HEADER:
         return {}
-    n = int.from_bytes(data[4:8], "little")
+    n = int.from_bytes(data[h:h + 4], "little")
     view = memoryview(data)
-    blob = view[8 + n:]
+    blob = view[h + 4 + n:]
     return {name: (rel, kind, (a, b) if kind == EXTENSION else blob[a:a + b])
-            for name, (rel, kind, a, b) in marshal.loads(view[8:8 + n]).items()}
+            for name, (rel, kind, a, b) in marshal.loads(view[h + 4:h + 4 + n]).items()}
 
 
 def _dump(entries):
@@ -195,7 +244,7 @@ def _dump(entries):
         parts.append(pyc)
         off += len(pyc)
     head = marshal.dumps(index)
-    return b"".join([_MAGIC, len(head).to_bytes(4, "little"), head] + parts)
+    return b"".join([_HEADER, len(head).to_bytes(4, "little"), head] + parts)
 
 
 def update():
@@ -206,18 +255,22 @@ def update():
     if f is None or not f.missed or sys.dont_write_bytecode:
         return
     entries = dict(f.used)
+    # whatever was loaded the usual way came through the path finder, so its module is there
+    external = sys.modules.get("_frozen_importlib_external")
     for name, mod in list(sys.modules.items()):
         if name in entries or name == __name__:
             continue
         spec = getattr(mod, "__spec__", None)
         origin, cached = getattr(spec, "origin", None), getattr(spec, "cached", None)
-        if isinstance(getattr(spec, "loader", None), _ExtensionFileLoader) and \
+        loader = getattr(spec, "loader", None)
+        if (isinstance(loader, ExtensionLoader) or
+                external is not None and isinstance(loader, external.ExtensionFileLoader)) and \
                 isinstance(origin, str) and origin.startswith("/"):
             st = _stat_of(origin)
             if st is not None:
                 entries[name] = (origin, EXTENSION, st)
             continue
-        if not name.startswith("ociruntime."):
+        if not name.startswith("ociruntime.") or external is None:
             continue
         if not origin or not cached or not origin.startswith(_ROOT + "/ociruntime/") or \
                 not origin.endswith(".py"):
@@ -228,7 +281,7 @@ def update():
         except OSError:
             continue
         # a timestamp .pyc (flags 0) of this very source: what importlib would accept
-        if len(pyc) < 16 or pyc[:4] != _MAGIC or pyc[4:8] != b"\0\0\0\0" or not _of_source(pyc, origin):
+        if len(pyc) < 16 or pyc[:4] != external.MAGIC_NUMBER or pyc[4:8] != b"\0\0\0\0" or not _of_source(pyc, origin):
             continue
         entries[name] = (origin[len(_ROOT) + 1:],
                          PACKAGE if spec.submodule_search_locations is not None else MODULE, pyc)
@@ -273,3 +326,10 @@ def _of_source(pyc, path):
         return False
     return int.from_bytes(pyc[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF and \
         int.from_bytes(pyc[12:16], "little") == st.st_size & 0xFFFFFFFF
+
+
+def _external():
+    """importlib's _frozen_importlib_external, installed (where the launcher deferred it, importing
+    it installs it: cext/lazy.py)."""
+    import _frozen_importlib_external
+    return _frozen_importlib_external

@@ -328,11 +328,14 @@ def join_keyring(cid):
 
 
 def _seal_imports():
-    """After pivot_root the container's files are at /: no Python may be loaded from them."""
+    """After pivot_root the container's files are at /: no Python may be loaded from them.  Only
+    the interpreter's built-in and frozen modules are left to import: the path finder goes, the
+    pack's finder (it stats the sources) and the launcher's deferred path finder (cext/lazy.py)
+    too."""
+    bootstrap = sys.modules["_frozen_importlib"]
     sys.path[:] = []
     sys.path_importer_cache.clear()
-    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__name__", "") != "PathFinder"
-                        and not getattr(f, "ociruntime_pack", False)]  # it stats the sources too
+    sys.meta_path[:] = [f for f in sys.meta_path if f is bootstrap.BuiltinImporter or f is bootstrap.FrozenImporter]
 
 
 def _make_cwd(rootfs, cwd):

@@ -1,12 +1,15 @@
 """What each lifecycle command imports (start-up latency is a feature: `import os` alone is ~1.6 ms,
 json/re/enum several more).  The commands run through an entry script like the installed one that
 records sys.modules when the command ends (cli.finish), on real containers; besides the package
-and what the interpreter loads at start-up, only the modules listed here may be imported."""
+and what the interpreter loads at start-up, only the modules listed here may be imported.  They
+run both as a -IS script and as the `ociruntime` program (cext/launcher.c, with the installed
+entry script), where none of them may install importlib's path finder (cext/lazy.py)."""
 import sys
 from pathlib import Path
 
 import pytest
 
+import helpers
 from helpers import LONG_RUNNING, Runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,18 +43,37 @@ finish(cli.main(sys.argv[1:]))
 """
 
 
-@pytest.fixture
-def recorded(runtime, tmp_path):
+# the end of the installed entry script, recording (posix: no stream, no codec) as ENTRY does
+PROGRAM_END = """\
+import ociruntime.cli as cli
+def finish(code, _finish=cli.finish):
+    import posix
+    command = next(a for a in sys.argv[1:] if a in _pack.COMMANDS)
+    fd = posix.open({out!r} + "/" + command, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT, 0o644)
+    posix.write(fd, (" ".join(sorted(sys.modules)) + "\\n").encode())
+    posix.close(fd)
+    _finish(code)
+cli.finish = finish
+finish(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(params=["script", "program"])
+def recorded(request, runtime, tmp_path):
     """A Runtime running the package through the recording entry script, cleaned up with `runtime`."""
     out = tmp_path / "modules"
     out.mkdir()
-    site = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
-    script = tmp_path / "ociruntime-recorded"
-    script.write_text("#!%s -IS\n" % sys.executable + ENTRY.format(repo=str(REPO), site=site, out=str(out)))
-    script.chmod(0o755)
+    if request.param == "program":
+        script = request.getfixturevalue("build")(
+            helpers.entry_script(str(REPO), PROGRAM_END.format(out=str(out))), "ociruntime-recorded")
+    else:
+        site = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+        script = tmp_path / "ociruntime-recorded"
+        script.write_text("#!%s -IS\n" % sys.executable + ENTRY.format(repo=str(REPO), site=site, out=str(out)))
+        script.chmod(0o755)
     rt = Runtime(script, runtime.root, runtime.token, "imports", label="rec")
     runtime.peers.append(rt)
-    return rt, out
+    return rt, out, request.param
 
 
 def _baseline():
@@ -62,7 +84,7 @@ def _baseline():
 
 
 def test_lifecycle_commands_import_only_what_they_need(recorded, bundle):
-    rt, out = recorded
+    rt, out, how = recorded
     b = bundle(*LONG_RUNNING)
     cid = rt.create(b)
     rt.start(cid)
@@ -83,3 +105,5 @@ def test_lifecycle_commands_import_only_what_they_need(recorded, bundle):
             assert "ociruntime.cli." + command in mods
             extra = {m for m in mods - base - allowed if m != "ociruntime" and not m.startswith("ociruntime.")}
             assert not extra, "%s imported %s" % (command, sorted(extra))
+            if how == "program":
+                assert not {"_frozen_importlib_external", "zipimport"} & mods, command

@@ -2,14 +2,14 @@
 
 Each test builds the program as setup.py does, with a script of its own in place of the entry
 script, and runs that script both ways: in the program and in `python -I -S`.  What the script
-reports must be equal, with one exception by design: the program makes sys.stdin, stdout and
-stderr when first used (cext/stdio.py), so the codec registry (the encodings package) is not
-imported at start-up; once a stream is used it is the stream python has."""
+reports must be equal, with two exceptions by design (cext/lazy.py): the program makes sys.stdin,
+stdout and stderr when first used, so the codec registry (the encodings package) is not imported
+at start-up, and it installs importlib's path finder and zipimport's hook on the first import that
+needs them; once used, each is what python has."""
 import json
 import os
 import subprocess
 import sys
-import sysconfig
 import textwrap
 
 import pytest
@@ -20,7 +20,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 REPORT = textwrap.dedent("""
     import posix, sys, _signal
     pre = {"encodings": "encodings" in sys.modules,
-           "stdio": [type(s).__name__ for s in (sys.stdin, sys.stdout, sys.stderr)]}
+           "stdio": [type(s).__name__ for s in (sys.stdin, sys.stdout, sys.stderr)],
+           "external": "_frozen_importlib_external" in sys.modules,
+           "meta_path": [getattr(f, "__name__", type(f).__name__) for f in sys.meta_path],
+           "path_hooks": len(sys.path_hooks)}
     import builtins, _io, faulthandler, json, tracemalloc
     main = sys.modules["__main__"]
     def handler(n):
@@ -57,35 +60,6 @@ REPORT = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    """build(script) -> the program running ``script``, built as setup.py builds the command."""
-    cv = sysconfig.get_config_var
-    static = os.path.join(cv("LIBPL") or "", cv("LIBRARY") or "")
-    if not static.endswith(".a") or not os.path.isfile(static):
-        pytest.skip(f"this interpreter has no static libpython ({static}): setup.py installs the -IS script")
-    ns = {"__file__": os.path.join(REPO, "setup.py"), "__name__": "ociruntime_setup"}
-    import setuptools
-    real_setup, setuptools.setup = setuptools.setup, lambda **kw: None
-    try:
-        with open(ns["__file__"]) as f:
-            exec(compile(f.read(), ns["__file__"], "exec"), ns)
-    finally:
-        setuptools.setup = real_setup
-    tmp = tmp_path_factory.mktemp("launcher")
-    notes = []
-
-    def make(script, name):
-        out = tmp / name
-        out.write_text("#!/bin/false\n")
-        ns["build_launcher"](script, str(out), lambda msg, level: notes.append(msg))
-        with open(out, "rb") as f:
-            assert f.read(4) == b"\x7fELF", notes
-        return str(out)
-    make.notes = notes
-    return make
-
-
 def both(exe, script, *args, env=None, **kw):
     """(program's result, python -I -S's result) of ``script`` with ``args``."""
     env = dict(os.environ if env is None else env)
@@ -110,9 +84,11 @@ def test_the_program_starts_the_interpreter_python_starts(build, tmp_path, lang)
     assert m["out"]["attrs"].pop("orig_argv") == [exe, str(tmp_path)]
     p["out"]["attrs"].pop("orig_argv")
     assert m["out"] == p["out"]
-    assert p["pre"] == {"encodings": True, "stdio": ["TextIOWrapper"] * 3}
-    # by design: no codec registry and no streams until used
-    assert m["pre"] == {"encodings": False, "stdio": ["Stream"] * 3}
+    assert p["pre"] == {"encodings": True, "stdio": ["TextIOWrapper"] * 3, "external": True,
+                        "meta_path": ["BuiltinImporter", "FrozenImporter", "PathFinder"], "path_hooks": 2}
+    # by design: no codec registry, no streams and no path finder until used
+    assert m["pre"] == {"encodings": False, "stdio": ["Stream"] * 3, "external": False,
+                        "meta_path": ["BuiltinImporter", "FrozenImporter", "Deferred"], "path_hooks": 0}
     assert m["out"]["stdio_after"] == ["TextIOWrapper"] * 3
 
 
@@ -154,3 +130,65 @@ def test_what_is_printed_comes_out_when_the_program_ends(build, how):
     assert mine.returncode == python.returncode
     assert mine.stdout == python.stdout == b"to stdout and more\n"
     assert mine.stderr.replace(b"<ociruntime>", b"<string>") == python.stderr
+
+
+# the import system once something needed the path finder (argv[1], run first); the same as python's
+IMPORTS = textwrap.dedent("""
+    import posix, sys
+    exec(sys.argv[1])
+    import _frozen_importlib as bootstrap, json, zipimport
+    external = sys.modules["_frozen_importlib_external"]
+    names = lambda seq: [getattr(f, "__name__", type(f).__name__) for f in seq]
+    out = {"meta_path": names(sys.meta_path), "path_hooks": names(sys.path_hooks),
+           "installed": [bootstrap._bootstrap_external is external, external._bootstrap is bootstrap,
+                         sys.meta_path[-1] is external.PathFinder, sys.path_hooks[0] is zipimport.zipimporter,
+                         zipimport._bootstrap_external is external],
+           "importlib": __import__("importlib.machinery").machinery.PathFinder is external.PathFinder,
+           "found": [__import__("colorsys").__file__, __import__("encodings.cp437").__path__],
+           "latin-1": b"caf\\xe9".decode("latin-1")}
+    posix.write(1, json.dumps(out).encode())
+""")
+
+
+@pytest.mark.parametrize("first", [
+    "import json",  # a module of the stdlib directory
+    "import zipimport",  # frozen, and it imports the path finder's module
+    "import _frozen_importlib_external",  # that module itself
+    "import importlib.util",  # importlib's package: its __init__ from disk
+    "import codecs; codecs.lookup('latin-1')",  # encodings (frozen in) finds latin_1 on disk
+    "__import__('ociruntime')",  # from sys.path
+    "pass",
+])
+def test_the_path_finder_is_installed_by_the_first_import_that_needs_it(build, first):
+    exe = build(IMPORTS, "imports")
+    env = dict(os.environ, PYTHONPATH=REPO)  # ignored by both (isolated): ociruntime is not found
+    mine, python = both(exe, IMPORTS, "try:\n %s\nexcept ImportError:\n pass" % first, env=env)
+    assert mine.returncode == python.returncode == 0, (mine.stderr, python.stderr)
+    m, p = json.loads(mine.stdout), json.loads(python.stdout)
+    assert m == p
+    assert p["meta_path"] == ["BuiltinImporter", "FrozenImporter", "PathFinder"]
+    assert p["installed"] == [True] * 5
+
+
+SEALED = textwrap.dedent("""
+    import posix, sys
+    from _frozen_importlib import BuiltinImporter, FrozenImporter
+    sys.meta_path[:] = [f for f in sys.meta_path if f is BuiltinImporter or f is FrozenImporter]
+    out = []
+    for name in ("json", "zipimport", "json", "colorsys"):
+        try:
+            out.append(__import__(name).__name__)
+        except ImportError:
+            out.append(None)
+    out.append([getattr(f, "__name__", type(f).__name__) for f in sys.meta_path])
+    posix.write(1, repr(out).encode())
+""")
+
+
+def test_without_the_deferred_finder_the_path_finder_never_comes(build):
+    """The container init's seal (process/init.py) keeps only the built-in and frozen importers:
+    no later import installs the path finder (zipimport is frozen; what it imports is not
+    installed)."""
+    exe = build(SEALED, "sealed")
+    mine, python = both(exe, SEALED)
+    assert mine.stdout == python.stdout == b"[None, 'zipimport', None, None, ['BuiltinImporter', 'FrozenImporter']]"

@@ -2,6 +2,7 @@
 
 Each step runs in a fresh interpreter on a copy of the package (the pack lives beside the sources
 it caches), as the `ociruntime` command starts: install the finder, import, update at the end."""
+import ast
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import textwrap
 
 import pytest
 
+import helpers
 import ociruntime
 
 PKG = os.path.dirname(os.path.abspath(ociruntime.__file__))
@@ -254,3 +256,49 @@ def test_a_module_whose_body_fails_is_not_left_behind(tree):
     """)
     r = fresh_python(code, str(tree))
     assert r.stdout.strip() == "ok", r.stderr
+
+
+# the program's own entry script (cext/launcher.c, tools/ociruntime) importing argv[1]'s modules
+PROGRAM = textwrap.dedent("""
+    import posix  # (json is not: it is found by the path finder)
+    mods = ["ociruntime", "ociruntime._pack"] + sys.argv[1].split(",")
+    for m in mods:
+        __import__(m)
+    external = "_frozen_importlib_external" in sys.modules
+    def of(m):
+        mod = sys.modules[m]
+        parent, _, child = m.rpartition(".")
+        return {"file": mod.__file__, "cached": getattr(mod, "__cached__", "(none)"), "package": mod.__package__,
+                "path": getattr(mod, "__path__", None), "on_parent": not parent or getattr(sys.modules[parent], child) is mod,
+                "spec": [mod.__spec__.name, mod.__spec__.parent, mod.__spec__.origin, mod.__spec__.cached,
+                         mod.__spec__.has_location, mod.__spec__.submodule_search_locations],
+                "loader": type(mod.__spec__.loader).__name__, "same_loader": mod.__loader__ is mod.__spec__.loader}
+    out = {"external": external, "attrs": {m: of(m) for m in mods}, "served": sorted(_pack._finder.used)}
+    _pack.update()
+    posix.write(1, repr(out).encode())
+""")
+
+
+def test_the_program_imports_without_the_path_finder(tree, build):
+    """In the `ociruntime` program the entry script loads ociruntime and _pack from their .pyc and
+    the pack serves the rest, extension modules included, without importlib's path finder (which
+    the program installs only when an import needs it, cext/lazy.py); each module is set up as
+    importlib sets it up."""
+    exe = build(helpers.entry_script(str(tree), PROGRAM), "program")
+    mods = "ociruntime.cli,ociruntime.container.state,ociruntime._shim,_json,select"
+    runs = []
+    for _ in range(2):
+        r = subprocess.run([exe, mods], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        runs.append(ast.literal_eval(r.stdout))
+    first, second = runs  # the first compiles the tree and writes the pack the second uses
+    assert first["external"] and not second["external"]
+    assert set(mods.split(",")) <= set(second["served"])
+    for m, got in second["attrs"].items():
+        want = first["attrs"][m]
+        assert (want.pop("loader"), got.pop("loader")) == {
+            "ociruntime": ("SourceFileLoader", "_Loader"), "ociruntime._pack": ("SourceFileLoader", "_Loader"),
+            "_json": ("ExtensionFileLoader", "ExtensionLoader"), "select": ("ExtensionFileLoader", "ExtensionLoader"),
+            "ociruntime._shim": ("ExtensionFileLoader", "ExtensionLoader")}.get(m, ("SourceFileLoader", "Finder")), m
+        assert got == want, m
+    assert second["attrs"]["select"]["cached"] == "(none)" and second["attrs"]["select"]["spec"][3] is None
