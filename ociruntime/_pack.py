@@ -1,13 +1,15 @@
-"""The package's bytecode in one file: a command's imports with one read.
+"""The package's bytecode in one file: a command's imports from one open file.
 
 Importing a module of this package the usual way costs ~70 us on the machines we measure
 (importlib's path finder and source loader, in Python: stats, opening and validating its .pyc),
 against ~15 us to unmarshal and run it; `run` imports ~45 of them.  This finder serves them from
 ``__pycache__/pack.<cache tag>.<command>.bin`` instead: the .pyc images (header and code) of the
-modules the command has imported before (one pack per command), read at once.  Each is used only
-while its source file matches the header's mtime and size, the check importlib itself makes of a
-.pyc (a stat each); anything else
-(no entry, a changed source, a hash-based .pyc) goes the usual way, and the command that saw it
+modules the command has imported before (one pack per command), behind an index read when the
+command starts; each image is read (pread) when its module is imported, so a command reads what
+it imports, however much other runs of it (other configs, error paths) put in its pack.  Each is
+used only while its source file matches the header's mtime and size, the check importlib itself
+makes of a .pyc (a stat each); anything else
+(no entry, a changed source, a hash-based .pyc, an unreadable image) goes the usual way, and the command that saw it
 writes the pack anew when it is done (``update``, from cli.finish), from the .pyc files Python
 checked or wrote meanwhile.  So the pack is a cache of __pycache__ with its guarantees: where
 __pycache__ cannot be written (or bytecode writing is off), there is no pack and nothing changes.
@@ -33,7 +35,6 @@ import marshal
 import posix
 import sys
 
-from ociruntime import read_file
 
 _PKG_DIR = __file__.rpartition("/")[0]  # .../ociruntime
 _ROOT = _PKG_DIR.rpartition("/")[0]  # where "ociruntime/..." paths start
@@ -96,12 +97,32 @@ class Finder:
 
     ociruntime_pack = True  # process/init.py takes it off sys.meta_path with the path finder
 
-    def __init__(self, entries):
-        # name -> (path under _ROOT, kind, .pyc image), or for an extension module
-        # (its absolute path, EXTENSION, (st_mtime_ns, st_size))
+    def __init__(self, entries, fd=-1, base=0):
+        # name -> (path under _ROOT, kind, where): ``where`` is (offset, length, .pyc header's
+        # mtime and size) of its .pyc image in the pack open at ``fd`` (offsets from ``base``), or
+        # the image itself (new, in update); or for an extension module (its absolute path,
+        # EXTENSION, (st_mtime_ns, st_size))
         self.entries = entries
+        self.fd, self.base = fd, base
         self.used = {}  # name -> entry, of what was served from the pack
         self.missed = False
+
+    def image(self, where):
+        """An entry's .pyc image (header and code)."""
+        if where.__class__ is bytes:
+            return where
+        off, length, _ = where
+        data = posix.pread(self.fd, length, self.base + off)
+        if len(data) != length:
+            raise EOFError("the pack is shorter than its index")
+        return data
+
+    def code(self, where):
+        """An entry's code, None if its image cannot be read."""
+        try:
+            return marshal.loads(memoryview(self.image(where))[16:])
+        except (OSError, ValueError, EOFError, TypeError):
+            return None
 
     def find_spec(self, name, path=None, target=None):
         entry = self.entries.get(name)
@@ -119,11 +140,12 @@ class Finder:
             self.used[name] = entry
             return spec
         origin = _ROOT + "/" + rel
-        if not _of_source(pyc, origin):
+        code = self.code(pyc) if _of_source(_stamp(pyc), origin) else None
+        if code is None:
             self.missed = True  # the source changed since: the usual way, and a new pack after
             return None
         is_pkg = kind == PACKAGE
-        spec = _ModuleSpec(name, self, origin=origin, is_package=is_pkg)
+        spec = _ModuleSpec(name, self, origin=origin, loader_state=code, is_package=is_pkg)
         spec.has_location = True  # __file__ is the source, as for a module loaded from it
         if sys.pycache_prefix is None and not sys.flags.optimize:  # importlib's cache_from_source, cheaper
             head, _, base = origin.rpartition("/")
@@ -137,8 +159,19 @@ class Finder:
         return None
 
     def exec_module(self, module):
-        entry = self.entries[module.__spec__.name]
-        exec(marshal.loads(memoryview(entry[2])[16:]), module.__dict__)
+        spec = module.__spec__
+        code, spec.loader_state = spec.loader_state, None  # (kept, it would hold the module's code)
+        if code is None:  # the spec ran once already
+            code = self.code(self.entries[spec.name][2])
+            if code is None:
+                raise ImportError("the pack's image of %s cannot be read" % spec.name, name=spec.name)
+        exec(code, module.__dict__)
+
+    def release(self):
+        """Close the pack: nothing more is served from it (the container init's seal)."""
+        if self.fd >= 0:
+            posix.close(self.fd)
+            self.fd = -1
 
 
 def install(argv=()):
@@ -149,11 +182,16 @@ def install(argv=()):
         return
     key = next((a for a in argv if a in COMMANDS), "other")
     PACK = "%s/__pycache__/pack.%s.%s.bin" % (_PKG_DIR, sys.implementation.cache_tag, key)
+    entries, fd, base = {}, -1, 0
     try:
-        entries = _parse(read_file(PACK))
+        fd = posix.open(PACK, posix.O_RDONLY | posix.O_CLOEXEC)
+        entries, base = _parse(fd)
     except (OSError, ValueError, EOFError, TypeError, IndexError):
         entries = {}
-    _finder = Finder(entries)
+    if not entries and fd >= 0:
+        posix.close(fd)
+        fd = -1
+    _finder = Finder(entries, fd, base)
     if not entries:
         _finder.missed = True
     sys.meta_path.insert(0, _finder)
@@ -220,27 +258,32 @@ def _module_of(spec):
     return module
 
 
-def _parse(data):
-    """The pack: _HEADER, the index's length (4 bytes), the index (marshal: name -> (path, kind,
-    offset, length) of a module's .pyc image, or (path, EXTENSION, st_mtime_ns, st_size)), then
-    the .pyc images, which the entries view without a copy."""
+def _parse(fd):
+    """The pack open at ``fd``: its entries and where its images start.  The pack is _HEADER, the
+    index's length (4 bytes), the index (marshal: name -> (path, kind, offset, length, the .pyc
+    header's mtime and size) of a module's .pyc image, or (path, EXTENSION, st_mtime_ns, st_size,
+    None)), then the .pyc images."""
     h = len(_HEADER)
-    if data[:h] != _HEADER:
-        return {}
-    n = int.from_bytes(data[h:h + 4], "little")
-    view = memoryview(data)
-    blob = view[h + 4 + n:]
-    return {name: (rel, kind, (a, b) if kind == EXTENSION else blob[a:a + b])
-            for name, (rel, kind, a, b) in marshal.loads(view[h + 4:h + 4 + n]).items()}
+    head = posix.read(fd, 65536)
+    if head[:h] != _HEADER:
+        return {}, 0
+    base = h + 4 + int.from_bytes(head[h:h + 4], "little")
+    if len(head) < base:
+        head += posix.pread(fd, base - len(head), len(head))
+        if len(head) < base:
+            raise EOFError("the pack is shorter than its index")
+    return {name: (rel, kind, (a, b) if kind == EXTENSION else (a, b, c))
+            for name, (rel, kind, a, b, c) in marshal.loads(memoryview(head)[h + 4:base]).items()}, base
 
 
 def _dump(entries):
+    """The pack of ``entries``, whose modules' images are bytes."""
     index, parts, off = {}, [], 0
     for name, (rel, kind, pyc) in entries.items():
         if kind == EXTENSION:
-            index[name] = (rel, kind) + tuple(pyc)
+            index[name] = (rel, kind) + tuple(pyc) + (None,)
             continue
-        index[name] = (rel, int(kind), off, len(pyc))
+        index[name] = (rel, int(kind), off, len(pyc), pyc[8:16])
         parts.append(pyc)
         off += len(pyc)
     head = marshal.dumps(index)
@@ -281,16 +324,23 @@ def update():
         except OSError:
             continue
         # a timestamp .pyc (flags 0) of this very source: what importlib would accept
-        if len(pyc) < 16 or pyc[:4] != external.MAGIC_NUMBER or pyc[4:8] != b"\0\0\0\0" or not _of_source(pyc, origin):
+        if len(pyc) < 16 or pyc[:4] != external.MAGIC_NUMBER or pyc[4:8] != b"\0\0\0\0" or \
+                not _of_source(pyc[8:16], origin):
             continue
         entries[name] = (origin[len(_ROOT) + 1:],
                          PACKAGE if spec.submodule_search_locations is not None else MODULE, pyc)
     for name, entry in f.entries.items():  # what other commands use, while still current
         if name not in entries and (_stat_of(entry[0]) == entry[2] if entry[1] == EXTENSION
-                                    else _of_source(entry[2], _ROOT + "/" + entry[0])):
+                                    else _of_source(_stamp(entry[2]), _ROOT + "/" + entry[0])):
             entries[name] = entry
     if entries.keys() == f.entries.keys() and all(entries[n][2] is f.entries[n][2] for n in entries):
         return  # the misses were of modules that do not exist: nothing new
+    for name, (rel, kind, where) in list(entries.items()):  # the images kept from the old pack
+        if kind != EXTENSION and where.__class__ is not bytes:
+            try:
+                entries[name] = (rel, kind, f.image(where))
+            except (OSError, EOFError):
+                del entries[name]
     tmp = "%s.%d.tmp" % (PACK, posix.getpid())
     try:
         fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o644)
@@ -317,15 +367,26 @@ def _stat_of(path):
     return (st.st_mtime_ns, st.st_size)
 
 
-def _of_source(pyc, path):
-    """Whether the .pyc image ``pyc`` is of the source at ``path`` as it is now: its header's
-    mtime and size (importlib's check of a timestamp .pyc)."""
+def _stamp(where):
+    """A module entry's .pyc header mtime and size (8 bytes)."""
+    return where[8:16] if where.__class__ is bytes else where[2]
+
+
+def _of_source(stamp, path):
+    """Whether a .pyc whose header has ``stamp`` (its mtime and size, 8 bytes) is of the source at
+    ``path`` as it is now (importlib's check of a timestamp .pyc)."""
     try:
         st = posix.stat(path)
     except OSError:
         return False
-    return int.from_bytes(pyc[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF and \
-        int.from_bytes(pyc[12:16], "little") == st.st_size & 0xFFFFFFFF
+    return int.from_bytes(stamp[:4], "little") == int(st.st_mtime) & 0xFFFFFFFF and \
+        int.from_bytes(stamp[4:8], "little") == st.st_size & 0xFFFFFFFF
+
+
+def release():
+    """Close the pack (the container init's seal: nothing is imported from the host after it)."""
+    if _finder is not None:
+        _finder.release()
 
 
 def _external():

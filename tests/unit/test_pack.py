@@ -117,16 +117,40 @@ def test_a_damaged_pack_is_ignored_and_replaced(tree):
     assert step(tree)["ociruntime.cli"]["packed"]
 
 
+def test_a_cut_pack_serves_what_it_still_has(tree):
+    """Images are read when their module is imported: one the pack no longer holds whole is
+    imported the usual way, and the pack is written anew."""
+    step(tree)
+    pack = pack_of(tree)
+    data = pack.read_bytes()
+    pack.write_bytes(data[:-100])
+    again = step(tree)
+    assert not all(again[m]["packed"] for m in MODS) and any(again[m]["packed"] for m in MODS)
+    assert pack.stat().st_size == len(data)
+    assert all(step(tree)[m]["packed"] for m in MODS)
+
+
 def test_init_seals_imports_without_the_pack(tree):
     # after pivot_root nothing may be looked up by path, the pack's stat of the sources included
     code = textwrap.dedent("""
         import sys
         sys.path[:0] = [sys.argv[1]] + sys.argv[2:]
+        import posix
         from ociruntime import _pack
-        _pack.install()
+        _pack.install(["state"])
+        def packs_open():
+            links = []
+            for fd in posix.listdir("/proc/self/fd"):
+                try:
+                    links.append(posix.readlink("/proc/self/fd/" + fd))
+                except OSError:  # listdir's own
+                    pass
+            return [link for link in links if link.endswith(".state.bin")]
+        assert packs_open()
         from ociruntime.process.init import _seal_imports
         _seal_imports()
         assert not any(getattr(f, "ociruntime_pack", False) for f in sys.meta_path), sys.meta_path
+        assert not packs_open()  # the host's file is closed
         try:
             import ociruntime.cli.features
         except ImportError:
