@@ -119,8 +119,10 @@ def build_launcher(script, out, announce):
     with open(os.path.join(HERE, "cext", "lazy.py"), encoding="utf-8") as f:
         lazy = f.read()
 
-    def link(tmp, main, exe, defines, pies=([], ["-no-pie"])):
-        """Build with ``main`` as the script; returns the PIE option that linked, or the error."""
+    def link(tmp, main, exe, defines, pies=(["-no-pie"], [])):
+        """Build with ``main`` as the script; returns the PIE option that linked, or the error.
+        Without PIE first (launcher.c: a PIE's relocations would write to every page of the
+        interpreter's static objects); the stepwise build has its own _Py_Deepfreeze_Init."""
         with open(os.path.join(tmp, "launcher_cfg.h"), "w") as f:
             f.write("\n".join([
                 c_bytes("OCI_MAIN_CODE", marshal.dumps(compile(main, "<ociruntime>", "exec"))),
@@ -134,8 +136,10 @@ def build_launcher(script, out, announce):
                 % ", ".join(c_string(p) for p in paths), ""]))
         base = cc + ["-O2", "-s"] + defines + ["-I", tmp, "-I", cv("INCLUDEPY"), "-o", exe,
                      os.path.join(HERE, "cext", "launcher.c")]
+        if "-DOCI_FULL_INIT" not in defines:
+            base.append("-Wl,--allow-multiple-definition")
         err = ""
-        for pie in pies:  # a static library built without -fPIC links only without PIE
+        for pie in pies:  # PIE only where -no-pie does not link
             r = subprocess.run(base + pie + libs, capture_output=True, text=True)
             if r.returncode == 0:
                 return pie

@@ -23,6 +23,12 @@
  * streams (each made when first used) and importlib's path finder with zipimport (installed by
  * the first import that needs them): cext/lazy.py.  ~2 ms of every command.  Other versions, or
  * where this does not build (-DOCI_FULL_INIT), take the whole phase in Py_InitializeFromConfig.
+ * On 3.11 too, the strings of the modules deep-frozen into the interpreter (importlib's two
+ * halves, zipimport, os, codecs, ... ~800 kB of static objects) are interned when the module is
+ * first loaded rather than all at start-up (lazy_deepfreeze), and the program is linked without
+ * PIE (as Debian links its python3 and runc): together, the static objects of modules a command
+ * never loads are neither relocated nor written, so their pages are never copied (~200 page
+ * faults, ~1.7 ms a command).
  *
  * setup.py builds it only where the static library exists and falls back to the -IS script.
  * No policy here: only what an interpreter's main() does. */
@@ -48,6 +54,8 @@
 #include "internal/pycore_pylifecycle.h"
 #include "internal/pycore_pystate.h"
 #include "internal/pycore_runtime.h"
+#include "internal/pycore_code.h"
+#include "internal/pycore_import.h"
 #endif
 
 #include "launcher_cfg.h" /* OCI_PYTHON, OCI_STDLIB_PATHS[] (NULL-terminated),
@@ -74,6 +82,102 @@ static void status(PyStatus st)
 {
     if (PyStatus_Exception(st))
         Py_ExitStatusException(st);
+}
+
+/* Deep-frozen modules (Python/deepfreeze.c: their code objects, names and constants are static
+ * objects in the program) have their strings interned by _Py_Deepfreeze_Init, all of them at
+ * start-up, which writes to every page of them.  Here each module's are interned when its code is
+ * first asked for (the get_code of its entry in the frozen tables, which importlib calls to load
+ * it): the tables are copied with each get_code replaced by a wrapper that interns the code tree
+ * it returns (the same _PyStaticCode_InternStrings on each code object), and _Py_Deepfreeze_Init
+ * is this program's (setup.py links with --allow-multiple-definition; the first, this one, wins).
+ * Should the tables not fit, they stay as they are and everything is interned at start-up. */
+#define OCI_GETTERS 48
+static PyObject *(*getters[OCI_GETTERS])(void); /* the tables' own get_code functions */
+static char interned[OCI_GETTERS];
+static struct _frozen tables[3][OCI_GETTERS];
+static int eager_interning = 1;
+
+static int intern_tree(PyObject *co)
+{
+    if (_PyStaticCode_InternStrings((PyCodeObject *)co) < 0)
+        return -1;
+    PyObject *consts = ((PyCodeObject *)co)->co_consts;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
+        PyObject *c = PyTuple_GET_ITEM(consts, i);
+        if (PyCode_Check(c) && intern_tree(c) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *get_code(int i)
+{
+    PyObject *co = getters[i]();
+    if (co && !interned[i]) {
+        if (intern_tree(co) < 0)
+            return NULL;
+        interned[i] = 1;
+    }
+    return co;
+}
+
+#define G(i) static PyObject *get_##i(void) { return get_code(i); }
+G(0) G(1) G(2) G(3) G(4) G(5) G(6) G(7) G(8) G(9) G(10) G(11) G(12) G(13) G(14) G(15) G(16) G(17)
+G(18) G(19) G(20) G(21) G(22) G(23) G(24) G(25) G(26) G(27) G(28) G(29) G(30) G(31) G(32) G(33)
+G(34) G(35) G(36) G(37) G(38) G(39) G(40) G(41) G(42) G(43) G(44) G(45) G(46) G(47)
+static PyObject *(*const wrappers[OCI_GETTERS])(void) = {
+    get_0,  get_1,  get_2,  get_3,  get_4,  get_5,  get_6,  get_7,  get_8,  get_9,  get_10, get_11,
+    get_12, get_13, get_14, get_15, get_16, get_17, get_18, get_19, get_20, get_21, get_22, get_23,
+    get_24, get_25, get_26, get_27, get_28, get_29, get_30, get_31, get_32, get_33, get_34, get_35,
+    get_36, get_37, get_38, get_39, get_40, get_41, get_42, get_43, get_44, get_45, get_46, get_47};
+
+/* ``copy``: ``table`` with each get_code wrapped (aliases share their module's); -1 if too many */
+static int wrap_table(const struct _frozen *table, struct _frozen *copy, int *n_getters)
+{
+    int n = 0;
+    for (const struct _frozen *p = table; p->name; p++, n++) {
+        if (n + 1 >= OCI_GETTERS)
+            return -1;
+        copy[n] = *p;
+        if (!p->get_code)
+            continue;
+        int i = 0;
+        while (i < *n_getters && getters[i] != p->get_code)
+            i++;
+        if (i == *n_getters) {
+            if (i == OCI_GETTERS)
+                return -1;
+            getters[(*n_getters)++] = p->get_code;
+        }
+        copy[n].get_code = wrappers[i];
+    }
+    memset(&copy[n], 0, sizeof(copy[n]));
+    return 0;
+}
+
+static void lazy_deepfreeze(void)
+{
+    const struct _frozen **t[3] = {&_PyImport_FrozenBootstrap, &_PyImport_FrozenStdlib, &_PyImport_FrozenTest};
+    int n_getters = 0;
+    for (int k = 0; k < 3; k++)
+        if (wrap_table(*t[k], tables[k], &n_getters) < 0)
+            return;
+    for (int k = 0; k < 3; k++)
+        *t[k] = tables[k];
+    eager_interning = 0;
+}
+
+int _Py_Deepfreeze_Init(void)
+{
+    if (!eager_interning)
+        return 0;
+    const struct _frozen *t[3] = {_PyImport_FrozenBootstrap, _PyImport_FrozenStdlib, _PyImport_FrozenTest};
+    for (int k = 0; k < 3; k++)
+        for (const struct _frozen *p = t[k]; p->name; p++)
+            if (p->get_code && intern_tree(p->get_code()) < 0)
+                return -1;
+    return 0;
 }
 
 /* init_fs_codec of unicodeobject.c, for a file system encoding that is utf-8 under any spelling
@@ -205,6 +309,9 @@ int main(int argc, char **argv)
 {
     PyConfig c;
     PyImport_FrozenModules = OCI_FROZEN; /* looked up before the stdlib's own frozen modules */
+#ifdef OCI_MAIN_PHASE
+    lazy_deepfreeze();
+#endif
     PyConfig_InitPythonConfig(&c); /* as the python program; then -I -S */
     c.isolated = 1;                /* implies -E -s -P */
     c.site_import = 0;

@@ -11,7 +11,7 @@ import errno
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import time
 
-from ociruntime import exists, join, normpath, read_text
+from ociruntime import exists, join, normpath, read_file, read_text
 from ociruntime.errors import CgroupError
 
 
@@ -218,8 +218,7 @@ class Manager:
             return out
         for d, _ in _walk(top):
             try:
-                with open(join(d, "cgroup.procs")) as f:
-                    out += [int(x) for x in f.read().split()]
+                out += [int(x) for x in read_file(join(d, "cgroup.procs")).split()]
             except FileNotFoundError:
                 continue
         return out
@@ -251,8 +250,7 @@ class Manager:
         deadline = time.monotonic() + 5.0
         try:
             while True:
-                with open(path, "w") as f:  # v1: FREEZING can stall on a busy task; write again
-                    f.write(value)
+                _put(path, value)  # v1: FREEZING can stall on a busy task; write again
                 for delay in (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1):
                     time.sleep(delay)
                     if self.frozen() == on:
@@ -263,8 +261,7 @@ class Manager:
             raise CgroupError("%s cgroup %s: %s" % (what, path, e.strerror)) from None
         if on:
             try:
-                with open(path, "w") as f:
-                    f.write(thawed_value)
+                _put(path, thawed_value)
             except OSError:
                 pass
         raise CgroupError("%s cgroup %s: timed out" % (what, path))
@@ -275,8 +272,7 @@ class Manager:
         container is left paused, except by SIGKILL)."""
         if self.v2 and sig == 9 and exists(self.dir("unified") + "/cgroup.kill"):
             try:
-                with open(self.dir("unified") + "/cgroup.kill", "w") as f:
-                    f.write("1")
+                _put(self.dir("unified") + "/cgroup.kill", "1")
                 return
             except OSError:
                 pass
@@ -341,11 +337,21 @@ def _remove(d):
 
 
 def _read(path):
+    """The file's text, "" if it cannot be read (posix calls: open() in text mode builds an io
+    stack and imports the codec registry, ~0.3 ms of `delete`)."""
     try:
-        with open(path) as f:
-            return f.read()
+        return read_text(path)
     except OSError:
         return ""
+
+
+def _put(path, value):
+    """Write ``value`` to an existing (control) file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
 def _inherit_cpuset(parent, child):

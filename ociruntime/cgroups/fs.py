@@ -7,6 +7,7 @@ Tests swap ``write`` for a recording one (the file-level translation tests).
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
 from ociruntime import exists as _exists
+from ociruntime import read_text
 from ociruntime.errors import CgroupError
 
 _WFLAGS = os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC
@@ -22,8 +23,7 @@ def write(cgdir, name, value):
     data = value.encode() if isinstance(value, str) else str(value).encode()
     if journal is not None and path not in (p for p, _ in journal):
         try:
-            with open(path) as f:
-                journal.append((path, f.read()))
+            journal.append((path, read_text(path)))
         except OSError:
             pass
     try:
@@ -48,8 +48,7 @@ def _error(path, data, e):
 
 
 def read(cgdir, name):
-    with open(cgdir + "/" + name) as f:
-        return f.read()
+    return read_text(cgdir + "/" + name)
 
 
 def exists(cgdir, name):

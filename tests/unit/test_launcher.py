@@ -6,6 +6,7 @@ reports must be equal, with two exceptions by design (cext/lazy.py): the program
 stdout and stderr when first used, so the codec registry (the encodings package) is not imported
 at start-up, and it installs importlib's path finder and zipimport's hook on the first import that
 needs them; once used, each is what python has."""
+import ast
 import json
 import os
 import subprocess
@@ -192,3 +193,42 @@ def test_without_the_deferred_finder_the_path_finder_never_comes(build):
     exe = build(SEALED, "sealed")
     mine, python = both(exe, SEALED)
     assert mine.stdout == python.stdout == b"[None, 'zipimport', None, None, ['BuiltinImporter', 'FrozenImporter']]"
+
+
+# the deep-frozen modules' names, once each is loaded (its code asked for, as importlib does, or
+# imported): interned, as python interns them at start-up
+INTERNED = textwrap.dedent("""
+    import _imp, posix, sys
+    def codes(co):
+        yield co
+        for c in co.co_consts:
+            if type(c) is type(co):
+                yield from codes(c)
+    def interned(s):  # whether s is the interned string of its value (sys.intern(s) would intern s)
+        return sys.intern(s[:1] + s[1:]) is s
+    out = {}
+    for name in sys.argv[1].split(","):
+        import_ = name in ("os", "codecs", "zipimport")  # loading: importlib asks for the code
+        code = __import__(name) and _imp.get_frozen_object(name) if import_ else _imp.get_frozen_object(name)
+        names = [s for co in codes(code) for s in co.co_names + co.co_varnames]
+        consts = [c for co in codes(code) for c in co.co_consts
+                  if type(c) is str and c.isidentifier() and c.isascii()]
+        out[name] = [len(names), sum(map(interned, names)), len(consts), sum(map(interned, consts))]
+    posix.write(1, repr(out).encode())
+""")
+
+
+def test_deep_frozen_modules_have_their_names_interned_once_loaded(build):
+    """The program interns a deep-frozen module's strings when it is first loaded (launcher.c,
+    lazy_deepfreeze), python all of them at start-up: once loaded, the same are interned."""
+    exe = build(INTERNED, "interned")
+    mods = ",".join(["_frozen_importlib", "_frozen_importlib_external", "zipimport", "abc", "codecs",
+                     "io", "_collections_abc", "_sitebuiltins", "genericpath", "ntpath", "posixpath",
+                     "os", "site", "stat", "importlib.util", "importlib.machinery", "runpy",
+                     "__hello__", "__phello__.spam"])
+    mine, python = both(exe, INTERNED, mods)
+    assert mine.returncode == python.returncode == 0, (mine.stderr, python.stderr)
+    assert mine.stdout == python.stdout
+    for name, (n, n_interned, c, c_interned) in ast.literal_eval(python.stdout.decode()).items():
+        assert n == n_interned and n > 0, name
+        assert c == c_interned, name
