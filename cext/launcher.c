@@ -20,8 +20,9 @@
  * version), so that three steps a command may not need are not taken up front: the codec
  * registry (the encodings package, imported to normalise the name of the file system encoding:
  * for a utf-8 one, the usual case, the name is set as it would come out), the three stdio
- * streams (each made when first used) and importlib's path finder with zipimport (installed by
- * the first import that needs them): cext/lazy.py.  ~2 ms of every command.  Other versions, or
+ * streams (each made when first used), importlib's path finder with zipimport (installed by the
+ * first import that needs them) and the io module's C half (_io, for builtins.open): cext/lazy.py.
+ * ~2.5 ms of every command.  Other versions, or
  * where this does not build (-DOCI_FULL_INIT), take the whole phase in Py_InitializeFromConfig.
  * On 3.11 too, the strings of the modules deep-frozen into the interpreter (importlib's two
  * halves, zipimport, os, codecs, ... ~800 kB of static objects) are interned when the module is
@@ -229,8 +230,8 @@ static int fs_codec(PyInterpreterState *interp, PyConfig *config)
     return 0;
 }
 
-/* cext/lazy.py: sys.stdin, stdout and stderr made when first used, and the path finder and
- * zipimport installed when first needed */
+/* cext/lazy.py: sys.stdin, stdout and stderr made when first used, the path finder and zipimport
+ * installed and _io imported when first needed */
 static int lazy(const PyConfig *config)
 {
     PyObject *g = PyDict_New(), *name = PyUnicode_FromString("ociruntime_lazy"), *code = NULL, *r = NULL;
@@ -257,12 +258,12 @@ static int lazy(const PyConfig *config)
 
 /* init_interp_main of Python/pylifecycle.c (3.11), in its order, for the main interpreter with
  * the import system: the path configuration and sys, faulthandler, the file system codec
- * (fs_codec), signals, tracemalloc, the stdio streams and the path finder (lazy: their
- * stand-ins), builtins.open, __main__; then the interpreter counts as initialised.  Not taken:
- * the codec registry (made by the first codec lookup, as always), the streams themselves (made
- * when first used) and init_importlib_external (the path finder and zipimport: installed by
- * the first import no other finder has); warnings (isolated mode: no -W options) and site (-S)
- * are not imported by python -I -S either. */
+ * (fs_codec), signals, tracemalloc, the stdio streams, the path finder and builtins.open (lazy:
+ * their stand-ins), __main__; then the interpreter counts as initialised.  Not taken: the codec
+ * registry (made by the first codec lookup, as always), the streams themselves (made when first
+ * used), init_importlib_external (the path finder and zipimport: installed by the first import
+ * no other finder has) and _io (imported by whatever first needs it, open included); warnings
+ * (isolated mode: no -W options) and site (-S) are not imported by python -I -S either. */
 static int main_phase(void)
 {
     PyThreadState *ts = PyThreadState_Get();
@@ -277,16 +278,8 @@ static int main_phase(void)
         return -1;
     if (_PySignal_Init(config->install_signal_handlers) < 0 || _PyTraceMalloc_Init(config->tracemalloc) < 0)
         return -1;
-    if (lazy(config) < 0)
+    if (lazy(config) < 0) /* builtins.open too (a stand-in until _io is imported) */
         return -1;
-    PyObject *io = PyImport_ImportModule("_io"); /* io.open is _io.open */
-    PyObject *open = io ? PyObject_GetAttrString(io, "open") : NULL;
-    Py_XDECREF(io);
-    if (!open || PyDict_SetItemString(interp->builtins, "open", open) < 0) {
-        Py_XDECREF(open);
-        return -1;
-    }
-    Py_DECREF(open);
     PyObject *main_mod = PyImport_AddModule("__main__"); /* borrowed */
     PyObject *d = main_mod ? PyModule_GetDict(main_mod) : NULL;
     PyObject *ann = d ? PyDict_New() : NULL;

@@ -38,7 +38,7 @@ def load_bundle(bundle, need_process=True):
         st = os.stat(rootfs)
     except OSError as e:
         raise ConfigError("invalid rootfs: stat %s: %s" % (rootfs, e.strerror.lower())) from None
-    import stat as _stat
+    import _stat
     if not _stat.S_ISDIR(st.st_mode):
         raise ConfigError("invalid rootfs: %s: not a directory" % rootfs)
     return doc, bundle, rootfs

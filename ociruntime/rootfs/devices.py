@@ -1,6 +1,6 @@
 """/dev inside the container: the default devices, ``linux.devices``, and the standard links."""
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
-import stat
+import _stat as stat
 
 from ociruntime import exists
 from ociruntime import _sys

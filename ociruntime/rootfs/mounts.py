@@ -179,7 +179,7 @@ PROC_OK = frozenset(("cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime
 
 def _check_ordinary_dir(rootfd, m):
     """proc and sysfs only on a real directory, never through a symlink (CVE-2019-16884)."""
-    import stat
+    import _stat as stat
     parent, _, name = m.dest.rstrip("/").rpartition("/")
     try:
         pfd = paths.open_in_root(rootfd, parent or "/")

@@ -7,7 +7,7 @@ O_PATH fd through /proc/self/fd/N, never onto a path string that could be re-res
 """
 import errno
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
-import stat
+import _stat as stat
 
 from ociruntime import _sys
 

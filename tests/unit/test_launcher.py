@@ -24,7 +24,7 @@ REPORT = textwrap.dedent("""
            "stdio": [type(s).__name__ for s in (sys.stdin, sys.stdout, sys.stderr)],
            "external": "_frozen_importlib_external" in sys.modules,
            "meta_path": [getattr(f, "__name__", type(f).__name__) for f in sys.meta_path],
-           "path_hooks": len(sys.path_hooks)}
+           "path_hooks": len(sys.path_hooks), "io": "_io" in sys.modules}
     import builtins, _io, faulthandler, json, tracemalloc
     main = sys.modules["__main__"]
     def handler(n):
@@ -86,10 +86,12 @@ def test_the_program_starts_the_interpreter_python_starts(build, tmp_path, lang)
     p["out"]["attrs"].pop("orig_argv")
     assert m["out"] == p["out"]
     assert p["pre"] == {"encodings": True, "stdio": ["TextIOWrapper"] * 3, "external": True,
-                        "meta_path": ["BuiltinImporter", "FrozenImporter", "PathFinder"], "path_hooks": 2}
-    # by design: no codec registry, no streams and no path finder until used
+                        "meta_path": ["BuiltinImporter", "FrozenImporter", "PathFinder"], "path_hooks": 2,
+                        "io": True}
+    # by design: no codec registry, no streams, no path finder and no _io until used
     assert m["pre"] == {"encodings": False, "stdio": ["Stream"] * 3, "external": False,
-                        "meta_path": ["BuiltinImporter", "FrozenImporter", "Deferred"], "path_hooks": 0}
+                        "meta_path": ["BuiltinImporter", "FrozenImporter", "Deferred"], "path_hooks": 0,
+                        "io": False}
     assert m["out"]["stdio_after"] == ["TextIOWrapper"] * 3
 
 
@@ -137,7 +139,7 @@ def test_what_is_printed_comes_out_when_the_program_ends(build, how):
 IMPORTS = textwrap.dedent("""
     import posix, sys
     exec(sys.argv[1])
-    import _frozen_importlib as bootstrap, json, zipimport
+    import _frozen_importlib as bootstrap, builtins, json, zipimport
     external = sys.modules["_frozen_importlib_external"]
     names = lambda seq: [getattr(f, "__name__", type(f).__name__) for f in seq]
     out = {"meta_path": names(sys.meta_path), "path_hooks": names(sys.path_hooks),
@@ -146,7 +148,8 @@ IMPORTS = textwrap.dedent("""
                          zipimport._bootstrap_external is external],
            "importlib": __import__("importlib.machinery").machinery.PathFinder is external.PathFinder,
            "found": [__import__("colorsys").__file__, __import__("encodings.cp437").__path__],
-           "latin-1": b"caf\\xe9".decode("latin-1")}
+           "latin-1": b"caf\\xe9".decode("latin-1"),
+           "open": builtins.open is sys.modules["_io"].open}
     posix.write(1, json.dumps(out).encode())
 """)
 
@@ -158,6 +161,7 @@ IMPORTS = textwrap.dedent("""
     "import importlib.util",  # importlib's package: its __init__ from disk
     "import codecs; codecs.lookup('latin-1')",  # encodings (frozen in) finds latin_1 on disk
     "__import__('ociruntime')",  # from sys.path
+    "open('/dev/null').close()",  # builtins.open before _io is imported
     "pass",
 ])
 def test_the_path_finder_is_installed_by_the_first_import_that_needs_it(build, first):
