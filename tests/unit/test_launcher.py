@@ -236,3 +236,69 @@ def test_deep_frozen_modules_have_their_names_interned_once_loaded(build):
     for name, (n, n_interned, c, c_interned) in ast.literal_eval(python.stdout.decode()).items():
         assert n == n_interned and n > 0, name
         assert c == c_interned, name
+
+
+# the program's built-in flock and poll (start, kill and delete use them: ociruntime/__init__.py)
+SYSCALLS = textwrap.dedent("""
+    import _signal, errno, posix, sys, time
+    import _ociruntime_launcher as L
+    out = {}
+    path = sys.argv[1]
+    fd = posix.open(path, posix.O_RDWR | posix.O_CREAT, 0o600)
+    L.flock(fd, 2)  # LOCK_EX
+    def other_try():  # another open file description of the same file, LOCK_EX | LOCK_NB
+        pid = posix.fork()
+        if pid == 0:
+            fd2 = posix.open(path, posix.O_RDONLY)
+            try:
+                L.flock(fd2, 2 | 4)
+                posix._exit(0)
+            except BlockingIOError:
+                posix._exit(11)
+        return posix.waitstatus_to_exitcode(posix.waitpid(pid, 0)[1])
+    out["held"] = other_try()
+    L.flock(fd, 8)  # LOCK_UN
+    out["released"] = other_try()
+    try:
+        L.flock(-1, 2)
+    except OSError as e:
+        out["badfd"] = errno.errorcode[e.errno]
+    r, w = posix.pipe()
+    out["empty"] = L.poll((r,), 0)
+    posix.write(w, b"x")
+    out["readable"] = L.poll([r], -1)
+    posix.close(w)
+    out["hangup"] = L.poll((r,), 0)
+    fired = []
+    _signal.signal(_signal.SIGALRM, lambda *a: fired.append(1))
+    _signal.setitimer(_signal.ITIMER_REAL, 0.05)
+    r2, w2 = posix.pipe()
+    t = time.monotonic()
+    out["timeout"] = L.poll((r2,), 300)
+    out["waited"] = time.monotonic() - t >= 0.29
+    out["handler_ran"] = fired == [1]
+    def stop(*a):
+        raise KeyboardInterrupt
+    _signal.signal(_signal.SIGALRM, stop)
+    _signal.setitimer(_signal.ITIMER_REAL, 0.05)
+    try:
+        L.poll((r2,), -1)
+    except KeyboardInterrupt:
+        out["interrupted"] = True
+    posix.write(1, repr(out).encode())
+""")
+
+
+def test_the_program_has_flock_and_poll_built_in(build, tmp_path):
+    """flock(2) and poll(2) as fcntl.flock and select.poll give them: the lock excludes another
+    open file description until released, errors are OSErrors, poll reports readable and hung up
+    fds and times out, and a signal runs its handler then the wait goes on (or ends with the
+    handler's exception)."""
+    import select
+    exe = build(SYSCALLS, "syscalls")
+    r = subprocess.run([exe, str(tmp_path / "lock")], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert ast.literal_eval(r.stdout.decode()) == {
+        "held": 11, "released": 0, "badfd": "EBADF", "empty": (0,), "readable": (select.POLLIN,),
+        "hangup": (select.POLLIN | select.POLLHUP,), "timeout": (0,), "waited": True, "handler_ran": True,
+        "interrupted": True}
