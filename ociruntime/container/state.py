@@ -2,7 +2,7 @@
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 import time
 
-from ociruntime import join, jsonio
+from ociruntime import join
 from ociruntime.container import status as _status
 from ociruntime.container.statedir import StateDir
 
@@ -50,6 +50,7 @@ def state_json(state, status):
         del s["pid"]
     if state.get("annotations"):
         s["annotations"] = state["annotations"]
+    from ociruntime import jsonio
     return jsonio.dumps(s)
 
 

@@ -1,0 +1,60 @@
+"""ociruntime.container.statedir: state.json and its marshal copy (.state.marshal), which start,
+kill and delete load instead of decoding JSON, used only while it holds state.json's very text."""
+import marshal
+import os
+
+import pytest
+
+from ociruntime import jsonio
+from ociruntime.container.statedir import CACHE_FILE, STATE_FILE, StateDir
+from ociruntime.errors import StateError
+
+STATE = {"id": "c1", "pid": 42, "bundle": "/b", "cgroup": {"paths": {"pids": ["/x", "/y", 1]}},
+         "config": {"process": {"args": ["sh", "-c", "echo \u00e9"]}, "annotations": {}}, "n": 1.5,
+         "none": None, "flag": True}
+
+
+@pytest.fixture
+def sd(tmp_path):
+    (tmp_path / "c1").mkdir()
+    fd = os.open(tmp_path / "c1", os.O_RDONLY | os.O_DIRECTORY)
+    d = StateDir(str(tmp_path), "c1", fd)
+    yield d
+    d.close()
+
+
+def test_saved_state_loads_as_the_json_reads(sd, tmp_path):
+    sd.save(STATE)
+    text = (tmp_path / "c1" / STATE_FILE).read_bytes()
+    assert jsonio.loads(text) == STATE  # (the tuple-free state round-trips)
+    assert marshal.loads((tmp_path / "c1" / CACHE_FILE).read_bytes()) == (text, jsonio.loads(text))
+    assert sd.load() == jsonio.loads(text)
+    assert sorted(os.listdir(tmp_path / "c1")) == [CACHE_FILE, STATE_FILE]  # no temp file left
+
+
+def test_the_copy_is_what_load_returns_while_its_text_is_state_json(sd, tmp_path):
+    sd.save(STATE)
+    text = (tmp_path / "c1" / STATE_FILE).read_bytes()
+    (tmp_path / "c1" / CACHE_FILE).write_bytes(marshal.dumps((text, {"from": "copy"})))
+    assert sd.load() == {"from": "copy"}
+
+
+@pytest.mark.parametrize("damage", ["json changed", "copy garbage", "copy gone", "copy of other"])
+def test_otherwise_state_json_is_read(sd, tmp_path, damage):
+    sd.save(STATE)
+    d = tmp_path / "c1"
+    if damage == "json changed":  # e.g. written by another version of the runtime
+        (d / STATE_FILE).write_text(jsonio.dumps(dict(STATE, pid=43)))
+    elif damage == "copy garbage":
+        (d / CACHE_FILE).write_bytes(b"\x00garbage")
+    elif damage == "copy gone":
+        (d / CACHE_FILE).unlink()
+    else:
+        (d / CACHE_FILE).write_bytes(marshal.dumps(("not this text", {"pid": 1})))
+    want = jsonio.loads((d / STATE_FILE).read_bytes())
+    assert sd.load() == want and want["pid"] == (43 if damage == "json changed" else 42)
+
+
+def test_no_state_json_is_no_container(sd, tmp_path):
+    with pytest.raises(StateError, match="container does not exist"):
+        sd.load()
