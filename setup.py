@@ -114,12 +114,16 @@ def build_launcher(script, out, announce):
              dynload[0] if dynload else os.path.join(sysconfig.get_path("platstdlib", vars=base), "lib-dynload")]
     libs = [static] + shlex.split(cv("MODLIBS") or "") + shlex.split(cv("LIBS") or "") + \
         shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
+    # the installation's run path (pyenv's lib/): libpython is linked in, so the program needs it
+    # only for a library of its own there; without it the loader does not look there (and in five
+    # hwcaps subdirectories) for libc and libm, ~20 failed system calls a start
+    plain = [a for a in libs if not a.startswith(("-Wl,-rpath,", "-Wl,-R"))]
 
     frozen = frozen_stdlib(paths[0])
     with open(os.path.join(HERE, "cext", "lazy.py"), encoding="utf-8") as f:
         lazy = f.read()
 
-    def link(tmp, main, exe, defines, pies=(["-no-pie"], [])):
+    def link(tmp, main, exe, defines, libs, pies=(["-no-pie"], [])):
         """Build with ``main`` as the script; returns the PIE option that linked, or the error.
         Without PIE first (launcher.c: a PIE's relocations would write to every page of the
         interpreter's static objects); the stepwise build has its own _Py_Deepfreeze_Init."""
@@ -150,9 +154,11 @@ def build_launcher(script, out, announce):
         # a probe first: the package itself may not be importable yet (a wheel is installed after);
         # the interpreter's second phase taken step by step (see launcher.c), else all at once
         errors = []
-        for defines in ([], ["-DOCI_FULL_INIT"]):
+        variants = [([], plain, "without the run path"), ([], libs, "with the run path"),
+                    (["-DOCI_FULL_INIT"], libs, "with -DOCI_FULL_INIT")]
+        for defines, use, how in variants if plain != libs else variants[1:]:
             probe = os.path.join(tmp, "probe")
-            pie = link(tmp, PROBE, probe, defines)
+            pie = link(tmp, PROBE, probe, defines, use)
             if isinstance(pie, str):
                 errors.append("build failed: %s" % pie)
                 continue
@@ -165,9 +171,9 @@ def build_launcher(script, out, announce):
             announce("ociruntime launcher: the script stays: %s" % "; ".join(errors), 3)
             return
         for e in errors:
-            announce("ociruntime launcher: %s; built with -DOCI_FULL_INIT" % e, 2)
+            announce("ociruntime launcher: %s; built %s" % (e, how), 2)
         exe = os.path.join(tmp, "ociruntime")
-        err = link(tmp, script, exe, defines, (pie,))
+        err = link(tmp, script, exe, defines, use, (pie,))
         if isinstance(err, str):
             announce("ociruntime launcher: build failed, the script stays: %s" % err, 3)
             return

@@ -73,7 +73,7 @@ def both(exe, script, *args, env=None, **kw):
 @pytest.mark.parametrize("lang", ["C.UTF-8", "C", None])
 def test_the_program_starts_the_interpreter_python_starts(build, tmp_path, lang):
     exe = build(REPORT, "report")
-    assert not [n for n in build.notes if "OCI_FULL_INIT" in n], build.notes  # the stepwise phase
+    assert not build.notes, build.notes  # the stepwise phase, without the run path
     (tmp_path / "caf\xe9").write_text("")
     env = {k: v for k, v in os.environ.items() if k not in ("LANG", "LC_ALL", "LC_CTYPE")}
     if lang:
