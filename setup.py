@@ -10,6 +10,7 @@
 * bytecode of the package in the source tree (an editable install imports from there, and
   PYTHONDONTWRITEBYTECODE may be set where it runs; a normal install is compiled by pip).
 """
+import ast
 import compileall
 import importlib.util
 import marshal
@@ -91,7 +92,13 @@ def frozen_stdlib(stdlib):
 # resolves the C API from the program), the flags of `python -I -S`, and a codec that is not frozen
 # found through the frozen encodings package (latin-1 has no alias: encodings.latin_1 from disk)
 PROBE = ("import _json, codecs, sys\nprint('ok', sys.flags.isolated, sys.flags.no_site, _json.__name__, "
-         "codecs.lookup('latin1').name, codecs.lookup('idna').name)\n")
+         "codecs.lookup('latin1').name, codecs.lookup('idna').name)\n"
+         "print(repr([getattr(sys, a) for a in PATH_CONFIG]))\n")
+# what the interpreter's path configuration (getpath) computes, as the probe finds it: baked into
+# the program, which then does not compute it again (see launcher.c, main_phase)
+PATH_CONFIG = ("_base_executable", "prefix", "base_prefix", "exec_prefix", "base_exec_prefix", "_stdlib_dir",
+               "platlibdir")
+PROBE = "PATH_CONFIG = %r\n" % (PATH_CONFIG,) + PROBE
 
 
 def build_launcher(script, out, announce):
@@ -123,7 +130,7 @@ def build_launcher(script, out, announce):
     with open(os.path.join(HERE, "cext", "lazy.py"), encoding="utf-8") as f:
         lazy = f.read()
 
-    def link(tmp, main, exe, defines, libs, pies=(["-no-pie"], [])):
+    def link(tmp, main, exe, defines, libs, pies=(["-no-pie"], []), path_config=None):
         """Build with ``main`` as the script; returns the PIE option that linked, or the error.
         Without PIE first (launcher.c: a PIE's relocations would write to every page of the
         interpreter's static objects); the stepwise build has its own _Py_Deepfreeze_Init."""
@@ -136,6 +143,7 @@ def build_launcher(script, out, announce):
                     "{%s, OCI_FROZEN_%d, (int)sizeof(OCI_FROZEN_%d), %d, 0}, " % (c_string(name), i, i, pkg)
                     for i, (name, pkg, _) in enumerate(frozen)),
                 "#define OCI_PYTHON %s" % c_string(sys.executable),
+                "#define OCI_PATH_CONFIG %s" % "".join(c_string(v) + ", " for v in path_config or ()),
                 "static const char *const OCI_STDLIB_PATHS[] = {%s, 0};"
                 % ", ".join(c_string(p) for p in paths), ""]))
         base = cc + ["-O2", "-s"] + defines + ["-I", tmp, "-I", cv("INCLUDEPY"), "-o", exe,
@@ -163,7 +171,8 @@ def build_launcher(script, out, announce):
                 errors.append("build failed: %s" % pie)
                 continue
             r = subprocess.run([probe], capture_output=True, text=True)
-            if r.returncode == 0 and r.stdout.split() == ["ok", "1", "1", "_json", "iso8859-1", "idna"]:
+            lines = r.stdout.splitlines()
+            if r.returncode == 0 and lines[:1] and lines[0].split() == ["ok", "1", "1", "_json", "iso8859-1", "idna"]:
                 break
             errors.append("the built interpreter does not start as it should: %s %s"
                           % (r.stdout.strip(), r.stderr.strip()[-500:]))
@@ -173,7 +182,13 @@ def build_launcher(script, out, announce):
         for e in errors:
             announce("ociruntime launcher: %s; built %s" % (e, how), 2)
         exe = os.path.join(tmp, "ociruntime")
-        err = link(tmp, script, exe, defines, use, (pie,))
+        try:
+            found = ast.literal_eval(lines[1])
+        except (IndexError, ValueError, SyntaxError):
+            found = None
+        ok = isinstance(found, list) and len(found) == len(PATH_CONFIG) and all(
+            isinstance(v, str) and v and "\0" not in v for v in found) and all(v.startswith("/") for v in found[:6])
+        err = link(tmp, script, exe, defines, use, (pie,), found if ok else None)
         if isinstance(err, str):
             announce("ociruntime launcher: build failed, the script stays: %s" % err, 3)
             return

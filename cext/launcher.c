@@ -260,6 +260,30 @@ static int lazy(const PyConfig *config)
     return 0;
 }
 
+/* The path configuration getpath computed for the probe setup.py built first (OCI_PATH_CONFIG:
+ * sys._base_executable, prefix, base_prefix, exec_prefix, base_exec_prefix, _stdlib_dir and
+ * platlibdir), set as
+ * getpath would set it: getpath runs Python code and looks for a dozen files each start (~0.25
+ * ms).  Only while the stdlib is still where it was (its os.py, getpath's own landmark); -1
+ * otherwise, and getpath computes it. */
+static int baked_path_config(PyConfig *config)
+{
+    static const char *const found[] = {OCI_PATH_CONFIG NULL};
+    if (sizeof(found) / sizeof(*found) != 8)
+        return -1;
+    char landmark[PATH_MAX];
+    if (snprintf(landmark, sizeof(landmark), "%s/os.py", found[5]) >= (int)sizeof(landmark) ||
+        access(landmark, F_OK) < 0)
+        return -1;
+    wchar_t **fields[] = {&config->base_executable, &config->prefix,      &config->base_prefix,
+                          &config->exec_prefix,     &config->base_exec_prefix, &config->stdlib_dir,
+                          &config->platlibdir};
+    for (int i = 0; i < 7; i++)
+        if (PyStatus_Exception(PyConfig_SetBytesString(config, fields[i], found[i])))
+            return -1;
+    return 0;
+}
+
 /* init_interp_main of Python/pylifecycle.c (3.11), in its order, for the main interpreter with
  * the import system: the path configuration and sys, faulthandler, the file system codec
  * (fs_codec), signals, tracemalloc, the stdio streams, the path finder and builtins.open (lazy:
@@ -273,7 +297,10 @@ static int main_phase(void)
     PyThreadState *ts = PyThreadState_Get();
     PyInterpreterState *interp = ts->interp;
     PyConfig *config = &interp->config;
-    status(_PyConfig_InitPathConfig(config, 1));
+    if (baked_path_config(config) < 0)
+        status(_PyConfig_InitPathConfig(config, 1));
+    else
+        status(_PyConfig_InitPathConfig(config, 0)); /* (reads what Py_SetPath and the like set) */
     status(_PyPathConfig_UpdateGlobal(config));
     if (_PySys_UpdateConfig(ts) < 0)
         return -1;
