@@ -17,13 +17,14 @@
  *
  * On CPython 3.11 the second ("main") phase of the initialisation is taken step by step here
  * (main_phase: Python/pylifecycle.c's init_interp_main, whose steps are internal API of that
- * version), so that three steps a command may not need are not taken up front: the codec
- * registry (the encodings package, imported to normalise the name of the file system encoding:
- * for a utf-8 one, the usual case, the name is set as it would come out), the three stdio
- * streams (each made when first used), importlib's path finder with zipimport (installed by the
- * first import that needs them) and the io module's C half (_io, for builtins.open): cext/lazy.py.
- * ~2.5 ms of every command.  Other versions, or
- * where this does not build (-DOCI_FULL_INIT), take the whole phase in Py_InitializeFromConfig.
+ * version), so that four steps a command may not need are not taken up front: the codec registry
+ * (the encodings package, imported to normalise the name of the file system encoding: for a
+ * utf-8 one, the usual case, the name is set as it would come out), the three stdio streams
+ * (each made when first used), importlib's path finder with zipimport (installed by the first
+ * import that needs them) and the io module's C half (_io, for builtins.open): cext/lazy.py,
+ * ~2.5 ms of every command.  The path configuration is the one setup.py's probe computed
+ * (baked_path_config: getpath is not run again, ~0.7 ms).  Other versions, or where this does
+ * not build (-DOCI_FULL_INIT), take the whole phase in Py_InitializeFromConfig.
  * On 3.11 too, the strings of the modules deep-frozen into the interpreter (importlib's two
  * halves, zipimport, os, codecs, ... ~800 kB of static objects) are interned when the module is
  * first loaded rather than all at start-up (lazy_deepfreeze), and the program is linked without
@@ -32,7 +33,8 @@
  * faults, ~1.7 ms a command).
  *
  * setup.py builds it only where the static library exists and falls back to the -IS script.
- * No policy here: only what an interpreter's main() does. */
+ * No policy here: only what an interpreter's main() does, and two system calls os lacks
+ * (_ociruntime_launcher: flock and poll). */
 #define PY_SSIZE_T_CLEAN
 #include <patchlevel.h>
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(OCI_FULL_INIT)

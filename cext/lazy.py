@@ -100,8 +100,6 @@ def install(encoding, errors, buffered):
 class Deferred:
     """The last meta path finder until the first import it is asked for (see the module's doc)."""
 
-    ociruntime_deferred = True
-
     def __init__(self):
         self.installed = False
 

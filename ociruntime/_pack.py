@@ -205,9 +205,9 @@ def _find_and_load(name, import_):
     parent package first, the module in sys.modules while its body runs and out of it again if
     that fails, then set on its parent), without importlib's per-module lock, meta path walk and
     spec attribute machinery (~0.5 ms of `run`'s imports).  Anything else goes to importlib: a
-    module the pack does not have (or has stale), an import while another
-    thread runs (the locks are then needed), and any import once the finder is not the first on
-    sys.meta_path (another finder would be asked first; the init takes it off, _seal_imports)."""
+    module the pack does not have (or has stale), an import while another thread runs (the locks
+    are then needed), and any import once the finder is not the first on sys.meta_path (another
+    finder would be asked first; the init takes it off, _seal_imports)."""
     f = _finder
     entry = f.entries.get(name)
     if entry is None or name in sys.modules or \
