@@ -8,11 +8,11 @@ modules the command has imported before (one pack per command), behind an index 
 command starts; each image is read (pread) when its module is imported, so a command reads what
 it imports, however much other runs of it (other configs, error paths) put in its pack.  Each is
 used only while its source file matches the header's mtime and size, the check importlib itself
-makes of a .pyc (a stat each); anything else
-(no entry, a changed source, a hash-based .pyc, an unreadable image) goes the usual way, and the command that saw it
-writes the pack anew when it is done (``update``, from cli.finish), from the .pyc files Python
-checked or wrote meanwhile.  So the pack is a cache of __pycache__ with its guarantees: where
-__pycache__ cannot be written (or bytecode writing is off), there is no pack and nothing changes.
+makes of a .pyc (a stat each); anything else (no entry, a changed source, a hash-based .pyc, an
+unreadable image) goes the usual way, and the command that saw it writes the pack anew when it
+is done (``update``, from cli.finish), from the .pyc files Python checked or wrote meanwhile.
+So the pack is a cache of __pycache__ with its guarantees: where __pycache__ cannot be written
+(or bytecode writing is off), there is no pack and nothing changes.
 
 Extension modules the command loaded (the shim, cffi's _cffi_backend in site-packages, _json,
 fcntl, select in lib-dynload) are in the pack by path, used while the file's mtime and size are
@@ -45,7 +45,8 @@ PACK = None  # set by install
 _ModuleSpec = type(sys.__spec__)
 MODULE, PACKAGE, EXTENSION = 0, 1, 2  # an entry's kind (the first two were False/True)
 # what a pack starts with: packs are made anew by any other interpreter (its .pyc magic included)
-_HEADER = ("ociruntime pack %s %x %s\n" % (sys.implementation.cache_tag, sys.hexversion, sys.version)).encode()
+_HEADER = ("ociruntime pack %s %x %s\n"
+           % (sys.implementation.cache_tag, sys.hexversion, sys.version)).encode()
 _finder = None
 _bootstrap = sys.modules["_frozen_importlib"]
 _importlib_find_and_load = _bootstrap._find_and_load

@@ -335,7 +335,8 @@ def _seal_imports():
     bootstrap = sys.modules["_frozen_importlib"]
     sys.path[:] = []
     sys.path_importer_cache.clear()
-    sys.meta_path[:] = [f for f in sys.meta_path if f is bootstrap.BuiltinImporter or f is bootstrap.FrozenImporter]
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if f is bootstrap.BuiltinImporter or f is bootstrap.FrozenImporter]
     pack = sys.modules.get("ociruntime._pack")
     if pack is not None:
         pack.release()  # its open file is the host's
