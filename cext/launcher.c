@@ -347,8 +347,10 @@ static PyObject *launcher_flock(PyObject *self, PyObject *args)
         Py_END_ALLOW_THREADS
         if (r == 0)
             Py_RETURN_NONE;
-        if (errno != EINTR || PyErr_CheckSignals() < 0)
-            return errno == EINTR ? NULL : PyErr_SetFromErrno(PyExc_OSError);
+        if (errno != EINTR)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        if (PyErr_CheckSignals() < 0) /* (the handler's exception; errno may have changed) */
+            return NULL;
     }
 }
 

@@ -118,17 +118,28 @@ class StateDir:
         from ociruntime import jsonio
         data = jsonio.dumps(state).encode()
         self._write(STATE_FILE, data)
-        self._write(CACHE_FILE, marshal.dumps((data, jsonio.loads(data))))
+        try:  # a copy: if it cannot be written, the old one no longer matches and load reads JSON
+            self._write(CACHE_FILE, marshal.dumps((data, jsonio.loads(data))))
+        except OSError:
+            pass
 
     def _write(self, name, data):
-        """Replace the file ``name`` with ``data`` at once (a temp file renamed over it)."""
+        """Replace the file ``name`` with ``data`` at once (a temp file renamed over it; the temp
+        file removed again if that fails)."""
         tmp = join(self.path, ".%s.tmp" % name.lstrip("."))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.rename(tmp, join(self.path, name))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            os.rename(tmp, join(self.path, name))
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 
     def fifo_path(self):
         return join(self.path, FIFO)

@@ -285,6 +285,33 @@ SYSCALLS = textwrap.dedent("""
         L.poll((r2,), -1)
     except KeyboardInterrupt:
         out["interrupted"] = True
+    def holder(seconds):  # another process holding the lock for a while
+        rr, ww = posix.pipe()
+        pid = posix.fork()
+        if pid == 0:
+            L.flock(posix.open(path, posix.O_RDONLY), 2)
+            posix.write(ww, b"1")
+            time.sleep(seconds)
+            posix._exit(0)
+        posix.read(rr, 1)
+        return pid
+    fired.clear()
+    _signal.signal(_signal.SIGALRM, lambda *a: fired.append(1))
+    pid = holder(0.3)
+    _signal.setitimer(_signal.ITIMER_REAL, 0.05)
+    L.flock(fd, 2)  # waits out the holder; the handler runs meanwhile
+    out["flock_waited"] = fired == [1]
+    L.flock(fd, 8)
+    posix.waitpid(pid, 0)
+    pid = holder(5)
+    _signal.signal(_signal.SIGALRM, stop)
+    _signal.setitimer(_signal.ITIMER_REAL, 0.05)
+    try:
+        L.flock(fd, 2)
+    except KeyboardInterrupt:
+        out["flock_interrupted"] = True
+    posix.kill(pid, 9)
+    posix.waitpid(pid, 0)
     posix.write(1, repr(out).encode())
 """)
 
@@ -292,8 +319,8 @@ SYSCALLS = textwrap.dedent("""
 def test_the_program_has_flock_and_poll_built_in(build, tmp_path):
     """flock(2) and poll(2) as fcntl.flock and select.poll give them: the lock excludes another
     open file description until released, errors are OSErrors, poll reports readable and hung up
-    fds and times out, and a signal runs its handler then the wait goes on (or ends with the
-    handler's exception)."""
+    fds and times out, and a signal runs its handler then the wait (poll's or flock's) goes on, or
+    ends with the handler's exception."""
     import select
     exe = build(SYSCALLS, "syscalls")
     r = subprocess.run([exe, str(tmp_path / "lock")], capture_output=True, timeout=60)
@@ -301,4 +328,4 @@ def test_the_program_has_flock_and_poll_built_in(build, tmp_path):
     assert ast.literal_eval(r.stdout.decode()) == {
         "held": 11, "released": 0, "badfd": "EBADF", "empty": (0,), "readable": (select.POLLIN,),
         "hangup": (select.POLLIN | select.POLLHUP,), "timeout": (0,), "waited": True, "handler_ran": True,
-        "interrupted": True}
+        "interrupted": True, "flock_waited": True, "flock_interrupted": True}

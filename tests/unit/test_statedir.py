@@ -58,3 +58,13 @@ def test_otherwise_state_json_is_read(sd, tmp_path, damage):
 def test_no_state_json_is_no_container(sd, tmp_path):
     with pytest.raises(StateError, match="container does not exist"):
         sd.load()
+
+
+def test_a_copy_that_cannot_be_written_fails_nothing_and_is_not_used(sd, tmp_path):
+    """The copy is a cache: save succeeds with state.json written, and the old copy (of the old
+    text) is passed over."""
+    sd.save(STATE)
+    (tmp_path / "c1" / ".state.marshal.tmp").mkdir()  # the copy's temp file cannot be made
+    sd.save(dict(STATE, pid=7))
+    assert sd.load()["pid"] == 7
+    assert sorted(os.listdir(tmp_path / "c1")) == [".state.marshal", ".state.marshal.tmp", STATE_FILE]
