@@ -118,6 +118,24 @@ def test_home_from_passwd_when_unset(runtime, bundle, user, home):
     assert runtime.output(b) == home + "\n"
 
 
+@pytest.mark.needs_runc
+def test_home_from_passwd_bytes(runtime, runc, bundle):
+    """The passwd file is bytes: an entry that is not UTF-8 does not stop the lookup, a CRLF line
+    ends before its CR, an empty home stays empty and a missing entry gives "/" (as runc: the
+    same output for each uid)."""
+    b = bundle("sh", "-c", "echo $HOME")
+    etc = b.copy_rootfs() / "etc"
+    (etc / "passwd").unlink()
+    (etc / "passwd").write_bytes(b"root:x:0:0:root:/root:/bin/sh\n"
+                                 b"caf\xe9:x:1000:1000:Caf\xe9 \xff:/home/caf\xe9:/bin/sh\n"
+                                 b"crlf:x:1234:1234::/home/crlf\r\n"
+                                 b"nohome:x:1235:1235:::/bin/sh\n")
+    for uid, home in ((1234, "/home/crlf"), (1235, ""), (1236, "/")):
+        b.config["process"]["user"] = {"uid": uid, "gid": uid}
+        assert runtime.output(b) == home + "\n"
+        assert runc.output(b) == home + "\n"
+
+
 def test_default_umask(runtime, bundle):
     assert runtime.output(bundle("sh", "-c", "umask")) == "0022\n"
 
