@@ -1,6 +1,6 @@
 """Install-time steps; everything else is in pyproject.toml.
 
-* the cffi shim (cext/);
+* the shim (cext/shim.c and its binding cext/shimmodule.c: ociruntime._shim, on the stable ABI);
 * the `ociruntime` command (tools/ociruntime): written with this interpreter's absolute path and
   `-IS` on its first line (pip rewrites a `#!python` line but drops its options, and its console
   scripts import through site, which costs ~40 ms here), and, for an editable install, the source
@@ -22,7 +22,7 @@ import sys
 import sysconfig
 import tempfile
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py as _build_py
 
 from distutils.command.build_scripts import build_scripts as _build_scripts  # setuptools' copy
@@ -203,5 +203,12 @@ class build_py(_build_py):
         compileall.compile_dir(os.path.join(HERE, "ociruntime"), quiet=1)
 
 
-setup(cffi_modules=["cext/build.py:ffibuilder"], scripts=["tools/ociruntime"],
+# Build dependency: seccomp.h (Debian: libseccomp-dev), for its types and constants; libseccomp.so.2
+# is not linked: the shim dlopens it on first use (oci_scmp_open), so it is needed at run time only
+# by containers with seccomp.
+SHIM = Extension("ociruntime._shim", sources=["cext/shim.c", "cext/shimmodule.c"], include_dirs=["cext"],
+                 define_macros=[("Py_LIMITED_API", "0x030B0000")], py_limited_api=True,
+                 extra_compile_args=["-O2", "-Wall"])
+
+setup(ext_modules=[SHIM], scripts=["tools/ociruntime"],
       cmdclass={"build_scripts": build_scripts, "build_py": build_py})

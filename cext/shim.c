@@ -27,7 +27,7 @@
 #include <dlfcn.h>
 #include <seccomp.h>  /* types and constants only: libseccomp itself is opened on first use */
 
-#include "shim.cdef"  /* the declarations cffi parses are also the C prototypes */
+#include "shim.h"
 
 #ifndef SYS_openat2
 #define SYS_openat2 437

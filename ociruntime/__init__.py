@@ -106,11 +106,10 @@ def read_text(path):
     return read_file(path).decode(sys.getfilesystemencoding(), "surrogateescape")
 
 
-# flock and poll for the state dir and start's waits.  create, run and exec have the cffi shim
-# loaded and use its wrappers; start, kill and delete do not load it (_cffi_backend, the shim and
-# the os module it imports cost ~2 ms): the `ociruntime` program has both built in
-# (_ociruntime_launcher, cext/launcher.c), and elsewhere they import fcntl and select (~0.13 ms
-# each, a library to load).
+# flock and poll for the state dir and start's waits.  create, run and exec have the shim loaded
+# (ociruntime._sys) and use its wrappers; start, kill and delete do not load it: the `ociruntime`
+# program has both built in (_ociruntime_launcher, cext/launcher.c), and elsewhere they import
+# fcntl and select (~0.13 ms each, a library to load).
 
 LOCK_EX = 2
 

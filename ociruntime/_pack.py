@@ -14,9 +14,9 @@ is done (``update``, from cli.finish), from the .pyc files Python checked or wro
 So the pack is a cache of __pycache__ with its guarantees: where __pycache__ cannot be written
 (or bytecode writing is off), there is no pack and nothing changes.
 
-Extension modules the command loaded (the shim, cffi's _cffi_backend in site-packages, _json,
-fcntl, select in lib-dynload) are in the pack by path, used while the file's mtime and size are
-those recorded: the path finder would list every directory of sys.path it passes to find them
+Extension modules the command loaded (the shim in the package, _json, fcntl, select in
+lib-dynload) are in the pack by path, used while the file's mtime and size are those recorded:
+the path finder would list every directory of sys.path it passes to find them
 (the stdlib's ~200 names, site-packages' ~250: 0.2-0.3 ms each, ~0.4 ms of `state`, up to 1 ms of
 `run`).  Pure-Python modules outside the package are not kept (an error path may import a large
 library once; the pack would carry it from then on), nor are built-in and frozen ones (no search).

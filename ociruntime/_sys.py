@@ -6,7 +6,7 @@ the way they handle ``os`` errors.  Constants the ``os`` module lacks live here 
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
 from ociruntime import fsdecode as _fsdecode, fsencode as _fsencode
-from ociruntime._shim import ffi, lib
+from ociruntime import _shim as lib  # cext/shimmodule.c
 
 # clone/unshare flags
 CLONE_NEWNS = 0x00020000
@@ -81,7 +81,7 @@ def _check(ret, path=None):
 
 def _b(s):
     if s is None:
-        return ffi.NULL
+        return None
     return s if isinstance(s, bytes) else _fsencode(s)
 
 
@@ -106,13 +106,11 @@ def pivot_root(new_root, put_old):
 
 
 def sethostname(name):
-    b = name.encode()
-    _check(lib.oci_sethostname(b, len(b)))
+    _check(lib.oci_sethostname(name.encode()))
 
 
 def setdomainname(name):
-    b = name.encode()
-    _check(lib.oci_setdomainname(b, len(b)))
+    _check(lib.oci_setdomainname(name.encode()))
 
 
 def prctl(option, a2=0, a3=0, a4=0, a5=0):
@@ -144,15 +142,9 @@ def join_session_keyring(name):
 
 
 def capget(pid=0):
-    e, p, i = ffi.new("uint64_t *"), ffi.new("uint64_t *"), ffi.new("uint64_t *")
-    _check(lib.oci_capget(pid, e, p, i))
-    return e[0], p[0], i[0]
-
-
-def _cstrings(items):
-    """A NULL-terminated char*[] plus the buffers that must stay alive with it."""
-    bufs = [ffi.new("char[]", _b(s)) for s in items]
-    return ffi.new("char *[]", bufs + [ffi.NULL]), bufs
+    ret, e, p, i = lib.oci_capget(pid)
+    _check(ret)
+    return e, p, i
 
 
 def exec_final(path, argv, envp, *, cwd=None, errfd=-1, user=None, caps=None, last_cap=40,
@@ -166,44 +158,19 @@ def exec_final(path, argv, envp, *, cwd=None, errfd=-1, user=None, caps=None, la
     the shim sends the listener fd with ``listener_msg`` right after loading (security/seccomp.py).
     Returns only on failure, raising OSError whose filename is the failed step.
     """
-    x = ffi.new("struct oci_exec *")
-    # cdata assigned to a struct field is not kept alive by it: hold every buffer here
-    keep = [ffi.new("char[]", _b(path))]
-    x.path = keep[0]
-    argv_arr, b1 = _cstrings(argv)
-    envp_arr, b2 = _cstrings(envp)
-    keep += [argv_arr, b1, envp_arr, b2]
-    x.argv, x.envp = argv_arr, envp_arr
-    if cwd:
-        keep.append(ffi.new("char[]", _b(cwd)))
-        x.cwd = keep[-1]
-    x.errfd = errfd
     if user is not None:
         uid, gid, groups = user
-        x.set_user, x.uid, x.gid = 1, uid, gid
-        if groups is not None:
-            g = ffi.new("unsigned int[]", list(groups) or [0])
-            keep.append(g)
-            x.set_groups, x.ngroups, x.groups = 1, len(groups), g
-    if caps is not None:
-        x.set_caps = 1
-        x.last_cap = last_cap
-        x.bounding, x.effective, x.permitted, x.inheritable, x.ambient = caps
-    x.no_new_privs = 1 if no_new_privs else 0
-    x.seccomp_listener_sock = -1
+        user = (uid, gid, None if groups is None else tuple(groups))
     if seccomp is not None:
         data, flags, early = seccomp[:3]
-        buf = ffi.new("char[]", data)
-        keep.append(buf)
-        x.seccomp_filter, x.seccomp_len, x.seccomp_flags = buf, len(data) // 8, flags
-        x.seccomp_early = 1 if early else 0
+        sock, msg = -1, b""
         if len(seccomp) > 3 and seccomp[3] is not None:
-            msg = ffi.new("char[]", seccomp[4])
-            keep.append(msg)
-            x.seccomp_listener_sock, x.seccomp_listener_msg = seccomp[3], msg
-            x.seccomp_listener_len = len(seccomp[4])
-    x.first_cloexec_fd = first_cloexec_fd
-    ret = lib.oci_exec(x)
+            sock, msg = seccomp[3], seccomp[4]
+            sock = sock if isinstance(sock, int) else sock.fileno()
+        seccomp = (data, flags, 1 if early else 0, sock, msg)
+    ret = lib.oci_exec(_b(path), tuple(map(_b, argv)), tuple(map(_b, envp)), _b(cwd or None), errfd, user,
+                       None if caps is None else tuple(caps), last_cap, 1 if no_new_privs else 0, seccomp,
+                       first_cloexec_fd)
     raise OSError(-ret, os.strerror(-ret))
 
 
@@ -212,9 +179,7 @@ def exec_final(path, argv, envp, *, cwd=None, errfd=-1, user=None, caps=None, la
 def scmp_open():
     """Load libseccomp (once); OSError when it is missing."""
     _check(lib.oci_scmp_open())
-    v = [ffi.new("unsigned int *") for _ in range(3)]
-    lib.oci_scmp_version(*v)
-    return tuple(p[0] for p in v)
+    return lib.oci_scmp_version()
 
 
 def seccomp_flags_ok(flags):
@@ -232,14 +197,13 @@ def ioprio_set(which, who, ioprio):
 def bpf(cmd, attr):
     """bpf(2) with ``attr`` (a bytearray holding union bpf_attr, updated in place with what the
     kernel writes back); returns the syscall's result (an fd for loads)."""
-    buf = ffi.from_buffer(attr)
-    return _check(lib.oci_bpf(cmd, buf, len(attr)))
+    return _check(lib.oci_bpf(cmd, attr))
 
 
 def address_of(buf):
     """The address of a bytes/bytearray buffer, for the pointer fields of bpf_attr (the caller keeps
     the buffer alive across the call)."""
-    return int(ffi.cast("uintptr_t", ffi.from_buffer(buf)))
+    return lib.oci_address_of(buf)
 
 
 MADV_DONTNEED = 4
@@ -257,9 +221,7 @@ def wait_fifo(dirfd, name, ranges=(), ready_fd=-1, ready=b""):
     """Unmap the resident pages of ``ranges`` [(addr, length)], send ``ready`` on ``ready_fd`` and
     close it (if >= 0), then block opening ``name`` (under ``dirfd``) for writing and write one byte
     (see process/init.py)."""
-    flat = [x for r in ranges for x in r]
-    _check(lib.oci_wait_fifo(dirfd, _b(name), ffi.new("unsigned long[]", flat or [0]), len(ranges),
-                             ready_fd, ready, len(ready)), name)
+    _check(lib.oci_wait_fifo(dirfd, _b(name), tuple(ranges), ready_fd, ready), name)
 
 
 # ---- fds, locks and limits for the commands that load this shim anyway (create, run, exec):
@@ -273,9 +235,9 @@ RLIM_INFINITY = 2 ** 64 - 1
 
 def seqpacket_pair():
     """Two connected AF_UNIX SOCK_SEQPACKET sockets (fds), close-on-exec."""
-    fds = ffi.new("int[2]")
-    _check(lib.oci_seqpacket_pair(fds))
-    return fds[0], fds[1]
+    ret, a, b = lib.oci_seqpacket_pair()
+    _check(ret)
+    return a, b
 
 
 def flock(fd, op):
@@ -292,18 +254,16 @@ def poll(fds, timeout=-1, events=POLLIN):
     ``timeout`` ms (-1: no limit), {} at the timeout; retried after a signal, as select.poll's."""
     from errno import EINTR
     from time import monotonic
-    n = len(fds)
-    arr = ffi.new("int[]", list(fds))
-    rev = ffi.new("short[]", n)
+    fds = tuple(fds)
     deadline = monotonic() + timeout / 1000 if timeout >= 0 else None
     while True:
-        ret = lib.oci_poll(arr, n, events, rev, timeout)
+        ret, rev = lib.oci_poll(fds, events, timeout)
         if ret != -EINTR:
             break
         if deadline is not None:
             timeout = max(0, int((deadline - monotonic()) * 1000 + 0.999))
     _check(ret)
-    return {fds[i]: rev[i] for i in range(n) if rev[i]}
+    return {fd: r for fd, r in zip(fds, rev) if r}
 
 
 def rlimit_number(name):

@@ -27,7 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-"$PYTHON" -m pip install -q pytest hypothesis jsonschema cffi </dev/null
+"$PYTHON" -m pip install -q pytest hypothesis jsonschema </dev/null
 if [ -f setup.py ] || [ -f pyproject.toml ]; then
     "$PYTHON" -m pip install -q -e . </dev/null
 fi

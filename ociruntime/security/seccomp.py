@@ -153,7 +153,7 @@ def _cache_put(key, filt):
 
 def _compile(seccomp, fail_unknown):
     S = _lib()
-    ffi, lib = S.ffi, S.lib
+    lib = S.lib
     default_name = seccomp.get("defaultAction")
     if default_name == "SCMP_ACT_NOTIFY":
         raise _err(".defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
@@ -176,7 +176,7 @@ def _compile(seccomp, fail_unknown):
         raise _err(".flags", "the kernel does not support these flags: %s" % ", ".join(seccomp.get("flags") or ()))
 
     ctx = lib.oci_scmp_init(default)
-    if ctx == ffi.NULL:
+    if not ctx:
         raise _err(".defaultAction", "libseccomp refused the default action")
     try:
         for i, arch in enumerate(seccomp.get("architectures") or ()):
@@ -189,11 +189,7 @@ def _compile(seccomp, fail_unknown):
             if ret < 0 and ret != -17:         # EEXIST: the native one is there from the start
                 raise _err(".architectures[%d]" % i, "%s: %s" % (arch, os.strerror(-ret)))
         for where, name, action, nr, conds in rules:
-            if conds:
-                args = ffi.new("struct oci_scmp_arg[]", conds)
-                ret = lib.oci_scmp_rule_add(ctx, action, nr, len(conds), args)
-            else:
-                ret = lib.oci_scmp_rule_add(ctx, action, nr, 0, ffi.NULL)
+            ret = lib.oci_scmp_rule_add(ctx, action, nr, tuple(conds))
             if ret < 0:
                 raise _err(where, "adding the rule for %s: %s" % (name, os.strerror(-ret)))
         fd = os.memfd_create("seccomp", os.MFD_CLOEXEC)

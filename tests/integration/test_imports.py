@@ -16,19 +16,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 # beyond the interpreter's own start-up modules (python -I -S -c pass)
 ALLOWED = {
-    "create": {"_cffi_backend", "_json", "_stat", "errno"},
-    "run": {"_cffi_backend", "_json", "_stat", "errno"},
+    "create": {"_json", "_stat", "errno"},
+    "run": {"_json", "_stat", "errno"},
     "start": {"fcntl", "select"},
     "state": {"_json", "errno"},
-    "exec": {"_cffi_backend", "_json", "errno"},
+    "exec": {"_json", "errno"},
     "kill": {"errno", "fcntl"},
     "delete": {"errno", "fcntl", "select"},
 }
 
-# commands that print nothing here: the program (cext/lazy.py) makes no stream and loads no codec,
-# and where cffi's backend is not loaded (it imports _io) not _io either
+# commands that print nothing here: the program (cext/lazy.py) makes no stream, loads no codec and
+# no _io (cffi's backend imported it when the shim was bound with cffi)
 QUIET = ("create", "start", "kill", "delete", "run", "exec")
-CFFI = ("create", "run", "exec")
 
 ENTRY = """\
 import gc, sys
@@ -113,7 +112,6 @@ def test_lifecycle_commands_import_only_what_they_need(recorded, bundle):
             if how == "program":
                 assert not {"_frozen_importlib_external", "zipimport"} & mods, command
                 if command in QUIET:
-                    assert not {"encodings", "codecs"} & mods, command
-                    assert command in CFFI or "_io" not in mods, command
+                    assert not {"encodings", "codecs", "_io"} & mods, command
                 # flock and poll are built in (cext/launcher.c): no fcntl, no select
                 assert not {"fcntl", "select"} & mods, command

@@ -27,7 +27,7 @@ def test_wheel_install_into_a_venv_runs_containers(runtime, bundle, tmp_path):
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, src / rel)
     venv = tmp_path / "venv"
-    # the base's site-packages hold cffi and setuptools: no network, no build isolation
+    # the base's site-packages hold setuptools and wheel: no network, no build isolation
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
     r = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-build-isolation",
                         "--no-deps", str(src)], capture_output=True, text=True, timeout=600)
@@ -42,7 +42,7 @@ def test_wheel_install_into_a_venv_runs_containers(runtime, bundle, tmp_path):
     b = bundle("sh", "-c", "echo $$")
     out = runtime.output(b)
     assert out.split("\n")[0] == "1"  # the container's own pid namespace
-    # it ran the venv's package (the shim needs _cffi_backend from the base's site-packages)
+    # it ran the venv's package (its pack is written beside the venv's copy)
     pkg = venv / "lib" / ("python%d.%d" % sys.version_info[:2]) / "site-packages" / "ociruntime"
     assert list((pkg / "__pycache__").glob("pack.*.run.bin")), "no bytecode pack written for run"
     again = runtime.output(b)

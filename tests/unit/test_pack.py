@@ -48,7 +48,7 @@ def tree(tmp_path):
 
 def fresh_python(code, *args):
     """``code`` in a fresh `python -I -S`, with ``args`` and then the site-packages directories
-    (for cffi's backend, as the command's own start-up adds them) as its arguments."""
+    (as the command's own start-up adds them) as its arguments."""
     site = [p for p in sys.path if p.endswith("-packages")]
     return subprocess.run([sys.executable, "-I", "-S", "-c", code, *args] + site, capture_output=True,
                           text=True)

@@ -1,6 +1,12 @@
-/* Declarations cffi parses (API mode).  Every function returns 0 or a result >= 0 on success and
-   -errno on failure; ociruntime/_sys.py turns negatives into OSError.  Keep this list short: only what
-   Python's os module lacks or what must not run as Python (oci_exec). */
+/* The shim's C functions (cext/shim.c), bound for Python by cext/shimmodule.c.  Every function
+   returns 0 or a result >= 0 on success and -errno on failure; ociruntime/_sys.py turns negatives
+   into OSError.  Keep this list short: only what Python's os module lacks or what must not run as
+   Python (oci_exec). */
+#ifndef OCI_SHIM_H
+#define OCI_SHIM_H
+#include <stddef.h>
+#include <stdint.h>
+
 int oci_unshare(int flags);
 int oci_setns(int fd, int nstype);
 int oci_mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data);
@@ -74,3 +80,5 @@ int oci_poll(const int *fds, int n, short events, short *revents, int timeout);
 int oci_rlimit_number(const char *name);
 int oci_setrlimit(int resource, unsigned long long soft, unsigned long long hard);
 int oci_ifup(const char *name);
+
+#endif
