@@ -146,8 +146,9 @@ def build_launcher(script, out, announce):
                 "#define OCI_PATH_CONFIG %s" % "".join(c_string(v) + ", " for v in path_config or ()),
                 "static const char *const OCI_STDLIB_PATHS[] = {%s, 0};"
                 % ", ".join(c_string(p) for p in paths), ""]))
-        base = cc + ["-O2", "-s"] + defines + ["-I", tmp, "-I", cv("INCLUDEPY"), "-o", exe,
-                     os.path.join(HERE, "cext", "launcher.c")]
+        cext = os.path.join(HERE, "cext")
+        base = cc + ["-O2", "-s"] + defines + ["-I", tmp, "-I", cv("INCLUDEPY"), "-I", cext, "-o", exe] + \
+            [os.path.join(cext, f) for f in ("launcher.c", "shim.c", "shimmodule.c")]
         if "-DOCI_FULL_INIT" not in defines:
             base.append("-Wl,--allow-multiple-definition")
         err = ""

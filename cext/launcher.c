@@ -33,8 +33,9 @@
  * faults, ~1.7 ms a command).
  *
  * setup.py builds it only where the static library exists and falls back to the -IS script.
- * No policy here: only what an interpreter's main() does, and two system calls os lacks
- * (_ociruntime_launcher: flock and poll). */
+ * No policy here: only what an interpreter's main() does, two system calls os lacks
+ * (_ociruntime_launcher: flock and poll), and the shim's binding linked in (_ociruntime_shim,
+ * cext/shimmodule.c). */
 #define PY_SSIZE_T_CLEAN
 #include <patchlevel.h>
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(OCI_FULL_INIT)
@@ -332,7 +333,7 @@ static int main_phase(void)
 #endif
 
 /* The built-in module _ociruntime_launcher: flock(2) and poll(2), which os lacks, for the commands
- * that do not load the cffi shim (start, kill, delete: ociruntime/__init__.py flock and poll);
+ * that do not load the shim's wrappers (start, kill, delete: ociruntime/__init__.py flock and poll);
  * elsewhere they load fcntl and select, a library each (~0.13 ms).  As those modules do, a call
  * interrupted by a signal runs its Python handler and goes on (poll with what is left of its
  * timeout).  No policy: the two system calls. */
@@ -420,11 +421,17 @@ static struct PyModuleDef launcher_module = {PyModuleDef_HEAD_INIT, "_ociruntime
                                              launcher_methods};
 static PyObject *launcher_init(void) { return PyModuleDef_Init(&launcher_module); }
 
+/* the shim's binding (cext/shimmodule.c, linked in): the built-in module _ociruntime_shim, which
+   ociruntime/_sys.py uses instead of loading ociruntime/_shim.abi3.so (~0.2 ms of create, run and
+   exec) */
+PyMODINIT_FUNC PyInit__shim(void);
+
 int main(int argc, char **argv)
 {
     PyConfig c;
     PyImport_FrozenModules = OCI_FROZEN; /* looked up before the stdlib's own frozen modules */
-    if (PyImport_AppendInittab("_ociruntime_launcher", launcher_init) < 0)
+    if (PyImport_AppendInittab("_ociruntime_launcher", launcher_init) < 0 ||
+        PyImport_AppendInittab("_ociruntime_shim", PyInit__shim) < 0)
         return 1;
 #ifdef OCI_MAIN_PHASE
     lazy_deepfreeze();

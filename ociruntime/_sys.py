@@ -4,9 +4,14 @@ Each wrapper raises ``OSError(errno, strerror, path)`` on failure, so callers ha
 the way they handle ``os`` errors.  Constants the ``os`` module lacks live here too.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import sys
 
 from ociruntime import fsdecode as _fsdecode, fsencode as _fsencode
-from ociruntime import _shim as lib  # cext/shimmodule.c
+
+if "_ociruntime_shim" in sys.builtin_module_names:  # the program has it built in (cext/launcher.c)
+    import _ociruntime_shim as lib
+else:
+    from ociruntime import _shim as lib  # cext/shimmodule.c
 
 # clone/unshare flags
 CLONE_NEWNS = 0x00020000
