@@ -236,6 +236,26 @@ def test_bind_rslave_sees_later_host_mounts(runtime, bundle, shared_hostdir, tmp
     assert out.read_text() == "seen\n"
 
 
+@pytest.mark.needs_runc
+@pytest.mark.parametrize("propagation,kinds", [(None, []), ("slave", []), ("private", []), ("shared", ["shared"]),
+                                               ("unbindable", ["unbindable"])])
+def test_rootfs_propagation(runtime, runc, bundle, propagation, kinds):
+    """The container's root mount has rootfsPropagation's kind (the host's mounts are private
+    here: a slave of one is private).  With "shared" pivot_root needs the rootfs's parent mount
+    made private before the rootfs is bound (the host's "/" is shared then); runc 1.1.5 runs that
+    config but leaves the root private, and fails "unbindable" (the rootfs's own bind is refused):
+    the spec's rootfsPropagation is the root's, so those two are not compared with runc."""
+    def root_kinds(rt):
+        b = bundle("awk", "$5 == \"/\"", "/proc/self/mountinfo")
+        if propagation:
+            b.config["linux"]["rootfsPropagation"] = propagation
+        (m,) = parse_mountinfo(rt.output(b))
+        return sorted(tag.split(":")[0] for tag in m["optional"])
+    assert root_kinds(runtime) == kinds
+    if propagation not in ("shared", "unbindable"):
+        assert root_kinds(runc) == kinds
+
+
 def test_tmpfs_with_options(runtime, bundle):
     b = bundle("sh", "-c", "stat -c %a /scratch; grep ' /scratch ' /proc/self/mountinfo; touch /scratch/f")
     b.config["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
