@@ -265,7 +265,7 @@ def _parse(fd):
     header's mtime and size) of a module's .pyc image, or (path, EXTENSION, st_mtime_ns, st_size,
     None)), then the .pyc images."""
     h = len(_HEADER)
-    head = posix.read(fd, 65536)
+    head = posix.read(fd, 8192)  # the index of ~80 modules (a 64 kB read cost ~0.07 ms more)
     if head[:h] != _HEADER:
         return {}, 0
     base = h + 4 + int.from_bytes(head[h:h + 4], "little")

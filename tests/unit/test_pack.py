@@ -130,6 +130,24 @@ def test_a_cut_pack_serves_what_it_still_has(tree):
     assert all(step(tree)[m]["packed"] for m in MODS)
 
 
+def test_an_index_longer_than_the_first_read(tmp_path):
+    """The index is read with the pack's first 8 kB; a longer one is read to its end."""
+    from ociruntime import _pack
+    entries = {"ociruntime.m%03d" % i: ("ociruntime/m%03d.py" % i, _pack.MODULE,
+                                        b"magic\0\0\0" + i.to_bytes(8, "little") + b"x" * i) for i in range(300)}
+    path = tmp_path / "pack"
+    path.write_bytes(_pack._dump(entries))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got, base = _pack._parse(fd)
+        assert base > len(_pack._HEADER) + 4 + 8192
+        finder = _pack.Finder(got, fd, base)
+        assert {name: finder.image(where) for name, (_, _, where) in got.items()} == \
+            {name: pyc for name, (_, _, pyc) in entries.items()}
+    finally:
+        os.close(fd)
+
+
 def test_init_seals_imports_without_the_pack(tree):
     # after pivot_root nothing may be looked up by path, the pack's stat of the sources included
     code = textwrap.dedent("""
