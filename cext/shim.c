@@ -509,3 +509,48 @@ int oci_ifup(const char *name)
     close(fd);
     return err;
 }
+
+/* ---- a network namespace made beside the caller --------------------------------------------
+   Creating a network namespace takes ~0.6 ms here (the other namespaces together ~0.1): create
+   makes it on a thread of its own while it validates and prepares, and the init joins it
+   (setns) instead of creating it.  The thread touches nothing of Python's and blocks every
+   signal; it is joined before the caller forks. */
+#include <pthread.h>
+
+static pthread_t netns_thread;
+static int netns_result;
+
+static void *netns_make(void *arg)
+{
+    int fd;
+    (void)arg;
+    if (unshare(CLONE_NEWNET) < 0) {
+        netns_result = -errno;
+        return NULL;
+    }
+    fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    netns_result = fd < 0 ? -errno : fd;
+    return NULL;
+}
+
+int oci_netns_start(void)
+{
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int r;
+    if (pthread_attr_init(&attr) != 0)
+        return -ENOMEM;
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread starts with every signal blocked */
+    r = pthread_create(&netns_thread, &attr, netns_make, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return -r;
+}
+
+int oci_netns_wait(void)
+{
+    int r = pthread_join(netns_thread, NULL);
+    return r ? -r : netns_result;
+}

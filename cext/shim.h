@@ -80,5 +80,9 @@ int oci_poll(const int *fds, int n, short events, short *revents, int timeout);
 int oci_rlimit_number(const char *name);
 int oci_setrlimit(int resource, unsigned long long soft, unsigned long long hard);
 int oci_ifup(const char *name);
+/* a network namespace made on a thread of the shim's while the caller goes on: start, then wait
+   (joins the thread; an fd of the namespace, or -errno) */
+int oci_netns_start(void);
+int oci_netns_wait(void);
 
 #endif

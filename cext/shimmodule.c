@@ -571,6 +571,17 @@ static PyObject *py_ifup(PyObject *m, PyObject *a)
     RESULT(oci_ifup(name));
 }
 
+static PyObject *py_netns_start(PyObject *m, PyObject *a) { RESULT(oci_netns_start()); }
+
+static PyObject *py_netns_wait(PyObject *m, PyObject *a)
+{
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = oci_netns_wait();
+    Py_END_ALLOW_THREADS
+    RESULT(r);
+}
+
 #define F(name, fn) {name, (PyCFunction)(void (*)(void))fn, METH_VARARGS, NULL}
 static PyMethodDef methods[] = {
     F("oci_unshare", py_unshare), F("oci_setns", py_setns), F("oci_mount", py_mount),
@@ -591,7 +602,7 @@ static PyMethodDef methods[] = {
     F("oci_address_of", py_address_of), F("oci_madvise", py_madvise), F("oci_malloc_trim", py_malloc_trim),
     F("oci_wait_fifo", py_wait_fifo), F("oci_seqpacket_pair", py_seqpacket_pair), F("oci_flock", py_flock),
     F("oci_poll", py_poll), F("oci_rlimit_number", py_rlimit_number), F("oci_setrlimit", py_setrlimit),
-    F("oci_ifup", py_ifup),
+    F("oci_ifup", py_ifup), F("oci_netns_start", py_netns_start), F("oci_netns_wait", py_netns_wait),
     {NULL, NULL, 0, NULL},
 };
 #undef F

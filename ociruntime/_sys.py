@@ -285,3 +285,15 @@ def setrlimit(resource, soft, hard):
 def ifup(name):
     """Bring the network interface ``name`` (of this network namespace) up."""
     _check(lib.oci_ifup(_b(name)))
+
+
+def netns_start():
+    """Start making a network namespace on a thread of the shim's (netns_wait collects it); the
+    caller must not fork before netns_wait."""
+    _check(lib.oci_netns_start())
+
+
+def netns_wait():
+    """An fd (close-on-exec) of the network namespace netns_start made; OSError if it could not be
+    made."""
+    return _check(lib.oci_netns_wait())

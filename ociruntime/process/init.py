@@ -110,7 +110,7 @@ def init(plan, ch):
     if plan.seccomp_sock:
         from ociruntime import jsonio
         from ociruntime.security import seccomp
-    if plan.new_flags & S.CLONE_NEWNET:
+    if plan.new_net:
         from ociruntime.netdev import loopback_up
         loopback_up()
     rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))

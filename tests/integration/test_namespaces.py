@@ -47,6 +47,22 @@ def test_loopback_up_in_new_netns(runtime, bundle):
     assert "1 packets received" in runtime.output(ping)
 
 
+def test_each_container_its_own_new_netns(runtime, bundle):
+    """create makes a new network namespace beside its other work (a thread of the shim's) and the
+    init joins it: two containers side by side have their own, each with only its loopback, and
+    the init is the only thread of its process."""
+    b = bundle(*LONG_RUNNING)
+    first, second = runtime.create(b), runtime.create(b)
+    pids = [runtime.state(cid)["pid"] for cid in (first, second)]
+    links = [os.readlink(f"/proc/{pid}/ns/net") for pid in pids]
+    assert len({host_ns("net")} | set(links)) == 3
+    for pid in pids:
+        assert proc_status(pid)["Threads"] == "1"
+        ip = subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-o", "link"], capture_output=True,
+                            text=True, timeout=10)
+        assert [ln.split()[1] for ln in ip.stdout.splitlines()] == ["lo:"], ip.stdout + ip.stderr
+
+
 @pytest.fixture
 def netns(runtime):
     """A named network namespace (ip netns add), deleted afterwards."""
