@@ -516,6 +516,8 @@ int oci_ifup(const char *name)
    (setns) instead of creating it.  The thread touches nothing of Python's and blocks every
    signal; it is joined before the caller forks. */
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static pthread_t netns_thread;
 static int netns_result;
@@ -553,4 +555,135 @@ int oci_netns_wait(void)
 {
     int r = pthread_join(netns_thread, NULL);
     return r ? -r : netns_result;
+}
+
+/* ---- what a waiting init can drop, found beside the caller ------------------------------------
+   process/init.py sheds, while the init waits for start, the resident pages of the file mappings
+   that hold no page of their own (read-only text and data of the program and its libraries): a
+   relocated page made read-only afterwards (RELRO) is a private copy, which must stay.
+   /proc/self/pagemap tells page by page (top byte of each entry: 0x80 present, 0x40 swapped,
+   0x20 file-backed or shared); walking it took ~0.3 ms of the init.  create scans on a thread
+   of its own while it validates and prepares (the init is its fork: the mappings are the same,
+   and a library loaded after the scan is only left resident).  The same test as
+   process/init.py's _sheddable, which tests/unit compares with this. */
+static pthread_t shed_thread;
+static unsigned long *shed_out;
+static int shed_count;
+
+static int read_all(const char *path, char **out)
+{
+    size_t cap = 8192, len = 0;
+    char *buf = malloc(cap);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (!buf || fd < 0) {
+        free(buf);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    for (;;) {
+        ssize_t n;
+        if (cap - len < 4096) {
+            char *more = realloc(buf, cap * 2);
+            if (!more)
+                break;
+            buf = more;
+            cap *= 2;
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = 0;
+    *out = buf;
+    return (int)len;
+}
+
+static void *shed_scan(void *arg)
+{
+    char *maps = NULL, *line, *next;
+    uint64_t *entries = NULL;
+    size_t cap = 0;
+    int pagemap;
+    (void)arg;
+    shed_count = 0;
+    if (read_all("/proc/self/maps", &maps) < 0)
+        return NULL;
+    pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (pagemap < 0) {
+        free(maps);
+        return NULL;
+    }
+    for (line = maps; line && *line; line = next) {
+        unsigned long lo, hi, n, i;
+        char perms[5];
+        int path_at = 0, keep = 1;
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &lo, &hi, perms, &path_at) < 3 || !path_at ||
+            line[path_at] != '/' || (strcmp(perms, "r-xp") != 0 && strcmp(perms, "r--p") != 0))
+            continue;
+        n = (hi - lo) >> 12;
+        if (n > cap) {
+            uint64_t *more = realloc(entries, n * sizeof *entries);
+            if (!more)
+                continue;
+            entries = more;
+            cap = n;
+        }
+        if (pread(pagemap, entries, n * sizeof *entries, (off_t)((lo >> 12) * sizeof *entries)) !=
+            (ssize_t)(n * sizeof *entries))
+            continue;
+        for (i = 0; i < n && keep; i++) {
+            unsigned top = (unsigned)(entries[i] >> 56);
+            if ((top & 0x40) || (top & 0xA0) == 0x80) /* swapped, or present and not the file's */
+                keep = 0;
+        }
+        if (!keep)
+            continue;
+        unsigned long *more = realloc(shed_out, (size_t)(shed_count + 1) * 2 * sizeof *shed_out);
+        if (!more)
+            break;
+        shed_out = more;
+        shed_out[2 * shed_count] = lo;
+        shed_out[2 * shed_count + 1] = hi - lo;
+        shed_count++;
+    }
+    close(pagemap);
+    free(entries);
+    free(maps);
+    return NULL;
+}
+
+int oci_shed_start(void)
+{
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int r;
+    if (pthread_attr_init(&attr) != 0)
+        return -ENOMEM;
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r = pthread_create(&shed_thread, &attr, shed_scan, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return -r;
+}
+
+int oci_shed_wait(unsigned long **ranges)
+{
+    int r = pthread_join(shed_thread, NULL);
+    if (r)
+        return -r;
+    *ranges = shed_out;
+    shed_out = NULL;
+    r = shed_count;
+    shed_count = 0;
+    return r;
 }

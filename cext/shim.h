@@ -84,5 +84,9 @@ int oci_ifup(const char *name);
    (joins the thread; an fd of the namespace, or -errno) */
 int oci_netns_start(void);
 int oci_netns_wait(void);
+/* the file mappings a waiting init may drop, found on a thread of the shim's: start, then wait
+   (joins the thread; the number of (start, length) pairs in *ranges, which the caller frees) */
+int oci_shed_start(void);
+int oci_shed_wait(unsigned long **ranges);
 
 #endif

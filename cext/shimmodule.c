@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "shim.h"
@@ -582,6 +583,28 @@ static PyObject *py_netns_wait(PyObject *m, PyObject *a)
     RESULT(r);
 }
 
+static PyObject *py_shed_start(PyObject *m, PyObject *a) { RESULT(oci_shed_start()); }
+
+/* (result, ((start, length), ...)) */
+static PyObject *py_shed_wait(PyObject *m, PyObject *a)
+{
+    unsigned long *r = NULL;
+    PyObject *out;
+    int n, i;
+    Py_BEGIN_ALLOW_THREADS
+    n = oci_shed_wait(&r);
+    Py_END_ALLOW_THREADS
+    out = PyTuple_New(n > 0 ? n : 0);
+    for (i = 0; out && i < n; i++) {
+        PyObject *pair = Py_BuildValue("(kk)", r[2 * i], r[2 * i + 1]);
+        if (!pair || PyTuple_SetItem(out, i, pair) < 0) {
+            Py_CLEAR(out);
+        }
+    }
+    free(r);
+    return out ? Py_BuildValue("iN", n < 0 ? n : 0, out) : NULL;
+}
+
 #define F(name, fn) {name, (PyCFunction)(void (*)(void))fn, METH_VARARGS, NULL}
 static PyMethodDef methods[] = {
     F("oci_unshare", py_unshare), F("oci_setns", py_setns), F("oci_mount", py_mount),
@@ -603,6 +626,7 @@ static PyMethodDef methods[] = {
     F("oci_wait_fifo", py_wait_fifo), F("oci_seqpacket_pair", py_seqpacket_pair), F("oci_flock", py_flock),
     F("oci_poll", py_poll), F("oci_rlimit_number", py_rlimit_number), F("oci_setrlimit", py_setrlimit),
     F("oci_ifup", py_ifup), F("oci_netns_start", py_netns_start), F("oci_netns_wait", py_netns_wait),
+    F("oci_shed_start", py_shed_start), F("oci_shed_wait", py_shed_wait),
     {NULL, NULL, 0, NULL},
 };
 #undef F

@@ -297,3 +297,16 @@ def netns_wait():
     """An fd (close-on-exec) of the network namespace netns_start made; OSError if it could not be
     made."""
     return _check(lib.oci_netns_wait())
+
+
+def shed_start():
+    """Start finding, on a thread of the shim's, the file mappings a waiting init may drop
+    (process/init.py sheddable); shed_wait collects them.  The caller must not fork before."""
+    _check(lib.oci_shed_start())
+
+
+def shed_wait():
+    """The (start, length) ranges shed_start found."""
+    ret, ranges = lib.oci_shed_wait()
+    _check(ret)
+    return ranges

@@ -87,9 +87,11 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     which starts it at once (the init then keeps its pages, see process/init.py _sheddable)."""
     if ctx.systemd_cgroup:
         check_systemd()
+    # threads of the shim's, done before the fork (_create), started first to have the most time
+    scan = not starts_now and start_shed_scan()
     cfg, bundle, rootfs = _config.load_bundle(bundle)
+    netns = start_netns(_config.namespaces(cfg))
     nsmap = check_config(cfg)
-    netns = start_netns(nsmap)
     preload(cfg)
     filt = None
     if (cfg.get("linux") or {}).get("seccomp"):
@@ -106,12 +108,24 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     undo = Undo(sd)
     try:
         state = _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot,
-                        preserve_fds, no_new_keyring, filt, starts_now, netns)
+                        preserve_fds, no_new_keyring, filt, starts_now, netns, scan)
     except BaseException:
         undo.run()
         raise
     sd.close()
     return state
+
+
+def start_shed_scan():
+    """The file mappings the waiting init drops (process/init.py _sheddable) are found on a
+    thread of the shim's while create goes on (~0.3 ms of the init's otherwise); the init is this
+    process's fork, with the same mappings.  False where the thread does not start (the init
+    then finds them itself)."""
+    try:
+        S.shed_start()
+    except OSError:
+        return False
+    return True
 
 
 def start_netns(nsmap):
@@ -197,7 +211,7 @@ def _wait_gone(pid, timeout=2.0):
 
 
 def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds,
-            no_new_keyring, seccomp_filter=None, starts_now=False, netns=False):
+            no_new_keyring, seccomp_filter=None, starts_now=False, netns=False, scan=False):
     from ociruntime.cgroups import Manager
     linux = cfg.get("linux", {})
     os.mkfifo(sd.fifo_path(), 0o622)
@@ -257,6 +271,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         # (10-20 ms here); in a user namespace it may not write the host's cgroup files
         self_cgroups=() if "user" in nsmap else tuple(k for k, v in cg.paths.items() if v[2] == 1),
         shed_pages=not starts_now,  # a created init may wait long for start; run's does not
+        shed=None,  # what it drops, when start_shed_scan found it
     )
     # the cgroups are made and limited before the fork, so the child finds them ready: a child
     # forked while this process works first ran 1.5-2 ms later here (~0.3 ms when it waits), so
@@ -264,7 +279,12 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     # attach, overlaps the init's rootfs work (_drive, cg.add).
     cg.create()
     cg.apply(linux.get("resources"))
-    if netns:  # made meanwhile (start_netns): joined, not created; the thread is done before the fork
+    if scan:  # the threads of start_shed_scan and start_netns are done before the fork
+        try:
+            plan.shed = S.shed_wait()
+        except OSError:
+            pass  # the init finds them
+    if netns:  # made meanwhile (start_netns): joined, not created
         try:
             net = ("network", S.netns_wait(), "")
         except OSError:

@@ -159,8 +159,11 @@ def init(plan, ch):
     # init's memory when it returns) sees the init as it waits; then block here until `start`
     # opens the fifo for reading.  `run` starts it at once: no drop (0.5 ms to find the pages,
     # then as long again to fault them back before the exec)
-    S.wait_fifo(plan.state_fd, "exec.fifo", _sheddable() if plan.shed_pages else [], ch.detach(),
-                ch.message("ready"))
+    shed = ()
+    if plan.shed_pages:
+        S.malloc_trim()  # free heap given back first
+        shed = plan.shed if plan.shed is not None else _sheddable()
+    S.wait_fifo(plan.state_fd, "exec.fifo", shed, ch.detach(), ch.message("ready"))
     if hooks.get("startContainer"):
         _start_hooks(plan.state_fd, hooks["startContainer"], start_json)
     os.close(plan.state_fd)
@@ -284,13 +287,15 @@ def _sheddable():
     dropping those would bring back the file's unrelocated bytes, so such a mapping is kept.
     /proc/self/pagemap tells, page by page (flags in the top byte of each 64-bit entry: bit 63
     present, 62 swapped, 61 file-backed or shared); /proc/self/smaps would tell per mapping, but
-    the kernel takes ~1 ms to write it (every mapping's page walk) on create's critical path."""
-    S.malloc_trim()
+    the kernel takes ~1 ms to write it (every mapping's page walk) on create's critical path.
+
+    create finds the same on a thread of the shim's before the fork (start_shed_scan,
+    cext/shim.c), off the init's critical path; this is for when that thread did not start."""
     try:
         maps = read_file("/proc/self/maps")
         pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return []  # no /proc in the container: keep it all
+        return ()  # no /proc in the container: keep it all
     ranges = []
     try:
         for line in maps.splitlines():
@@ -307,10 +312,10 @@ def _sheddable():
                 continue
             ranges.append((lo, hi - lo))
     except OSError:
-        return []
+        return ()
     finally:
         os.close(pagemap)
-    return ranges
+    return tuple(ranges)
 
 
 # the top byte of a pagemap entry -> 1 for a page of this process's own (present and not
