@@ -513,14 +513,40 @@ int oci_ifup(const char *name)
 /* ---- a network namespace made beside the caller --------------------------------------------
    Creating a network namespace takes ~0.6 ms here (the other namespaces together ~0.1): create
    makes it on a thread of its own while it validates and prepares, and the init joins it
-   (setns) instead of creating it.  The thread touches nothing of Python's and blocks every
-   signal; it is joined before the caller forks. */
+   (setns) instead of creating it.  The shim's threads touch nothing of Python's, block every
+   signal, and are joined before the caller forks. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+static int start_thread(pthread_t *t, int *running, void *(*fn)(void *))
+{
+    pthread_attr_t attr;
+    sigset_t all, old;
+    int r;
+    if (*running)
+        return -EBUSY;
+    if (pthread_attr_init(&attr) != 0)
+        return -ENOMEM;
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread starts with every signal blocked */
+    r = pthread_create(t, &attr, fn, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    *running = !r;
+    return -r;
+}
+
+static int join_thread(pthread_t t, int *running)
+{
+    int r = *running ? pthread_join(t, NULL) : ECHILD; /* ECHILD: none was started */
+    *running = 0;
+    return -r;
+}
+
 static pthread_t netns_thread;
-static int netns_result;
+static int netns_result, netns_running;
 
 static void *netns_make(void *arg)
 {
@@ -535,26 +561,12 @@ static void *netns_make(void *arg)
     return NULL;
 }
 
-int oci_netns_start(void)
-{
-    pthread_attr_t attr;
-    sigset_t all, old;
-    int r;
-    if (pthread_attr_init(&attr) != 0)
-        return -ENOMEM;
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread starts with every signal blocked */
-    r = pthread_create(&netns_thread, &attr, netns_make, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    return -r;
-}
+int oci_netns_start(void) { return start_thread(&netns_thread, &netns_running, netns_make); }
 
 int oci_netns_wait(void)
 {
-    int r = pthread_join(netns_thread, NULL);
-    return r ? -r : netns_result;
+    int r = join_thread(netns_thread, &netns_running);
+    return r ? r : netns_result;
 }
 
 /* ---- what a waiting init can drop, found beside the caller ------------------------------------
@@ -568,7 +580,7 @@ int oci_netns_wait(void)
    process/init.py's _sheddable, which tests/unit compares with this. */
 static pthread_t shed_thread;
 static unsigned long *shed_out;
-static int shed_count;
+static int shed_count, shed_running;
 
 static int read_all(const char *path, char **out)
 {
@@ -660,27 +672,13 @@ static void *shed_scan(void *arg)
     return NULL;
 }
 
-int oci_shed_start(void)
-{
-    pthread_attr_t attr;
-    sigset_t all, old;
-    int r;
-    if (pthread_attr_init(&attr) != 0)
-        return -ENOMEM;
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    r = pthread_create(&shed_thread, &attr, shed_scan, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    return -r;
-}
+int oci_shed_start(void) { return start_thread(&shed_thread, &shed_running, shed_scan); }
 
 int oci_shed_wait(unsigned long **ranges)
 {
-    int r = pthread_join(shed_thread, NULL);
+    int r = join_thread(shed_thread, &shed_running);
     if (r)
-        return -r;
+        return r;
     *ranges = shed_out;
     shed_out = NULL;
     r = shed_count;

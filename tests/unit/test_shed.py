@@ -1,6 +1,9 @@
 """What a waiting init drops (process/init.py _sheddable): the shim's scan on a thread of its own
 (cext/shim.c, which create starts before the fork) finds what the Python one finds."""
+import errno
 import os
+
+import pytest
 
 from ociruntime import _sys as S
 from ociruntime.process.init import _sheddable
@@ -42,3 +45,10 @@ def test_scans_after_one_another():
     first = S.shed_wait()
     S.shed_start()
     assert S.shed_wait() == first
+
+
+def test_a_wait_without_a_start_is_an_error():
+    for wait in (S.shed_wait, S.netns_wait):
+        with pytest.raises(OSError) as e:
+            wait()
+        assert e.value.errno == errno.ECHILD
