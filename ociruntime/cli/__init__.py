@@ -188,6 +188,24 @@ def finish(code):
     os._exit(code)
 
 
+def write_ascii(text):
+    """Write ASCII ``text`` (JSON as jsonio writes it) to stdout with posix calls: sys.stdout,
+    made when first used (cext/lazy.py), loads the codec registry and builds an io stack, ~1 ms of
+    `state`, which podman runs for every container it looks at.  A reader gone ends the command
+    by SIGPIPE, as it ends runc (Python ignores the signal)."""
+    if sys.stdout is not None and sys.stdout.__class__.__name__ != "Stream":
+        sys.stdout.flush()  # a stream already made (python -m ociruntime, the -IS script): its order
+    data = memoryview(text.encode("ascii"))
+    try:
+        while data:
+            data = data[os.write(1, data):]
+    except BrokenPipeError:
+        import _signal
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGPIPE)
+        raise
+
+
 def need_id(args, usage, extra_ok=False):
     """The container id argument, checked as runc checks it."""
     if not args:

@@ -16,7 +16,8 @@ def run(ctx, opts, args):
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif fmt == "json":
         from ociruntime import jsonio
-        sys.stdout.write((jsonio.dumps(states) if states else "null") + "\n")
+        from ociruntime.cli import write_ascii
+        write_ascii((jsonio.dumps(states) if states else "null") + "\n")
     elif fmt == "table":
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from ociruntime.cli import need_id
+from ociruntime.cli import need_id, write_ascii
 from ociruntime.errors import OCIError
 
 USAGE = "usage: ociruntime ps [command options] <container-id> [ps options]\n"
@@ -16,7 +16,7 @@ def run(ctx, opts, args):
     fmt = opts.get("format", "table")
     if fmt == "json":
         from ociruntime import jsonio
-        sys.stdout.write(jsonio.dumps(found or None) + "\n")  # runc: null when there are none
+        write_ascii(jsonio.dumps(found or None) + "\n")  # runc: null when there are none
         return 0
     if fmt != "table":
         raise OCIError("invalid format option")

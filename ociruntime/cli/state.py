@@ -1,7 +1,5 @@
 """ociruntime state ID: the container's state as JSON."""
-import sys
-
-from ociruntime.cli import need_id
+from ociruntime.cli import need_id, write_ascii
 
 USAGE = "usage: ociruntime state <container-id>\n"
 FLAGS = {}
@@ -10,5 +8,5 @@ FLAGS = {}
 def run(ctx, opts, args):
     from ociruntime import jsonio
     from ociruntime.container.state import get
-    sys.stdout.write(jsonio.dumps(get(ctx.root, need_id(args, USAGE)), indent=2) + "\n")
+    write_ascii(jsonio.dumps(get(ctx.root, need_id(args, USAGE)), indent=2) + "\n")
     return 0

@@ -2,6 +2,7 @@
 must print the same things.  Trivially true when the runtime under test is runc itself."""
 
 import json
+import os
 import re
 
 import pytest
@@ -89,6 +90,24 @@ def test_same_list_layout(runtime, runc, bundle):
     assert ours[0][:cut + 7] == theirs[0][:cut + 7]
     assert ours[0].split() == theirs[0].split()
     assert ours[1].index(str(b.path)) == theirs[1].index(str(b.path))
+
+
+@pytest.mark.parametrize("argv", [["state"], ["list", "--format", "json"], ["ps", "--format", "json"]])
+def test_output_to_a_closed_pipe_ends_by_sigpipe(runtime, runc, bundle, argv):
+    """JSON output goes out with posix calls (cli.write_ascii); a reader that is gone ends the
+    command by SIGPIPE with nothing on stderr, as it ends runc."""
+    b = bundle(*LONG_RUNNING)
+    results = []
+    for rt in (runtime, runc):
+        cid = rt.create(b)
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            res = rt.run(*argv, *([cid] if argv[0] != "list" else []), stdout=w)
+        finally:
+            os.close(w)
+        results.append((res.rc, res.err))
+    assert results[0] == results[1] == (-13, "")
 
 
 @pytest.mark.parametrize("argv", [["state"], ["delete"], ["kill"], ["start"], ["delete", "--force"]])

@@ -25,9 +25,10 @@ ALLOWED = {
     "delete": {"errno", "fcntl", "select"},
 }
 
-# commands that print nothing here: the program (cext/lazy.py) makes no stream, loads no codec and
-# no _io (cffi's backend imported it when the shim was bound with cffi)
-QUIET = ("create", "start", "kill", "delete", "run", "exec")
+# commands that make no stream here: the program (cext/lazy.py) makes none, loads no codec and
+# no _io (cffi's backend imported it when the shim was bound with cffi); state prints its JSON
+# with posix calls (cli.write_ascii)
+QUIET = ("create", "start", "kill", "delete", "run", "exec", "state")
 
 ENTRY = """\
 import gc, sys
