@@ -33,9 +33,8 @@
  * faults, ~1.7 ms a command).
  *
  * setup.py builds it only where the static library exists and falls back to the -IS script.
- * No policy here: only what an interpreter's main() does, two system calls os lacks
- * (_ociruntime_launcher: flock and poll), and the shim's binding linked in (_ociruntime_shim,
- * cext/shimmodule.c). */
+ * No policy here: only what an interpreter's main() does, and the shim's binding linked in
+ * (_ociruntime_shim, cext/shimmodule.c: flock and poll for start, kill and delete among the rest). */
 #define PY_SSIZE_T_CLEAN
 #include <patchlevel.h>
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(OCI_FULL_INIT)
@@ -44,13 +43,9 @@
 #endif
 #include <Python.h>
 #include <marshal.h>
-#include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
-#include <time.h>
 #include <unistd.h>
 #include <wchar.h>
 #include <wctype.h>
@@ -332,106 +327,16 @@ static int main_phase(void)
 }
 #endif
 
-/* The built-in module _ociruntime_launcher: flock(2) and poll(2), which os lacks, for the commands
- * that do not load the shim's wrappers (start, kill, delete: ociruntime/__init__.py flock and poll);
- * elsewhere they load fcntl and select, a library each (~0.13 ms).  As those modules do, a call
- * interrupted by a signal runs its Python handler and goes on (poll with what is left of its
- * timeout).  No policy: the two system calls. */
-static PyObject *launcher_flock(PyObject *self, PyObject *args)
-{
-    int fd, op, r;
-    if (!PyArg_ParseTuple(args, "ii:flock", &fd, &op))
-        return NULL;
-    for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        r = flock(fd, op);
-        Py_END_ALLOW_THREADS
-        if (r == 0)
-            Py_RETURN_NONE;
-        if (errno != EINTR)
-            return PyErr_SetFromErrno(PyExc_OSError);
-        if (PyErr_CheckSignals() < 0) /* (the handler's exception; errno may have changed) */
-            return NULL;
-    }
-}
-
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* poll(fds, timeout_ms): the revents of each of fds (POLLIN asked), all 0 at the timeout (-1: none) */
-static PyObject *launcher_poll(PyObject *self, PyObject *args)
-{
-    PyObject *seq;
-    int timeout, r;
-    struct pollfd p[16];
-    if (!PyArg_ParseTuple(args, "Oi:poll", &seq, &timeout))
-        return NULL;
-    PyObject *fast = PySequence_Fast(seq, "poll: fds must be a sequence");
-    if (!fast)
-        return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    if (n > 16) {
-        Py_DECREF(fast);
-        PyErr_SetString(PyExc_ValueError, "poll: at most 16 fds");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        p[i].fd = PyObject_AsFileDescriptor(PySequence_Fast_GET_ITEM(fast, i));
-        p[i].events = POLLIN;
-        p[i].revents = 0;
-        if (p[i].fd < 0) {
-            Py_DECREF(fast);
-            return NULL;
-        }
-    }
-    Py_DECREF(fast);
-    long long deadline = timeout >= 0 ? now_ms() + timeout : 0;
-    for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        r = poll(p, (nfds_t)n, timeout);
-        Py_END_ALLOW_THREADS
-        if (r >= 0)
-            break;
-        if (errno != EINTR)
-            return PyErr_SetFromErrno(PyExc_OSError);
-        if (PyErr_CheckSignals() < 0)
-            return NULL;
-        if (timeout >= 0) {
-            long long left = deadline - now_ms();
-            timeout = left > 0 ? (int)left : 0;
-        }
-    }
-    PyObject *out = PyTuple_New(n);
-    for (Py_ssize_t i = 0; out && i < n; i++)
-        PyTuple_SET_ITEM(out, i, PyLong_FromLong(p[i].revents));
-    return out;
-}
-
-static PyMethodDef launcher_methods[] = {
-    {"flock", launcher_flock, METH_VARARGS, "flock(fd, operation): flock(2), retried after a signal"},
-    {"poll", launcher_poll, METH_VARARGS,
-     "poll(fds, timeout_ms): the revents of each fd (POLLIN asked); all 0 at the timeout (-1: none)"},
-    {NULL, NULL, 0, NULL}};
-static struct PyModuleDef launcher_module = {PyModuleDef_HEAD_INIT, "_ociruntime_launcher",
-                                             "The ociruntime program's system calls (cext/launcher.c).", 0,
-                                             launcher_methods};
-static PyObject *launcher_init(void) { return PyModuleDef_Init(&launcher_module); }
-
 /* the shim's binding (cext/shimmodule.c, linked in): the built-in module _ociruntime_shim, which
    ociruntime/_sys.py uses instead of loading ociruntime/_shim.abi3.so (~0.2 ms of create, run and
-   exec) */
+   exec), and ociruntime.flock and .poll in every command */
 PyMODINIT_FUNC PyInit__shim(void);
 
 int main(int argc, char **argv)
 {
     PyConfig c;
     PyImport_FrozenModules = OCI_FROZEN; /* looked up before the stdlib's own frozen modules */
-    if (PyImport_AppendInittab("_ociruntime_launcher", launcher_init) < 0 ||
-        PyImport_AppendInittab("_ociruntime_shim", PyInit__shim) < 0)
+    if (PyImport_AppendInittab("_ociruntime_shim", PyInit__shim) < 0)
         return 1;
 #ifdef OCI_MAIN_PHASE
     lazy_deepfreeze();

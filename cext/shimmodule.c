@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "shim.h"
 
@@ -501,24 +502,40 @@ static PyObject *py_seqpacket_pair(PyObject *m, PyObject *a)
     return Py_BuildValue("iii", r, fds[0], fds[1]);
 }
 
+/* flock and poll retry after a signal, once its Python handler ran (as fcntl.flock and
+   select.poll do); the handler's exception ends the wait */
 static PyObject *py_flock(PyObject *m, PyObject *a)
 {
     int fd, op, r;
     if (!PyArg_ParseTuple(a, "ii", &fd, &op))
         return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    r = oci_flock(fd, op);
-    Py_END_ALLOW_THREADS
-    RESULT(r);
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        r = oci_flock(fd, op);
+        Py_END_ALLOW_THREADS
+        if (r != -EINTR)
+            RESULT(r);
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+    }
 }
 
-/* oci_poll(fds, events, timeout): (result, revents tuple), fds a tuple of up to 16 */
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* oci_poll(fds, events, timeout): (result, revents tuple), fds a tuple of up to 16; after a
+   signal the wait goes on with what is left of ``timeout`` ms (-1: none) */
 static PyObject *py_poll(PyObject *m, PyObject *a)
 {
     PyObject *fds, *out;
     int ints[16], timeout, r;
     short events, rev[16];
     Py_ssize_t n, i;
+    long long deadline;
     if (!PyArg_ParseTuple(a, "O!hi", &PyTuple_Type, &fds, &events, &timeout))
         return NULL;
     n = PyTuple_Size(fds);
@@ -532,9 +549,20 @@ static PyObject *py_poll(PyObject *m, PyObject *a)
             return NULL;
         rev[i] = 0;
     }
-    Py_BEGIN_ALLOW_THREADS
-    r = oci_poll(ints, (int)n, events, rev, timeout);
-    Py_END_ALLOW_THREADS
+    deadline = timeout >= 0 ? now_ms() + timeout : 0;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        r = oci_poll(ints, (int)n, events, rev, timeout);
+        Py_END_ALLOW_THREADS
+        if (r != -EINTR)
+            break;
+        if (PyErr_CheckSignals() < 0)
+            return NULL;
+        if (timeout >= 0) {
+            long long left = deadline - now_ms();
+            timeout = left > 0 ? (int)left : 0;
+        }
+    }
     if (!(out = PyTuple_New(n)))
         return NULL;
     for (i = 0; i < n; i++) {

@@ -106,43 +106,51 @@ def read_text(path):
     return read_file(path).decode(sys.getfilesystemencoding(), "surrogateescape")
 
 
-# flock and poll for the state dir and start's waits.  create, run and exec have the shim loaded
-# (ociruntime._sys) and use its wrappers; start, kill and delete do not load it: the `ociruntime`
-# program has both built in (_ociruntime_launcher, cext/launcher.c), and elsewhere they import
-# fcntl and select (~0.13 ms each, a library to load).
+# flock and poll for the state dir and start's waits: the shim's (cext/shimmodule.c: retried
+# after a signal whose handler ran, as fcntl's and select's), called without ociruntime._sys,
+# which start, kill and delete do not import.  The `ociruntime` program has the shim built in;
+# elsewhere, where create, run and exec have not loaded it, fcntl and select (a library to load
+# each, ~0.13 ms, less than the shim's).
 
 LOCK_EX = 2
 
 
-def _launcher():
-    """The program's built-in module, None where the command is not the program."""
-    if "_ociruntime_launcher" in sys.builtin_module_names:
-        import _ociruntime_launcher
-        return _ociruntime_launcher
-    return None
+def _binding():
+    """The shim's binding where it is built in or loaded, else None."""
+    if "_ociruntime_shim" in sys.builtin_module_names:
+        import _ociruntime_shim
+        return _ociruntime_shim
+    return sys.modules.get("ociruntime._shim")
+
+
+def _oserror(ret):
+    return OSError(-ret, posix.strerror(-ret))
 
 
 def flock(fd, op=LOCK_EX):
     """flock(2), retried after a signal."""
-    S = sys.modules.get("ociruntime._sys") or _launcher()
-    if S is not None:
-        S.flock(fd, op)
-    else:
+    lib = _binding()
+    if lib is None:
         import fcntl
         fcntl.flock(fd, op)
+        return
+    ret = lib.oci_flock(fd, op)
+    if ret < 0:
+        raise _oserror(ret)
 
 
 def poll(fds, timeout=-1):
     """{fd: revents} of those of ``fds`` readable (or hung up, in error) within ``timeout`` ms (-1:
     no limit), {} at the timeout; retried after a signal."""
-    S = sys.modules.get("ociruntime._sys")
-    if S is not None:
-        return S.poll(fds, timeout)
-    L = _launcher()
-    if L is not None:
-        return {fd: ev for fd, ev in zip(fds, L.poll(fds, timeout)) if ev}
-    import select
-    p = select.poll()
-    for fd in fds:
-        p.register(fd, select.POLLIN)
-    return dict(p.poll(timeout))
+    lib = _binding()
+    if lib is None:
+        import select
+        p = select.poll()
+        for fd in fds:
+            p.register(fd, select.POLLIN)
+        return dict(p.poll(timeout))
+    fds = tuple(fds)
+    ret, revents = lib.oci_poll(fds, 1, timeout)  # POLLIN
+    if ret < 0:
+        raise _oserror(ret)
+    return {fd: ev for fd, ev in zip(fds, revents) if ev}

@@ -229,12 +229,9 @@ def wait_fifo(dirfd, name, ranges=(), ready_fd=-1, ready=b""):
     _check(lib.oci_wait_fifo(dirfd, _b(name), tuple(ranges), ready_fd, ready), name)
 
 
-# ---- fds, locks and limits for the commands that load this shim anyway (create, run, exec):
-# _socket, fcntl, select and resource would be a library to load each.  start, state, kill and
-# delete do not load the shim (it costs more than those): see ociruntime.flock and .poll.
+# ---- fds and limits (_socket and resource would be a library to load each; flock and poll are
+# ociruntime.flock and .poll, which start, kill and delete use without this module)
 
-LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
-POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
 RLIM_INFINITY = 2 ** 64 - 1
 
 
@@ -243,32 +240,6 @@ def seqpacket_pair():
     ret, a, b = lib.oci_seqpacket_pair()
     _check(ret)
     return a, b
-
-
-def flock(fd, op):
-    """flock(2), retried after a signal (whose Python handler runs first, as fcntl.flock's)."""
-    from errno import EINTR
-    while True:
-        ret = lib.oci_flock(fd, op)
-        if ret != -EINTR:
-            return _check(ret)
-
-
-def poll(fds, timeout=-1, events=POLLIN):
-    """poll(2) of ``fds`` (up to 16) for ``events``: {fd: revents} of those ready within
-    ``timeout`` ms (-1: no limit), {} at the timeout; retried after a signal, as select.poll's."""
-    from errno import EINTR
-    from time import monotonic
-    fds = tuple(fds)
-    deadline = monotonic() + timeout / 1000 if timeout >= 0 else None
-    while True:
-        ret, rev = lib.oci_poll(fds, events, timeout)
-        if ret != -EINTR:
-            break
-        if deadline is not None:
-            timeout = max(0, int((deadline - monotonic()) * 1000 + 0.999))
-    _check(ret)
-    return {fd: r for fd, r in zip(fds, rev) if r}
 
 
 def rlimit_number(name):

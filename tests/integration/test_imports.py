@@ -101,7 +101,7 @@ def test_lifecycle_commands_import_only_what_they_need(recorded, bundle):
     r = rt.run_container(bundle("true"))
     assert r.rc == 0, r.err
 
-    base = _baseline() | {"gc", "__main__", "_ociruntime_launcher", "_ociruntime_shim"}  # the program's own
+    base = _baseline() | {"gc", "__main__", "_ociruntime_shim"}  # the program's own (built in)
     for command, allowed in ALLOWED.items():
         runs = (out / command).read_text().splitlines()
         assert runs, command
@@ -116,5 +116,5 @@ def test_lifecycle_commands_import_only_what_they_need(recorded, bundle):
                     assert not {"encodings", "codecs", "_io"} & mods, command
                 # the shim's binding is built in: its library is not loaded
                 assert "ociruntime._shim" not in mods, command
-                # flock and poll are built in (cext/launcher.c): no fcntl, no select
+                # flock and poll are the built-in shim's (cext/shimmodule.c): no fcntl, no select
                 assert not {"fcntl", "select"} & mods, command

@@ -238,10 +238,21 @@ def test_deep_frozen_modules_have_their_names_interned_once_loaded(build):
         assert c == c_interned, name
 
 
-# the program's built-in flock and poll (start, kill and delete use them: ociruntime/__init__.py)
+# ociruntime.flock and .poll in the program (start, kill and delete use them): the built-in shim's
 SYSCALLS = textwrap.dedent("""
     import _signal, errno, posix, sys, time
-    import _ociruntime_launcher as L
+    sys.path.insert(0, sys.argv[2])
+    import ociruntime
+    from ociruntime import flock
+
+    class L:
+        flock = staticmethod(flock)
+
+        @staticmethod
+        def poll(fds, timeout):  # the revents of each of fds, 0 where none
+            got = ociruntime.poll(fds, timeout)
+            return tuple(got.get(fd, 0) for fd in fds)
+
     out = {}
     path = sys.argv[1]
     fd = posix.open(path, posix.O_RDWR | posix.O_CREAT, 0o600)
@@ -312,20 +323,23 @@ SYSCALLS = textwrap.dedent("""
         out["flock_interrupted"] = True
     posix.kill(pid, 9)
     posix.waitpid(pid, 0)
+    out["builtin"] = ociruntime._binding() is sys.modules["_ociruntime_shim"] and \
+        not {"fcntl", "select", "ociruntime._shim"} & set(sys.modules)
     posix.write(1, repr(out).encode())
 """)
 
 
-def test_the_program_has_flock_and_poll_built_in(build, tmp_path):
-    """flock(2) and poll(2) as fcntl.flock and select.poll give them: the lock excludes another
+def test_the_program_has_the_shims_flock_and_poll_built_in(build, tmp_path):
+    """ociruntime.flock and .poll, on the built-in shim (no fcntl, no select, no shim library),
+    as fcntl.flock and select.poll behave: the lock excludes another
     open file description until released, errors are OSErrors, poll reports readable and hung up
     fds and times out, and a signal runs its handler then the wait (poll's or flock's) goes on, or
     ends with the handler's exception."""
     import select
     exe = build(SYSCALLS, "syscalls")
-    r = subprocess.run([exe, str(tmp_path / "lock")], capture_output=True, timeout=60)
+    r = subprocess.run([exe, str(tmp_path / "lock"), str(REPO)], capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert ast.literal_eval(r.stdout.decode()) == {
         "held": 11, "released": 0, "badfd": "EBADF", "empty": (0,), "readable": (select.POLLIN,),
         "hangup": (select.POLLIN | select.POLLHUP,), "timeout": (0,), "waited": True, "handler_ran": True,
-        "interrupted": True, "flock_waited": True, "flock_interrupted": True}
+        "interrupted": True, "flock_waited": True, "flock_interrupted": True, "builtin": True}
