@@ -576,8 +576,8 @@ int oci_netns_wait(void)
    /proc/self/pagemap tells page by page (top byte of each entry: 0x80 present, 0x40 swapped,
    0x20 file-backed or shared); walking it took ~0.3 ms of the init.  create scans on a thread
    of its own while it validates and prepares (the init is its fork: the mappings are the same,
-   and a library loaded after the scan is only left resident).  The same test as
-   process/init.py's _sheddable, which tests/unit compares with this. */
+   and a library loaded after the scan is only left resident).  tests/unit/test_shed.py checks
+   it against its own reading of maps and pagemap. */
 static pthread_t shed_thread;
 static unsigned long *shed_out;
 static int shed_count, shed_running;

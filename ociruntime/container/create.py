@@ -84,7 +84,7 @@ def preload(cfg):
 def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
            no_new_keyring=False, starts_now=False):
     """Returns the state dict of the created container (status created).  ``starts_now``: `run`,
-    which starts it at once (the init then keeps its pages, see process/init.py _sheddable)."""
+    which starts it at once (the init then keeps its pages, see start_shed_scan)."""
     if ctx.systemd_cgroup:
         check_systemd()
     # threads of the shim's, done before the fork (_create), started first to have the most time
@@ -117,10 +117,12 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
 
 
 def start_shed_scan():
-    """The file mappings the waiting init drops (process/init.py _sheddable) are found on a
-    thread of the shim's while create goes on (~0.3 ms of the init's otherwise); the init is this
-    process's fork, with the same mappings.  False where the thread does not start (the init
-    then finds them itself)."""
+    """While it waits for start, the init needs no program text resident: the pages of the file
+    mappings that hold no page of their own (libpython, libc, extensions: shared, still in the
+    page cache, faulted back on use) are dropped by the wait itself (process/init.py, S.wait_fifo).
+    Those mappings are found on a thread of the shim's while create goes on (cext/shim.c,
+    oci_shed_start: a walk of /proc/self/pagemap, ~0.3 ms); the init is this process's fork, with
+    the same mappings.  False where the thread does not start: the init then keeps its pages."""
     try:
         S.shed_start()
     except OSError:
@@ -270,8 +272,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         # the kernel's global threadgroup lock, whose first taking waits out an RCU grace period
         # (10-20 ms here); in a user namespace it may not write the host's cgroup files
         self_cgroups=() if "user" in nsmap else tuple(k for k, v in cg.paths.items() if v[2] == 1),
-        shed_pages=not starts_now,  # a created init may wait long for start; run's does not
-        shed=None,  # what it drops, when start_shed_scan found it
+        shed=(),  # what it drops (start_shed_scan)
     )
     # the cgroups are made and limited before the fork, so the child finds them ready: a child
     # forked while this process works first ran 1.5-2 ms later here (~0.3 ms when it waits), so
@@ -283,7 +284,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         try:
             plan.shed = S.shed_wait()
         except OSError:
-            pass  # the init finds them
+            pass  # the init keeps its pages
     if netns:  # made meanwhile (start_netns): joined, not created
         try:
             net = ("network", S.netns_wait(), "")

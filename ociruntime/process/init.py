@@ -155,15 +155,13 @@ def init(plan, ch):
             plan.seccomp, jsonio.loads(state_json), "creating"))
     args = final_args(process, set_groups=plan.setgroups_ok, seccomp=plan.seccomp, listener=listener)
     args["cwd"] = _enter_cwd(args.get("cwd"))
-    # "ready" is sent by the wait itself, after the page drop: create (and whoever reads the
-    # init's memory when it returns) sees the init as it waits; then block here until `start`
-    # opens the fifo for reading.  `run` starts it at once: no drop (0.5 ms to find the pages,
-    # then as long again to fault them back before the exec)
-    shed = ()
-    if plan.shed_pages:
+    # "ready" is sent by the wait itself, after the page drop (plan.shed: the file mappings create
+    # found, start_shed_scan): create (and whoever reads the init's memory when it returns) sees
+    # the init as it waits; then block here until `start` opens the fifo for reading.  `run`
+    # starts it at once: no drop (the pages would be faulted back before the exec)
+    if plan.shed:
         S.malloc_trim()  # free heap given back first
-        shed = plan.shed if plan.shed is not None else _sheddable()
-    S.wait_fifo(plan.state_fd, "exec.fifo", shed, ch.detach(), ch.message("ready"))
+    S.wait_fifo(plan.state_fd, "exec.fifo", plan.shed, ch.detach(), ch.message("ready"))
     if hooks.get("startContainer"):
         _start_hooks(plan.state_fd, hooks["startContainer"], start_json)
     os.close(plan.state_fd)
@@ -275,52 +273,6 @@ def _enter_cwd(cwd):
         raise InitError("current working directory is outside of container mount namespace root -- "
                         "possible container breakout detected", 0, cwd, "refused")
     return None
-
-
-def _sheddable():
-    """While it waits for start, the init needs no program text resident: the pages of file
-    mappings never written (libpython, libc, extensions; shared, still in the page cache, faulted
-    back on use) are dropped by the wait itself (S.wait_fifo, in C, so that no Python runs after).
-    With free heap given back first, the waiting init holds little more than its own data.
-
-    A read-only mapping may hold private copies (RELRO: pages relocated, then made read-only);
-    dropping those would bring back the file's unrelocated bytes, so such a mapping is kept.
-    /proc/self/pagemap tells, page by page (flags in the top byte of each 64-bit entry: bit 63
-    present, 62 swapped, 61 file-backed or shared); /proc/self/smaps would tell per mapping, but
-    the kernel takes ~1 ms to write it (every mapping's page walk) on create's critical path.
-
-    create finds the same on a thread of the shim's before the fork (start_shed_scan,
-    cext/shim.c), off the init's critical path; this is for when that thread did not start."""
-    try:
-        maps = read_file("/proc/self/maps")
-        pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return ()  # no /proc in the container: keep it all
-    ranges = []
-    try:
-        for line in maps.splitlines():
-            parts = line.split(None, 5)
-            if len(parts) < 6 or parts[1] not in (b"r-xp", b"r--p") or not parts[5].startswith(b"/"):
-                continue
-            lo, _, hi = parts[0].partition(b"-")
-            lo, hi = int(lo, 16), int(hi, 16)
-            n = (hi - lo) >> 12
-            entries = os.pread(pagemap, n * 8, (lo >> 12) * 8)
-            if len(entries) != n * 8:
-                continue
-            if b"\x01" in entries[7::8].translate(_PRIVATE_COPY):
-                continue
-            ranges.append((lo, hi - lo))
-    except OSError:
-        return ()
-    finally:
-        os.close(pagemap)
-    return tuple(ranges)
-
-
-# the top byte of a pagemap entry -> 1 for a page of this process's own (present and not
-# file-backed, or swapped out), 0 otherwise (absent, or the file's page)
-_PRIVATE_COPY = bytes(1 if (b & 0x40) or (b & 0xA0) == 0x80 else 0 for b in range(256))
 
 
 def join_keyring(cid):
