@@ -21,10 +21,10 @@ from ociruntime.process import channel
 from ociruntime.process.init import Plan, child_main
 
 
-def check_config(cfg):
-    """What can be refused from the config alone, before anything exists."""
+def check_config(cfg, nsmap):
+    """What can be refused from the config alone (``nsmap``: its namespaces), before anything
+    exists."""
     from ociruntime.process.spec import check
-    nsmap = _config.namespaces(cfg)
     if "mount" not in nsmap:
         raise ConfigError("config.json: linux.namespaces: a mount namespace is required")
     if cfg.get("hostname") and "uts" not in nsmap:
@@ -42,7 +42,6 @@ def check_config(cfg):
     check(cfg["process"])
     from ociruntime.security import procattrs
     procattrs.check(cfg, nsmap)  # scheduler, ioPriority, personality, sysctl namespaces, LSM labels
-    return nsmap
 
 
 def check_systemd():
@@ -58,7 +57,7 @@ def cgroup_mount(cfg):
     return any(m.get("type") in ("cgroup", "cgroup2") for m in cfg.get("mounts") or ())
 
 
-def preload(cfg):
+def preload(cfg, nsmap):
     """Import now what the init will need: in a user namespace the child may no longer be able to
     read the interpreter's library directory, and after pivot_root nothing may be imported."""
     # only what this config needs (init.init imports the same under the same conditions)
@@ -77,7 +76,7 @@ def preload(cfg):
         import ociruntime.security.seccomp  # noqa: F401
     if cfg["process"].get("terminal"):
         import ociruntime.tty  # noqa: F401
-    if "network" in _config.namespaces(cfg):
+    if "network" in nsmap:
         import ociruntime.netdev  # noqa: F401
 
 
@@ -90,9 +89,10 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     # threads of the shim's, done before the fork (_create), started first to have the most time
     scan = not starts_now and start_shed_scan()
     cfg, bundle, rootfs = _config.load_bundle(bundle)
-    netns = start_netns(_config.namespaces(cfg))
-    nsmap = check_config(cfg)
-    preload(cfg)
+    nsmap = _config.namespaces(cfg)
+    netns = start_netns(nsmap)
+    check_config(cfg, nsmap)
+    preload(cfg, nsmap)
     filt = None
     if (cfg.get("linux") or {}).get("seccomp"):
         from ociruntime.security import seccomp
