@@ -108,23 +108,18 @@ static PyObject *py_pivot_root(PyObject *m, PyObject *a)
     RESULT(oci_pivot_root(new_root, put_old));
 }
 
-static PyObject *py_sethostname(PyObject *m, PyObject *a)
+/* sethostname and setdomainname: a name as bytes */
+static PyObject *set_name(PyObject *a, int (*set)(const char *, size_t))
 {
     const char *name;
     Py_ssize_t n;
     if (!PyArg_ParseTuple(a, "y#", &name, &n))
         return NULL;
-    RESULT(oci_sethostname(name, (size_t)n));
+    RESULT(set(name, (size_t)n));
 }
 
-static PyObject *py_setdomainname(PyObject *m, PyObject *a)
-{
-    const char *name;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(a, "y#", &name, &n))
-        return NULL;
-    RESULT(oci_setdomainname(name, (size_t)n));
-}
+static PyObject *py_sethostname(PyObject *m, PyObject *a) { return set_name(a, oci_sethostname); }
+static PyObject *py_setdomainname(PyObject *m, PyObject *a) { return set_name(a, oci_setdomainname); }
 
 static PyObject *py_prctl(PyObject *m, PyObject *a)
 {
