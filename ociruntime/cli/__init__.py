@@ -193,8 +193,8 @@ def write_ascii(text):
     made when first used (cext/lazy.py), loads the codec registry and builds an io stack, ~1 ms of
     `state`, which podman runs for every container it looks at.  A reader gone ends the command
     by SIGPIPE, as it ends runc (Python ignores the signal)."""
-    if sys.stdout is not None and sys.stdout.__class__.__name__ != "Stream":
-        sys.stdout.flush()  # a stream already made (python -m ociruntime, the -IS script): its order
+    if sys.stdout is not None:
+        sys.stdout.flush()  # what a stream already holds goes first (the program's stand-in has none)
     data = memoryview(text.encode("ascii"))
     try:
         while data:
