@@ -259,8 +259,8 @@ def ifup(name):
 
 
 def netns_start():
-    """Start making a network namespace on a thread of the shim's (netns_wait collects it); the
-    caller must not fork before netns_wait."""
+    """Start making a network namespace, its loopback up, on a thread of the shim's (netns_wait
+    collects it); the caller must not fork before netns_wait."""
     _check(lib.oci_netns_start())
 
 

@@ -34,13 +34,21 @@ def test_namespace_left_out_is_the_hosts(runtime, bundle):
     assert links["uts"] != host_ns("uts")
 
 
-def test_loopback_up_in_new_netns(runtime, bundle):
-    out = runtime.output(bundle(), "ip -o link; echo --; ip -o -4 addr")
+@pytest.mark.parametrize("userns", [False, True], ids=["made-by-create", "made-by-init"])
+def test_loopback_up_in_new_netns(runtime, bundle, userns):
+    """A new network namespace has its loopback up, whoever makes it: create's thread (which
+    brings it up there) or, with a user namespace, which must own it, the init."""
+    if userns:
+        out = runtime.output(userns_bundle(bundle, "sh", "-c", "ip -o link; echo --; ip -o -4 addr"))
+    else:
+        out = runtime.output(bundle(), "ip -o link; echo --; ip -o -4 addr")
     links, addrs = out.split("--\n")
     links = links.splitlines()
     assert len(links) == 1, links
     assert links[0].split()[1] == "lo:" and ",UP," in links[0]
     assert "inet 127.0.0.1/8" in addrs
+    if userns:
+        return
     ping = bundle("ping", "-c", "1", "-W", "2", "127.0.0.1")
     for caps in ping.config["process"]["capabilities"].values():
         caps.append("CAP_NET_RAW")
@@ -61,6 +69,7 @@ def test_each_container_its_own_new_netns(runtime, bundle):
         ip = subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-o", "link"], capture_output=True,
                             text=True, timeout=10)
         assert [ln.split()[1] for ln in ip.stdout.splitlines()] == ["lo:"], ip.stdout + ip.stderr
+        assert ",UP," in ip.stdout  # brought up by the thread that made it
 
 
 @pytest.fixture
