@@ -7,25 +7,12 @@ created, so that ``destroy`` removes exactly those and never touches a cgroup th
 make.  Pure v2 (only the unified hierarchy) is driven by v2.py; v1 and hybrid by v1.py (on a hybrid
 host the unified hierarchy is joined only, as runc does).  One module per controller.
 """
-import errno
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import time
 
 from ociruntime import exists, join, normpath, read_file, read_text
+from ociruntime.cgroupdirs import remove_all, walk as _walk
 from ociruntime.errors import CgroupError
-
-
-def _walk(top):
-    """os.walk(top)'s directories (top-down, not into symlinks; an unreadable top yields nothing)."""
-    try:
-        with os.scandir(top) as it:
-            dirs = [e for e in it if e.is_dir()]
-    except OSError:
-        return
-    yield top, [e.name for e in dirs]
-    for e in dirs:
-        if not e.is_symlink():
-            yield from _walk(join(top, e.name))
 
 
 def _unescape(s):
@@ -302,38 +289,8 @@ class Manager:
 
     def destroy(self):
         """Remove the directories create() made (and any sub-cgroup made inside them), deepest
-        first; retries while the kernel still lists exiting tasks."""
-        failed = [err for err in map(_remove, sorted(self.created, key=lambda p: -p.count("/"))) if err]
-        if failed:
-            raise CgroupError("remove cgroup " + "; ".join(failed))
-
-
-def _remove(d):
-    """rmdir a cgroup: its sub-cgroups first when it has any (exec --cgroup, or made inside the
-    container; only looked for when the rmdir says busy, as it does for them), retried while tasks
-    are still exiting.  Returns the error text, or None."""
-    for delay in (0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8):
-        if delay:
-            time.sleep(delay)
-        try:
-            os.rmdir(d)
-            return None
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            if e.errno != errno.EBUSY:
-                return "%s: %s" % (d, e.strerror)
-        busy = []
-        for sub in sorted((join(top, x) for top, dirs in _walk(d) for x in dirs), key=lambda p: -p.count("/")):
-            try:
-                os.rmdir(sub)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                if e.errno != errno.EBUSY:
-                    return "%s: %s" % (sub, e.strerror)
-                busy.append(sub)  # tasks still exiting: tried again with d
-    return "%s: busy" % ", ".join(busy or [d])
+        first (cgroupdirs.remove_all)."""
+        remove_all(self.created)
 
 
 def _read(path):

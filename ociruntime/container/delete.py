@@ -50,9 +50,10 @@ def destroy(ctx, sd, state):
     """Remove what create made: cgroups, then the state dir; then poststop hooks (warnings only)."""
     errors = []
     if state.get("cgroup"):
-        from ociruntime.cgroups import Manager
+        # Manager.destroy without the cgroups package (cgroupdirs: ~0.2 ms of this command)
+        from ociruntime.cgroupdirs import remove_all
         try:
-            Manager.from_state(state["cgroup"]).destroy()
+            remove_all(state["cgroup"].get("created", ()))
         except OCIError as e:
             errors.append(str(e))
     hooks = (state.get("config") or {}).get("hooks") or {}
