@@ -5,7 +5,6 @@ rootfs, and magic links (/proc/self/...) are refused, so a hostile rootfs, or on
 container is being created, cannot point a mount at the host.  Callers mount onto the returned
 O_PATH fd through /proc/self/fd/N, never onto a path string that could be re-resolved.
 """
-import errno
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import _stat as stat
 
@@ -51,8 +50,10 @@ def mkdir_all(rootfd, path, mode=0o755, _links=0):
                     try:
                         target = os.readlink(name, dir_fd=parent)
                     except OSError:
+                        import errno  # (an error path: errno's module is ~70 us to import)
                         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), prefix) from None
                     if _links >= 40:
+                        import errno
                         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), prefix) from None
                     base = target if target.startswith("/") else "/".join(parts[:i]) + "/" + target
                     rest = "/".join(parts[i + 1:])
@@ -93,7 +94,5 @@ def make_target(rootfd, path, is_dir, mode=0o755):
 def is_dir_path(path):
     try:
         return stat.S_ISDIR(os.stat(path).st_mode)
-    except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            return True
-        raise
+    except (FileNotFoundError, NotADirectoryError):  # ENOENT, ENOTDIR
+        return True

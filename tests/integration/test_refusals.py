@@ -189,3 +189,27 @@ def test_state_output_is_json_only(runtime, bundle):
     r = runtime.run("state", cid, check=True)
     assert r.err == ""
     assert json.loads(r.out)["id"] == cid
+
+
+@pytest.mark.ociruntime_only
+@pytest.mark.parametrize("soft,hard,words", [
+    (2048, 1024, "current limit exceeds maximum limit"),         # EINVAL
+    (1024, "raised", "not allowed to raise maximum limit"),      # EPERM: above the host's hard limit
+])
+def test_rlimit_refusals(runtime, bundle, soft, hard, words):
+    """setrlimit's refusals, in the words of Python's resource module (rlimits.py keeps the errno
+    values itself), and nothing left behind."""
+    import resource
+    host_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == "raised":
+        if host_hard == resource.RLIM_INFINITY:
+            pytest.skip("the host's RLIMIT_NOFILE has no hard limit to raise")
+        soft, hard = host_hard, host_hard + 1
+    b = bundle("true")
+    b.config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": soft, "hard": hard}]
+    cid = runtime.new_id()
+    r = runtime.run("create", "--bundle", b, cid)
+    assert r.rc == 1
+    (line,) = r.err.splitlines()
+    assert "setrlimit RLIMIT_NOFILE" in line and words in line, line
+    assert_nothing_left(runtime, cid)
