@@ -2,7 +2,7 @@
 asks of it.  Returns the plain dict (no object model: the spec's JSON is the model)."""
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import abspath, join, jsonio, normpath, read_file
+from ociruntime import S_IFDIR, S_IFMT, abspath, join, jsonio, normpath, read_file
 from ociruntime.errors import ConfigError
 
 SUPPORTED = ((1, 0), (1, 1), (1, 2), (1, 3))
@@ -38,8 +38,7 @@ def load_bundle(bundle, need_process=True):
         st = os.stat(rootfs)
     except OSError as e:
         raise ConfigError("invalid rootfs: stat %s: %s" % (rootfs, e.strerror.lower())) from None
-    import _stat
-    if not _stat.S_ISDIR(st.st_mode):
+    if st.st_mode & S_IFMT != S_IFDIR:
         raise ConfigError("invalid rootfs: %s: not a directory" % rootfs)
     return doc, bundle, rootfs
 

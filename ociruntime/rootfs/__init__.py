@@ -6,9 +6,8 @@ apply ``mounts`` in order; create /dev nodes and links; run createRuntime/create
 readonlyPaths, readonly root and rootfsPropagation.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
-import _stat as stat  # the C half of stat.py, all it has: stat.py is frozen, ~0.3 ms to import
 
-from ociruntime import dirname, read_text
+from ociruntime import S_IFCHR, S_IFDIR, S_IFMT, dirname, read_text
 from ociruntime import _sys as S
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step
@@ -106,7 +105,7 @@ def mask_paths(masked):
                 raise InitError("mask %s" % p, e.errno) from None
             try:
                 st = os.fstat(fd)
-                if stat.S_ISDIR(st.st_mode):
+                if st.st_mode & S_IFMT == S_IFDIR:
                     S.mount("tmpfs", "/proc/self/fd/%d" % fd, "tmpfs", S.MS_RDONLY, None)
                     continue
                 if null < 0:
@@ -127,7 +126,7 @@ def _open_dev_null():
     except OSError as e:
         raise InitError("mask paths: open /dev/null", e.errno, "/dev/null") from None
     st = os.fstat(fd)
-    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+    if st.st_mode & S_IFMT != S_IFCHR or st.st_rdev != os.makedev(1, 3):
         os.close(fd)
         raise InitError("mask paths", 0, "/dev/null", "not the null device (1:3): refused")
     return fd

@@ -1,8 +1,7 @@
 """/dev inside the container: the default devices, ``linux.devices``, and the standard links."""
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
-import _stat as stat
 
-from ociruntime import exists
+from ociruntime import S_IFBLK, S_IFCHR, S_IFIFO, exists
 from ociruntime import _sys
 from ociruntime.errors import InitError
 from ociruntime.rootfs import paths
@@ -12,7 +11,7 @@ DEFAULT = (("/dev/null", "c", 1, 3), ("/dev/zero", "c", 1, 5), ("/dev/full", "c"
            ("/dev/random", "c", 1, 8), ("/dev/urandom", "c", 1, 9), ("/dev/tty", "c", 5, 0))
 LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
          ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
-_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+_TYPES = {"c": S_IFCHR, "u": S_IFCHR, "b": S_IFBLK, "p": S_IFIFO}
 
 
 def create_device(rootfd, dev, bind_from_host):

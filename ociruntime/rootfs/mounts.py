@@ -1,7 +1,7 @@
 """config.json ``mounts``: option parsing and mounting onto targets resolved inside the rootfs."""
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import join
+from ociruntime import S_IFDIR, S_IFMT, join
 from ociruntime import _sys
 from ociruntime.errors import ConfigError, InitError
 from ociruntime.rootfs import paths
@@ -179,7 +179,6 @@ PROC_OK = frozenset(("cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime
 
 def _check_ordinary_dir(rootfd, m):
     """proc and sysfs only on a real directory, never through a symlink (CVE-2019-16884)."""
-    import _stat as stat
     parent, _, name = m.dest.rstrip("/").rpartition("/")
     try:
         pfd = paths.open_in_root(rootfd, parent or "/")
@@ -191,7 +190,7 @@ def _check_ordinary_dir(rootfd, m):
         return
     finally:
         os.close(pfd)
-    if st is not None and not stat.S_ISDIR(st.st_mode):
+    if st is not None and st.st_mode & S_IFMT != S_IFDIR:
         raise InitError("mount %s to %s" % (m.source or m.type, m.dest), 0, "",
                         "filesystem %r must be mounted on ordinary directory" % m.type)
 

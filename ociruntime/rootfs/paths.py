@@ -6,9 +6,8 @@ container is being created, cannot point a mount at the host.  Callers mount ont
 O_PATH fd through /proc/self/fd/N, never onto a path string that could be re-resolved.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
-import _stat as stat
 
-from ociruntime import _sys
+from ociruntime import S_IFDIR, S_IFMT, _sys
 
 RESOLVE = _sys.RESOLVE_IN_ROOT | _sys.RESOLVE_NO_MAGICLINKS
 O_PATH = os.O_PATH | os.O_CLOEXEC
@@ -93,6 +92,6 @@ def make_target(rootfd, path, is_dir, mode=0o755):
 
 def is_dir_path(path):
     try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
+        return os.stat(path).st_mode & S_IFMT == S_IFDIR
     except (FileNotFoundError, NotADirectoryError):  # ENOENT, ENOTDIR
         return True

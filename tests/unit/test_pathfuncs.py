@@ -60,3 +60,12 @@ def test_read_file_of_proc_and_errors(tmp_path):
         o.read_file(str(tmp_path / "missing"))
     with pytest.raises(IsADirectoryError):
         o.read_file(str(tmp_path))
+
+
+def test_file_type_constants():
+    """ociruntime.S_IF* (the package's, _stat being a module to import) are stat's."""
+    import stat
+    for name in ("S_IFDIR", "S_IFCHR", "S_IFBLK", "S_IFREG", "S_IFIFO"):
+        assert getattr(o, name) == getattr(stat, name), name
+        assert getattr(stat, name) & o.S_IFMT == getattr(stat, name)
+    assert o.S_IFMT == stat.S_IFMT(0o177777)
