@@ -5,7 +5,6 @@ line of ``--log`` as its error; podman reads the file as one JSON object, so not
 written at the default level.  Debug lines are written only with ``--debug``.
 """
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
-import time
 
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
 
@@ -28,6 +27,7 @@ class Log:
             os.write(2, line.encode())
             return
         self.open()
+        import time  # (when a line is written: start and delete write none, and do not import it)
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         frac = "%09d" % (time.time_ns() % 1_000_000_000)
         stamp = "%s.%sZ" % (now, frac) if self.debug_on else now + "Z"

@@ -1,6 +1,5 @@
 """The container's record (state.json) and the runtime-spec state runc's `state` prints."""
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
-import time
 
 from ociruntime import join
 from ociruntime.container import status as _status
@@ -10,6 +9,7 @@ OCI_VERSION = "1.3.0"
 
 
 def rfc3339_now():
+    import time  # create's (imported by create.py before its fork); start, delete, state need none
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
         (".%09d" % (ns % 1_000_000_000)).rstrip("0").rstrip(".") + "Z"

@@ -33,6 +33,9 @@ NOT_NEEDED = {
     "delete": {"ociruntime.cgroups"},
     "start": {"ociruntime.cgroups", "ociruntime.cgroupdirs"},
 }
+# and, as the program (python's own start-up imports time), the time module: the log imports it
+# to write a line, state.json's timestamp at create
+PROGRAM_NOT_NEEDED = {"start": {"time"}, "delete": {"time"}}
 
 # commands that make no stream here: the program (cext/lazy.py) makes none, loads no codec and
 # no _io (cffi's backend imported it when the shim was bound with cffi); state prints its JSON
@@ -122,6 +125,7 @@ def test_lifecycle_commands_import_only_what_they_need(recorded, bundle):
             assert not mods & NOT_NEEDED.get(command, set()), command
             if how == "program":
                 assert not {"_frozen_importlib_external", "zipimport"} & mods, command
+                assert not mods & PROGRAM_NOT_NEEDED.get(command, set()), command
                 if command in QUIET:
                     assert not {"encodings", "codecs", "_io"} & mods, command
                 # the shim's binding is built in: its library is not loaded
