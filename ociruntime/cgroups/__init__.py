@@ -133,10 +133,10 @@ class Manager:
                     continue
                 except OSError as e:
                     raise CgroupError("create cgroup %s: %s" % (cur, e.strerror)) from None
+                self.created.append(cur)  # (first: destroy removes it whatever fails next)
                 if version == 2 and self.v2 and parent in self.created:
                     from ociruntime.cgroups.v2 import enable_all
                     enable_all(parent)
-                self.created.append(cur)
                 if key == "cpuset":
                     _inherit_cpuset(parent, cur)
 

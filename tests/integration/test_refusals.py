@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from helpers import LONG_RUNNING
+from helpers import LONG_RUNNING, cgroups_named
 
 
 def _empty_args(b):
@@ -50,6 +50,7 @@ def broken_bundle(bundle, case):
 
 def assert_nothing_left(runtime, cid):
     assert os.listdir(runtime.root) == []
+    assert cgroups_named(cid) == []  # (create makes them on a thread once the id is claimed)
     r = runtime.run("state", cid)
     assert r.rc != 0 and "container does not exist" in r.err
 
@@ -212,4 +213,22 @@ def test_rlimit_refusals(runtime, bundle, soft, hard, words):
     assert r.rc == 1
     (line,) = r.err.splitlines()
     assert "setrlimit RLIMIT_NOFILE" in line and words in line, line
+    assert_nothing_left(runtime, cid)
+
+
+@pytest.mark.parametrize("terminal,socket,words", [
+    (True, None, "cannot allocate tty if ociruntime will detach without setting console socket"),
+    (False, "/nonexistent.sock", "cannot use console socket if ociruntime will not detach or allocate tty"),
+])
+def test_console_refusals_leave_nothing(runtime, bundle, terminal, socket, words):
+    """Refused once the container's id is claimed and its cgroups are being made: all of it is
+    taken back."""
+    b = bundle("true")
+    b.config["process"]["terminal"] = terminal
+    cid = runtime.new_id()
+    r = runtime.run("create", "--bundle", b, *(("--console-socket", socket) if socket else ()), cid)
+    assert r.rc == 1
+    (line,) = r.err.splitlines()
+    if runtime.name == "ociruntime":
+        assert line == "ociruntime: " + words
     assert_nothing_left(runtime, cid)
