@@ -513,8 +513,8 @@ int oci_ifup(const char *name)
 /* ---- a network namespace made beside the caller --------------------------------------------
    Creating a network namespace takes ~0.6 ms here (the other namespaces together ~0.1): create
    makes it, with its loopback up, on a thread of its own while it validates and prepares, and
-   the init joins it (setns) instead of creating it.  The shim's threads touch nothing of Python's, block every
-   signal, and are joined before the caller forks. */
+   the init joins it (setns) instead of creating it.  The shim's threads touch nothing of
+   Python's, block every signal, and are joined before the caller forks. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

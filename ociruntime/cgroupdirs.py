@@ -6,8 +6,8 @@ import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 from ociruntime import join
 from ociruntime.errors import CgroupError
 
-# errno.EBUSY, the same on every Linux architecture (errno-base.h); the errno module is ~70 us
-# to import, a seventh of what this module is for
+# errno.EBUSY, the same on every Linux architecture (errno-base.h; the errno module is ~70 us to
+# import)
 EBUSY = 16
 
 

@@ -133,8 +133,8 @@ def start_shed_scan():
 def start_netns(nsmap):
     """A new network namespace takes ~0.6 ms to make here, the other namespaces together ~0.1: it
     is made, with its loopback up (~0.2 ms more), on a thread of the shim's while create validates
-    and prepares, and the init joins it (_create).  Not with a user namespace, which must own it.  False where the thread does not
-    start; the init then makes it, as it would have."""
+    and prepares, and the init joins it (_create).  Not with a user namespace, which must own it.
+    False where the thread does not start; the init then makes it, as it would have."""
     if "network" not in nsmap or nsmap["network"] or "user" in nsmap:
         return False
     try:

@@ -50,7 +50,7 @@ def broken_bundle(bundle, case):
 
 def assert_nothing_left(runtime, cid):
     assert os.listdir(runtime.root) == []
-    assert cgroups_named(cid) == []  # (create makes them on a thread once the id is claimed)
+    assert cgroups_named(cid) == []  # (a refusal from the init comes after they were made)
     r = runtime.run("state", cid)
     assert r.rc != 0 and "container does not exist" in r.err
 
@@ -221,8 +221,7 @@ def test_rlimit_refusals(runtime, bundle, soft, hard, words):
     (False, "/nonexistent.sock", "cannot use console socket if ociruntime will not detach or allocate tty"),
 ])
 def test_console_refusals_leave_nothing(runtime, bundle, terminal, socket, words):
-    """Refused once the container's id is claimed and its cgroups are being made: all of it is
-    taken back."""
+    """Refused from the command line and the config alone, before anything is made."""
     b = bundle("true")
     b.config["process"]["terminal"] = terminal
     cid = runtime.new_id()
