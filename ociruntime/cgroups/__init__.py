@@ -11,7 +11,7 @@ import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import time
 
 from ociruntime import exists, join, normpath, read_file, read_text
-from ociruntime.cgroupdirs import remove_all, walk as _walk
+from ociruntime.cgroupdirs import frozen as _frozen, remove_all, walk as _walk
 from ociruntime.errors import CgroupError
 
 
@@ -221,10 +221,7 @@ class Manager:
         return None
 
     def frozen(self):
-        if self.v2:
-            return "frozen 1" in _read(self.dir("unified") + "/cgroup.events").splitlines()
-        d = self.v1dir("freezer")
-        return bool(d) and _read(d + "/freezer.state").strip() == "FROZEN"
+        return _frozen(self.paths)
 
     def freeze(self, on):
         """Freeze (or thaw) and wait until the kernel reports it done."""
@@ -293,15 +290,6 @@ class Manager:
         remove_all(self.created)
 
 
-def _read(path):
-    """The file's text, "" if it cannot be read (posix calls: open() in text mode builds an io
-    stack and imports the codec registry, ~0.3 ms of `delete`)."""
-    try:
-        return read_text(path)
-    except OSError:
-        return ""
-
-
 def _put(path, value):
     """Write ``value`` to an existing (control) file."""
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -326,11 +314,6 @@ def _inherit_cpuset(parent, child):
                 os.close(fd)
         except OSError:
             pass
-
-
-def frozen(st):
-    """Whether the container whose cgroup record (state["cgroup"]) is ``st`` is frozen."""
-    return Manager.from_state(st).frozen()
 
 
 def freeze(st, on):

@@ -28,9 +28,12 @@ ALLOWED = {
 }
 
 # package modules a command does not need here: delete of a stopped container removes its
-# cgroups without the cgroups package (ociruntime/cgroupdirs.py), start touches none
+# cgroups, and state and kill of a running one see whether they are frozen, without the cgroups
+# package (ociruntime/cgroupdirs.py); start touches none
 NOT_NEEDED = {
     "delete": {"ociruntime.cgroups"},
+    "state": {"ociruntime.cgroups"},
+    "kill": {"ociruntime.cgroups"},
     "start": {"ociruntime.cgroups", "ociruntime.cgroupdirs"},
 }
 # and, as the program (python's own start-up imports time), the time module: the log imports it
