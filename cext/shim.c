@@ -35,12 +35,6 @@
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
@@ -81,23 +75,6 @@ int oci_mount_setattr(int dirfd, const char *path, unsigned int flags, unsigned 
 {
     struct oci_mount_attr a = { attr_set, attr_clr, propagation, 0 };
     RET(syscall(SYS_mount_setattr, dirfd, path, flags, &a, sizeof a));
-}
-
-int oci_pidfd_open(int pid, unsigned int flags) { RET(syscall(SYS_pidfd_open, pid, flags)); }
-int oci_pidfd_send_signal(int pidfd, int sig) { RET(syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0)); }
-int oci_close_range(unsigned int first, unsigned int last, unsigned int flags)
-{ RET(syscall(SYS_close_range, first, last, flags)); }
-
-int oci_capget(int pid, uint64_t *effective, uint64_t *permitted, uint64_t *inheritable)
-{
-    struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, pid };
-    struct __user_cap_data_struct d[2];
-    if (syscall(SYS_capget, &h, d) < 0)
-        return -errno;
-    *effective = (uint64_t)d[1].effective << 32 | d[0].effective;
-    *permitted = (uint64_t)d[1].permitted << 32 | d[0].permitted;
-    *inheritable = (uint64_t)d[1].inheritable << 32 | d[0].inheritable;
-    return 0;
 }
 
 /* ---- the last steps before execve ---------------------------------------------------------- */
@@ -290,7 +267,6 @@ static struct {
     uint32_t (*arch_resolve_name)(const char *);
     int (*syscall_resolve_name)(const char *);
     int (*rule_add_array)(scmp_filter_ctx, uint32_t, int, unsigned int, const struct scmp_arg_cmp *);
-    int (*attr_set)(scmp_filter_ctx, enum scmp_filter_attr, uint32_t);
     int (*export_bpf)(const scmp_filter_ctx, int);
     const struct scmp_version *(*version)(void);
 } scmp;
@@ -310,7 +286,6 @@ int oci_scmp_open(void)
     SYM(arch_resolve_name, "seccomp_arch_resolve_name")
     SYM(syscall_resolve_name, "seccomp_syscall_resolve_name")
     SYM(rule_add_array, "seccomp_rule_add_array")
-    SYM(attr_set, "seccomp_attr_set")
     SYM(export_bpf, "seccomp_export_bpf")
     SYM(version, "seccomp_version")
 #undef SYM
@@ -332,8 +307,6 @@ void oci_scmp_release(void *ctx) { scmp.release(ctx); }
 int oci_scmp_arch_add(void *ctx, uint32_t arch) { return scmp.arch_add(ctx, arch); }
 uint32_t oci_scmp_arch_resolve(const char *name) { return scmp.arch_resolve_name(name); }
 int oci_scmp_syscall_resolve(const char *name) { return scmp.syscall_resolve_name(name); }
-int oci_scmp_attr_set(void *ctx, int attr, uint32_t value)
-{ return scmp.attr_set(ctx, (enum scmp_filter_attr)attr, value); }
 int oci_scmp_export_bpf(void *ctx, int fd) { return scmp.export_bpf(ctx, fd); }
 
 int oci_scmp_rule_add(void *ctx, uint32_t action, int nr, unsigned int argc, const struct oci_scmp_arg *args)
@@ -394,10 +367,9 @@ int oci_ioprio_set(int which, int who, int ioprio) { RET(syscall(SYS_ioprio_set,
 /* bpf(2): Python builds union bpf_attr (cgroups/ebpf.py); the kernel may write results back into it */
 int oci_bpf(int cmd, void *attr, unsigned int size) { RET(syscall(SYS_bpf, cmd, attr, size)); }
 
-/* the waiting init sheds what it does not need resident (process/init.py _shed_pages) */
+/* the waiting init gives free heap back before it drops its file pages (oci_wait_fifo) */
 #include <sys/mman.h>
 #include <malloc.h>
-int oci_madvise(unsigned long addr, size_t len, int advice) { RET(madvise((void *)addr, len, advice)); }
 int oci_malloc_trim(void) { return malloc_trim(0); }
 
 /* The init's wait for start: drop the resident pages of n (addr, len) ranges (program text, which

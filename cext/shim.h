@@ -18,10 +18,6 @@ int oci_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, 
 int oci_openat2(int dirfd, const char *path, int flags, int mode, unsigned long long resolve);
 int oci_mount_setattr(int dirfd, const char *path, unsigned int flags, unsigned long long attr_set,
                       unsigned long long attr_clr, unsigned long long propagation);
-int oci_pidfd_open(int pid, unsigned int flags);
-int oci_pidfd_send_signal(int pidfd, int sig);
-int oci_close_range(unsigned int first, unsigned int last, unsigned int flags);
-int oci_capget(int pid, uint64_t *effective, uint64_t *permitted, uint64_t *inheritable);
 int oci_personality(unsigned long persona);
 int oci_join_session_keyring(const char *name);
 
@@ -60,7 +56,6 @@ void oci_scmp_release(void *ctx);
 int oci_scmp_arch_add(void *ctx, uint32_t arch);
 uint32_t oci_scmp_arch_resolve(const char *name);
 int oci_scmp_syscall_resolve(const char *name);
-int oci_scmp_attr_set(void *ctx, int attr, uint32_t value);
 int oci_scmp_export_bpf(void *ctx, int fd);
 int oci_scmp_rule_add(void *ctx, uint32_t action, int nr, unsigned int argc, const struct oci_scmp_arg *args);
 int oci_seccomp_flags_ok(unsigned int flags);
@@ -68,7 +63,6 @@ int oci_sched_setattr(int pid, unsigned int policy, unsigned long long flags, in
                       unsigned long long runtime, unsigned long long deadline, unsigned long long period);
 int oci_ioprio_set(int which, int who, int ioprio);
 int oci_bpf(int cmd, void *attr, unsigned int size);
-int oci_madvise(unsigned long addr, size_t len, int advice);
 int oci_malloc_trim(void);
 int oci_wait_fifo(int dirfd, const char *name, const unsigned long *ranges, int n,
                   int ready_fd, const char *ready, size_t ready_len);

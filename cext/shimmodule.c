@@ -151,42 +151,6 @@ static PyObject *py_mount_setattr(PyObject *m, PyObject *a)
     RESULT(oci_mount_setattr(dirfd, path, flags, set, clr, propagation));
 }
 
-static PyObject *py_pidfd_open(PyObject *m, PyObject *a)
-{
-    int pid;
-    unsigned int flags;
-    if (!PyArg_ParseTuple(a, "iI", &pid, &flags))
-        return NULL;
-    RESULT(oci_pidfd_open(pid, flags));
-}
-
-static PyObject *py_pidfd_send_signal(PyObject *m, PyObject *a)
-{
-    int pidfd, sig;
-    if (!PyArg_ParseTuple(a, "ii", &pidfd, &sig))
-        return NULL;
-    RESULT(oci_pidfd_send_signal(pidfd, sig));
-}
-
-static PyObject *py_close_range(PyObject *m, PyObject *a)
-{
-    unsigned int first, last, flags;
-    if (!PyArg_ParseTuple(a, "III", &first, &last, &flags))
-        return NULL;
-    RESULT(oci_close_range(first, last, flags));
-}
-
-/* (result, effective, permitted, inheritable) */
-static PyObject *py_capget(PyObject *m, PyObject *a)
-{
-    int pid, r;
-    uint64_t e = 0, p = 0, i = 0;
-    if (!PyArg_ParseTuple(a, "i", &pid))
-        return NULL;
-    r = oci_capget(pid, &e, &p, &i);
-    return Py_BuildValue("iKKK", r, (unsigned long long)e, (unsigned long long)p, (unsigned long long)i);
-}
-
 static PyObject *py_personality(PyObject *m, PyObject *a)
 {
     unsigned long persona;
@@ -347,16 +311,6 @@ static PyObject *py_scmp_syscall_resolve(PyObject *m, PyObject *a)
     RESULT(oci_scmp_syscall_resolve(name));
 }
 
-static PyObject *py_scmp_attr_set(PyObject *m, PyObject *a)
-{
-    void *ctx;
-    int attr;
-    unsigned int value;
-    if (!PyArg_ParseTuple(a, "O&iI", context, &ctx, &attr, &value))
-        return NULL;
-    RESULT(oci_scmp_attr_set(ctx, attr, value));
-}
-
 static PyObject *py_scmp_export_bpf(PyObject *m, PyObject *a)
 {
     void *ctx;
@@ -449,16 +403,6 @@ static PyObject *py_address_of(PyObject *m, PyObject *a)
     r = PyLong_FromVoidPtr(view.buf);
     PyBuffer_Release(&view);
     return r;
-}
-
-static PyObject *py_madvise(PyObject *m, PyObject *a)
-{
-    unsigned long addr;
-    Py_ssize_t len;
-    int advice;
-    if (!PyArg_ParseTuple(a, "kni", &addr, &len, &advice))
-        return NULL;
-    RESULT(oci_madvise(addr, (size_t)len, advice));
 }
 
 static PyObject *py_malloc_trim(PyObject *m, PyObject *a) { RESULT(oci_malloc_trim()); }
@@ -634,18 +578,16 @@ static PyMethodDef methods[] = {
     F("oci_umount2", py_umount2), F("oci_pivot_root", py_pivot_root),
     F("oci_sethostname", py_sethostname), F("oci_setdomainname", py_setdomainname),
     F("oci_prctl", py_prctl), F("oci_openat2", py_openat2), F("oci_mount_setattr", py_mount_setattr),
-    F("oci_pidfd_open", py_pidfd_open), F("oci_pidfd_send_signal", py_pidfd_send_signal),
-    F("oci_close_range", py_close_range), F("oci_capget", py_capget),
     F("oci_personality", py_personality), F("oci_join_session_keyring", py_join_session_keyring),
     F("oci_exec", py_exec),
     F("oci_scmp_open", py_scmp_open), F("oci_scmp_version", py_scmp_version),
     F("oci_scmp_init", py_scmp_init), F("oci_scmp_release", py_scmp_release),
     F("oci_scmp_arch_add", py_scmp_arch_add), F("oci_scmp_arch_resolve", py_scmp_arch_resolve),
-    F("oci_scmp_syscall_resolve", py_scmp_syscall_resolve), F("oci_scmp_attr_set", py_scmp_attr_set),
+    F("oci_scmp_syscall_resolve", py_scmp_syscall_resolve),
     F("oci_scmp_export_bpf", py_scmp_export_bpf), F("oci_scmp_rule_add", py_scmp_rule_add),
     F("oci_seccomp_flags_ok", py_seccomp_flags_ok),
     F("oci_sched_setattr", py_sched_setattr), F("oci_ioprio_set", py_ioprio_set), F("oci_bpf", py_bpf),
-    F("oci_address_of", py_address_of), F("oci_madvise", py_madvise), F("oci_malloc_trim", py_malloc_trim),
+    F("oci_address_of", py_address_of), F("oci_malloc_trim", py_malloc_trim),
     F("oci_wait_fifo", py_wait_fifo), F("oci_seqpacket_pair", py_seqpacket_pair), F("oci_flock", py_flock),
     F("oci_poll", py_poll), F("oci_rlimit_number", py_rlimit_number), F("oci_setrlimit", py_setrlimit),
     F("oci_ifup", py_ifup), F("oci_netns_start", py_netns_start), F("oci_netns_wait", py_netns_wait),

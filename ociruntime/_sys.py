@@ -130,26 +130,12 @@ def mount_setattr(dirfd, path, flags=0, attr_set=0, attr_clr=0, propagation=0):
     _check(lib.oci_mount_setattr(dirfd, _b(path), flags, attr_set, attr_clr, propagation), path)
 
 
-def pidfd_open(pid):
-    return _check(lib.oci_pidfd_open(pid, 0))
-
-
-def pidfd_send_signal(pidfd, sig):
-    _check(lib.oci_pidfd_send_signal(pidfd, sig))
-
-
 def personality(persona):
     return _check(lib.oci_personality(persona))
 
 
 def join_session_keyring(name):
     return _check(lib.oci_join_session_keyring(_b(name)))
-
-
-def capget(pid=0):
-    ret, e, p, i = lib.oci_capget(pid)
-    _check(ret)
-    return e, p, i
 
 
 def exec_final(path, argv, envp, *, cwd=None, errfd=-1, user=None, caps=None, last_cap=40,
@@ -211,13 +197,6 @@ def address_of(buf):
     return lib.oci_address_of(buf)
 
 
-MADV_DONTNEED = 4
-
-
-def madvise(addr, length, advice):
-    _check(lib.oci_madvise(addr, length, advice))
-
-
 def malloc_trim():
     return lib.oci_malloc_trim()
 
@@ -272,7 +251,7 @@ def netns_wait():
 
 def shed_start():
     """Start finding, on a thread of the shim's, the file mappings a waiting init may drop
-    (process/init.py sheddable); shed_wait collects them.  The caller must not fork before."""
+    (create.py start_shed_scan); shed_wait collects them.  The caller must not fork before."""
     _check(lib.oci_shed_start())
 
 
