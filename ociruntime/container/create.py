@@ -259,7 +259,6 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     plan = Plan(
         config=cfg, bundle=bundle, rootfs=rootfs, joins=child_joins,
         new_userns=bool(new_flags & S.CLONE_NEWUSER), in_userns="user" in nsmap,
-        new_net=bool(new_flags & S.CLONE_NEWNET),  # a new one: the init brings its loopback up
         new_flags=new_flags, has_uts="uts" in nsmap,
         fork_init=not pidns_here and ("pid" in nsmap or bool(new_flags & S.CLONE_NEWTIME)),
         time_offsets="".join("%s %d %d\n" % (clk, o.get("secs", 0), o.get("nanosecs", 0))
@@ -293,8 +292,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         else:
             joins = joins + [net]  # closed after the fork, with the others (not plan.joins' list)
             plan.joins = sorted(plan.joins + [net], key=lambda j: namespaces.JOIN_ORDER.index(j[0]))
-            plan.new_flags &= ~S.CLONE_NEWNET
-            plan.new_net = False  # its loopback is up already
+            plan.new_flags &= ~S.CLONE_NEWNET  # (its loopback is up already)
     parent_ch, child_ch = channel.pair()
     pid = namespaces.fork_in_pidns(pid_join, "the container init") if pidns_here else os.fork()
     if pid == 0:

@@ -110,7 +110,7 @@ def init(plan, ch):
     if plan.seccomp_sock:
         from ociruntime import jsonio
         from ociruntime.security import seccomp
-    if plan.new_net:
+    if plan.new_flags & S.CLONE_NEWNET:  # (one create's thread made has its loopback up already)
         from ociruntime.netdev import loopback_up
         loopback_up()
     rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))

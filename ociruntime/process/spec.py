@@ -46,8 +46,9 @@ def lookup(argv0, env):
 
 def home_of(uid):
     """The home directory of ``uid`` in the container's /etc/passwd, "/" without an entry, as
-    runc (an entry's empty home stays empty, as runc's).  Read as bytes: a text-mode open() loads the codec registry first (~1.3 ms of the
-    init), and an entry that is not UTF-8 must not stop the lookup."""
+    runc (an entry's empty home stays empty, as runc's).  Read as bytes: a text-mode open() loads
+    the codec registry first (~1.3 ms of the init), and an entry that is not UTF-8 must not stop
+    the lookup."""
     try:
         data = read_file("/etc/passwd")
     except OSError:
