@@ -3,8 +3,8 @@ and its own state root ($XDG_RUNTIME_DIR/ociruntime), from the config `spec --ro
 
 How the user runs ociruntime: the project's interpreter lives under /root (mode 0700 here), so the
 user runs the checkout in place with the system interpreter (/usr/bin/python3, same minor version:
-the shim is built on the stable ABI) through a small launcher script; the checkout must be world-readable (it is:
-0755/0644), which the fixture checks first.  With --runtime-bin=runc the user runs runc itself.
+the shim is built on the stable ABI) through a small launcher script; the checkout must be
+world-readable (it is: 0755/0644), which the fixture checks first.  With --runtime-bin=runc the user runs runc itself.
 
 The user, its group and its /etc/subuid and /etc/subgid lines are added by the fixture and removed
 exactly (the files are compared with their original contents) at teardown, failure or not.
