@@ -4,14 +4,15 @@
 sub-cgroup: exec --cgroup), apply (linux.resources), freeze / frozen, stats, procs, kill_all,
 oom_watch, destroy.  It keeps, per hierarchy, the container's directory and the directories it
 created, so that ``destroy`` removes exactly those and never touches a cgroup the runtime did not
-make.  Pure v2 (only the unified hierarchy) is driven by v2.py; v1 and hybrid by v1.py (on a hybrid
-host the unified hierarchy is joined only, as runc does).  One module per controller.
+make (the removal, the freezer check and the walk are ociruntime/cgroupdirs.py's, imported where
+used: create does not need them).  Pure v2 (only the unified hierarchy) is driven by v2.py; v1 and
+hybrid by v1.py (on a hybrid host the unified hierarchy is joined only, as runc does).  One module
+per controller.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import time
 
 from ociruntime import exists, join, normpath, read_file, read_text
-from ociruntime.cgroupdirs import frozen as _frozen, remove_all, walk as _walk
 from ociruntime.errors import CgroupError
 
 
@@ -203,7 +204,8 @@ class Manager:
         out = []
         if top is None:
             return out
-        for d, _ in _walk(top):
+        from ociruntime.cgroupdirs import walk
+        for d, _ in walk(top):
             try:
                 out += [int(x) for x in read_file(join(d, "cgroup.procs")).split()]
             except FileNotFoundError:
@@ -221,7 +223,8 @@ class Manager:
         return None
 
     def frozen(self):
-        return _frozen(self.paths)
+        from ociruntime.cgroupdirs import frozen
+        return frozen(self.paths)
 
     def freeze(self, on):
         """Freeze (or thaw) and wait until the kernel reports it done."""
@@ -287,6 +290,7 @@ class Manager:
     def destroy(self):
         """Remove the directories create() made (and any sub-cgroup made inside them), deepest
         first (cgroupdirs.remove_all)."""
+        from ociruntime.cgroupdirs import remove_all
         remove_all(self.created)
 
 

@@ -29,8 +29,9 @@ ALLOWED = {
 
 # package modules a command does not need here: delete of a stopped container removes its
 # cgroups, and state and kill of a running one see whether they are frozen, without the cgroups
-# package (ociruntime/cgroupdirs.py); start touches none
+# package (ociruntime/cgroupdirs.py); start touches none, create only the package
 NOT_NEEDED = {
+    "create": {"ociruntime.cgroupdirs"},
     "delete": {"ociruntime.cgroups"},
     "state": {"ociruntime.cgroups"},
     "kill": {"ociruntime.cgroups"},
