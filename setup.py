@@ -1,19 +1,13 @@
 """Install-time steps; everything else is in pyproject.toml.
 
-* the shim (cext/shim.c and its binding cext/shimmodule.c: ociruntime._shim, on the stable ABI);
-* the `ociruntime` command (tools/ociruntime): written with this interpreter's absolute path and
-  `-IS` on its first line (pip rewrites a `#!python` line but drops its options, and its console
-  scripts import through site, which costs ~40 ms here), and, for an editable install, the source
-  tree it imports from; then, where this installation has its static libpython, made a program
-  (cext/launcher.c: the interpreter linked in, running that same script; ~1.5 ms less a command),
-  the script staying as it is where that cannot be built;
-* bytecode of the package in the source tree (an editable install imports from there, and
-  PYTHONDONTWRITEBYTECODE may be set where it runs; a normal install is compiled by pip).
+* the shim (cext/shim.c and its binding: ociruntime._shim);
+* the `ociruntime` command: cext/launcher.c, CPython embedded through its public C API with this
+  installation's static libpython, and the package's modules compiled and frozen into it (so a
+  command reads no bytecode file and nothing is ever written into the installation); where that
+  cannot be built (no static libpython, no compiler, or the built program does not start), the
+  script tools/ociruntime, which pip points at the installing interpreter.  An editable install's
+  program imports the package from the source tree instead (not frozen: edits take effect).
 """
-import ast
-import compileall
-import importlib.util
-import marshal
 import os
 import shlex
 import shutil
@@ -23,11 +17,11 @@ import sysconfig
 import tempfile
 
 from setuptools import Extension, setup
-from setuptools.command.build_py import build_py as _build_py
 
 from distutils.command.build_scripts import build_scripts as _build_scripts  # setuptools' copy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE = os.path.join(HERE, "ociruntime")
 
 
 class build_scripts(_build_scripts):
@@ -35,173 +29,153 @@ class build_scripts(_build_scripts):
         self.mkpath(self.build_dir)
         editable = "editable_wheel" in self.distribution.command_obj
         for script in self.scripts or ():
-            with open(script, encoding="utf-8") as f:
-                lines = f.read().splitlines(keepends=True)
-            lines[0] = "#!%s -IS\n" % sys.executable
-            if editable:
-                lines = [("SOURCE = %r\n" % HERE) if ln == "SOURCE = None\n" else ln for ln in lines]
-            # the .pyc magic of the interpreter that runs the script (it checks two .pyc files itself)
-            lines = [("MAGIC = %r\n" % importlib.util.MAGIC_NUMBER) if ln == "MAGIC = None\n" else ln
-                     for ln in lines]
             out = os.path.join(self.build_dir, os.path.basename(script))
-            with open(out, "w", encoding="utf-8") as f:
-                f.write("".join(lines))
+            if os.environ.get("OCIRUNTIME_LAUNCHER", "1") != "0" and \
+                    build_launcher(out, HERE if editable else None, self.announce):
+                continue
+            shutil.copyfile(script, out)  # a `#!python` script: pip writes the interpreter's path
             os.chmod(out, 0o755)
-            if os.environ.get("OCIRUNTIME_LAUNCHER", "1") != "0":
-                build_launcher("".join(lines[1:]), out, self.announce)
-        compileall.compile_dir(os.path.join(HERE, "ociruntime"), quiet=1)
 
 
-def c_string(text):
-    """A C string literal of ``text`` (bytes of the file system encoding, octal-escaped)."""
+def frozen_modules(package_dir):
+    """(dotted name, is package, marshalled code) of every module of the package, compiled by the
+    interpreter that builds (the program's own)."""
+    import marshal
     out = []
-    for b in os.fsencode(text):
-        c = chr(b)
-        out.append(c if 32 <= b < 127 and c not in '"\\?' else "\\%03o" % b)
-    return '"' + "".join(out) + '"'
-
-
-def c_bytes(name, data):
-    """A C array ``name`` of the bytes ``data``."""
-    return "static const unsigned char %s[] = {%s};\n" % (name, ",".join(map(str, data)))
-
-
-# Imported by every interpreter's start-up (the codec registry and the utf-8 codec of the file
-# system and stdio), from disk: the stdlib directory listed, three .pyc files read.  The launcher
-# has them frozen (their bytecode in the program, as the interpreter has importlib, os or codecs):
-# ~1 ms a command.  A frozen package's __path__ is the stdlib's (sys._stdlib_dir), so the other
-# codecs (encodings.latin_1, ...) are still found there when asked for.
-FROZEN = (("encodings", True), ("encodings.aliases", False), ("encodings.utf_8", False))
-
-
-def frozen_stdlib(stdlib):
-    """(name, is package, marshalled code) of FROZEN, compiled from ``stdlib``'s sources (none if
-    one is missing: they are then imported from disk as usual)."""
-    out = []
-    for name, pkg in FROZEN:
-        path = os.path.join(stdlib, *name.split(".")) + ("/__init__.py" if pkg else ".py")
-        try:
+    top = os.path.dirname(package_dir)
+    for root, dirs, files in os.walk(package_dir):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, top)
+            parts = rel[:-3].split(os.sep)
+            is_pkg = parts[-1] == "__init__"
+            if is_pkg:
+                parts.pop()
             with open(path, "rb") as f:
-                out.append((name, pkg, marshal.dumps(compile(f.read(), path, "exec"))))
-        except (OSError, SyntaxError):
-            return []
+                code = compile(f.read(), rel, "exec", dont_inherit=True)
+            out.append((".".join(parts), is_pkg, marshal.dumps(code)))
     return out
 
 
-# what the probe build runs: the stdlib found, an extension module from lib-dynload loaded (it
-# resolves the C API from the program), the flags of `python -I -S`, and a codec that is not frozen
-# found through the frozen encodings package (latin-1 has no alias: encodings.latin_1 from disk)
-PROBE = ("import _json, codecs, sys\nprint('ok', sys.flags.isolated, sys.flags.no_site, _json.__name__, "
-         "codecs.lookup('latin1').name, codecs.lookup('idna').name)\n"
-         "print(repr([getattr(sys, a) for a in PATH_CONFIG]))\n")
-# what the interpreter's path configuration (getpath) computes, as the probe finds it: baked into
-# the program, which then does not compute it again (see launcher.c, main_phase)
-PATH_CONFIG = ("_base_executable", "prefix", "base_prefix", "exec_prefix", "base_exec_prefix", "_stdlib_dir",
-               "platlibdir")
-PROBE = "PATH_CONFIG = %r\n" % (PATH_CONFIG,) + PROBE
+def c_string(data):
+    """A C string literal of the bytes ``data`` (octal escapes), in lines."""
+    parts, line = [], []
+    for i, b in enumerate(data):
+        c = chr(b)
+        line.append(c if 32 <= b < 127 and c not in '"\\?' else "\\%03o" % b)
+        if len(line) >= 100:
+            parts.append('"%s"' % "".join(line))
+            line = []
+    parts.append('"%s"' % "".join(line))
+    return "\n".join(parts)
 
 
-def build_launcher(script, out, announce):
-    """cext/launcher.c linked with this installation's static libpython, replacing the script at
-    ``out`` (which stays as it is when there is no static library or no compiler)."""
+def launcher_cfg(source):
+    """launcher_cfg.h: the frozen modules, or for an editable install the source tree."""
+    if source is not None:
+        return "#define OCI_SOURCE %s\n" % c_string(os.fsencode(source))
+    mods = frozen_modules(PACKAGE)
+    out = []
+    for i, (_, _, code) in enumerate(mods):
+        out.append("static const unsigned char OCI_M%d[%d] =\n%s;\n" % (i, len(code), c_string(code)))
+    out.append("static const struct _frozen OCI_FROZEN[] = {\n%s    {0, 0, 0, 0}\n};\n" % "".join(
+        '    {.name = "%s", .code = OCI_M%d, .size = (int)sizeof OCI_M%d, .is_package = %d},\n'
+        % (name, i, i, is_pkg) for i, (name, is_pkg, _) in enumerate(mods)))
+    return "".join(out)
+
+
+# where the dynamic loader finds a library without a run path
+SYSTEM_LIBDIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64")
+
+
+def libpython():
+    """The linker arguments of this installation's libpython: its static library, else its
+    shared one where the loader finds it without a run path (a distribution's /usr/lib*); None
+    otherwise (a shared libpython elsewhere would tie the program to this installation's path)."""
     cv = sysconfig.get_config_var
     static = os.path.join(cv("LIBPL") or "", cv("LIBRARY") or "")
-    cc = shlex.split(cv("CC") or "cc")
+    if static.endswith(".a") and os.path.isfile(static):
+        return [static]
+    libdir, shared = cv("LIBDIR") or "", cv("LDLIBRARY") or ""
+    multiarch = cv("MULTIARCH") or ""
+    system = SYSTEM_LIBDIRS + tuple(d + "/" + multiarch for d in SYSTEM_LIBDIRS if multiarch)
+    if shared.endswith(".so") and os.path.realpath(libdir) in system and \
+            os.path.exists(os.path.join(libdir, shared)):
+        return ["-L" + libdir, "-l" + shared[3:-3]]
+    return None
+
+
+def link_command(cc, tmp, exe):
+    """The compiler command that builds the program with this installation's libpython, or None
+    where it cannot be linked (libpython()).  Only public C API, the standard embedding link."""
+    cv = sysconfig.get_config_var
+    lib = libpython()
+    if lib is None:
+        return None
+    libs = shlex.split(cv("MODLIBS") or "") + shlex.split(cv("LIBS") or "") + \
+        shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
+    # no run path: the program must not depend on where the building interpreter lives
+    libs = [a for a in libs if not a.startswith(("-Wl,-rpath", "-Wl,-R", "-Wl,--enable-new-dtags"))]
+    if not any("export-dynamic" in a for a in libs):  # extension modules resolve the C API from it
+        libs.append("-Wl,--export-dynamic")
+    return cc + ["-O2", "-s", "-I", tmp, "-I", cv("INCLUDEPY"), "-o", exe,
+                 os.path.join(HERE, "cext", "launcher.c")] + lib + libs
+
+
+def build_launcher(out, source, announce):
+    """Build the program at ``out``; False (with the reason announced) where it cannot be."""
+    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
     if not cc or not shutil.which(cc[0]):
         cc = ["cc"]
-    if not os.path.isfile(static) or not static.endswith(".a") or not shutil.which(cc[0]):
-        announce("ociruntime launcher: no static libpython (%s) or no compiler: the script stays" % static, 2)
-        return
-    # the interpreter's own stdlib and extension directories (a venv's sysconfig "platstdlib" is
-    # under the venv: not where lib-dynload is)
-    base = {"base": sys.base_prefix, "installed_base": sys.base_prefix,
-            "platbase": sys.base_exec_prefix, "installed_platbase": sys.base_exec_prefix}
-    dynload = [p for p in sys.path if p.endswith("/lib-dynload") and os.path.isdir(p)]
-    paths = [sysconfig.get_path("stdlib", vars=base),
-             dynload[0] if dynload else os.path.join(sysconfig.get_path("platstdlib", vars=base), "lib-dynload")]
-    libs = [static] + shlex.split(cv("MODLIBS") or "") + shlex.split(cv("LIBS") or "") + \
-        shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
-    # the installation's run path (pyenv's lib/): libpython is linked in, so the program needs it
-    # only for a library of its own there; without it the loader does not look there (and in five
-    # hwcaps subdirectories) for libc and libm, ~20 failed system calls a start
-    plain = [a for a in libs if not a.startswith(("-Wl,-rpath,", "-Wl,-R"))]
-
-    frozen = frozen_stdlib(paths[0])
-    with open(os.path.join(HERE, "cext", "lazy.py"), encoding="utf-8") as f:
-        lazy = f.read()
-
-    def link(tmp, main, exe, defines, libs, pies=(["-no-pie"], []), path_config=None):
-        """Build with ``main`` as the script; returns the PIE option that linked, or the error.
-        Without PIE first (launcher.c: a PIE's relocations would write to every page of the
-        interpreter's static objects); the stepwise build has its own _Py_Deepfreeze_Init."""
-        with open(os.path.join(tmp, "launcher_cfg.h"), "w") as f:
-            f.write("\n".join([
-                c_bytes("OCI_MAIN_CODE", marshal.dumps(compile(main, "<ociruntime>", "exec"))),
-                c_bytes("OCI_LAZY_CODE", marshal.dumps(compile(lazy, "<ociruntime lazy>", "exec"))),
-                "".join(c_bytes("OCI_FROZEN_%d" % i, code) for i, (_, _, code) in enumerate(frozen)),
-                "static const struct _frozen OCI_FROZEN[] = {%s{0, 0, 0, 0, 0}};" % "".join(
-                    "{%s, OCI_FROZEN_%d, (int)sizeof(OCI_FROZEN_%d), %d, 0}, " % (c_string(name), i, i, pkg)
-                    for i, (name, pkg, _) in enumerate(frozen)),
-                "#define OCI_PYTHON %s" % c_string(sys.executable),
-                "#define OCI_PATH_CONFIG %s" % "".join(c_string(v) + ", " for v in path_config or ()),
-                "static const char *const OCI_STDLIB_PATHS[] = {%s, 0};"
-                % ", ".join(c_string(p) for p in paths), ""]))
-        cext = os.path.join(HERE, "cext")
-        base = cc + ["-O2", "-s"] + defines + ["-I", tmp, "-I", cv("INCLUDEPY"), "-I", cext, "-o", exe] + \
-            [os.path.join(cext, f) for f in ("launcher.c", "shim.c", "shimmodule.c")]
-        if "-DOCI_FULL_INIT" not in defines:
-            base.append("-Wl,--allow-multiple-definition")
-        err = ""
-        for pie in pies:  # PIE only where -no-pie does not link
-            r = subprocess.run(base + pie + libs, capture_output=True, text=True)
-            if r.returncode == 0:
-                return pie
-            err = r.stderr
-        return err.strip()[-500:] or "failed"
-
+    if not shutil.which(cc[0]):
+        announce("ociruntime: no C compiler: the `ociruntime` command is the script", 3)
+        return False
     with tempfile.TemporaryDirectory() as tmp:
-        # a probe first: the package itself may not be importable yet (a wheel is installed after);
-        # the interpreter's second phase taken step by step (see launcher.c), else all at once
-        errors = []
-        variants = [([], plain, "without the run path"), ([], libs, "with the run path"),
-                    (["-DOCI_FULL_INIT"], libs, "with -DOCI_FULL_INIT")]
-        for defines, use, how in variants if plain != libs else variants[1:]:
-            probe = os.path.join(tmp, "probe")
-            pie = link(tmp, PROBE, probe, defines, use)
-            if isinstance(pie, str):
-                errors.append("build failed: %s" % pie)
-                continue
-            r = subprocess.run([probe], capture_output=True, text=True)
-            lines = r.stdout.splitlines()
-            if r.returncode == 0 and lines[:1] and lines[0].split() == ["ok", "1", "1", "_json", "iso8859-1", "idna"]:
-                break
-            errors.append("the built interpreter does not start as it should: %s %s"
-                          % (r.stdout.strip(), r.stderr.strip()[-500:]))
-        else:
-            announce("ociruntime launcher: the script stays: %s" % "; ".join(errors), 3)
-            return
-        for e in errors:
-            announce("ociruntime launcher: %s; built %s" % (e, how), 2)
-        exe = os.path.join(tmp, "ociruntime")
+        exe = os.path.join(tmp, "bin", "ociruntime")
+        os.mkdir(os.path.dirname(exe))
+        cmd = link_command(cc, tmp, exe)
+        if cmd is None:
+            announce("ociruntime: this Python's libpython cannot be linked in (no static library, and no shared "
+                     "one in a system library directory): the `ociruntime` command is the script", 3)
+            return False
+        with open(os.path.join(tmp, "launcher_cfg.h"), "w", encoding="ascii") as f:
+            f.write(launcher_cfg(source))
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            announce("ociruntime: building the program failed, the command is the script: %s"
+                     % r.stderr.strip()[-2000:], 3)
+            return False
+        problem = probe(exe, tmp)
+        if problem:
+            announce("ociruntime: the built program does not run (%s): the command is the script" % problem, 3)
+            return False
+        shutil.copyfile(exe, out)
+        os.chmod(out, 0o755)
+    return True
+
+
+def probe(exe, tmp):
+    """Run the built program as it will run, in a venv of this interpreter's installation (its
+    bin/ beside a pyvenv.cfg): what goes wrong, or None."""
+    home = os.path.dirname(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+    with open(os.path.join(tmp, "pyvenv.cfg"), "w", encoding="utf-8") as f:
+        f.write("home = %s\ninclude-system-site-packages = false\n" % home)
+    bundle = os.path.join(tmp, "bundle")
+    os.mkdir(bundle)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for argv in ([exe, "--version"], [exe, "spec", "--bundle", bundle]):
         try:
-            found = ast.literal_eval(lines[1])
-        except (IndexError, ValueError, SyntaxError):
-            found = None
-        ok = isinstance(found, list) and len(found) == len(PATH_CONFIG) and all(
-            isinstance(v, str) and v and "\0" not in v for v in found) and all(v.startswith("/") for v in found[:6])
-        err = link(tmp, script, exe, defines, use, (pie,), found if ok else None)
-        if isinstance(err, str):
-            announce("ociruntime launcher: build failed, the script stays: %s" % err, 3)
-            return
-        shutil.copyfile(exe, out + ".tmp")
-        os.chmod(out + ".tmp", 0o755)
-        os.replace(out + ".tmp", out)
-
-
-class build_py(_build_py):
-    def run(self):
-        super().run()
-        compileall.compile_dir(os.path.join(HERE, "ociruntime"), quiet=1)
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return str(e)
+        if r.returncode != 0:
+            return "%s: exit %d: %s" % (" ".join(argv[1:]), r.returncode, (r.stderr or r.stdout).strip()[-500:])
+    if not os.path.isfile(os.path.join(bundle, "config.json")):
+        return "spec wrote no config.json"
+    return None
 
 
 # Build dependency: seccomp.h (Debian: libseccomp-dev), for its types and constants; libseccomp.so.2
@@ -211,5 +185,4 @@ SHIM = Extension("ociruntime._shim", sources=["cext/shim.c", "cext/shimmodule.c"
                  define_macros=[("Py_LIMITED_API", "0x030B0000")], py_limited_api=True,
                  extra_compile_args=["-O2", "-Wall"])
 
-setup(ext_modules=[SHIM], scripts=["tools/ociruntime"],
-      cmdclass={"build_scripts": build_scripts, "build_py": build_py})
+setup(ext_modules=[SHIM], scripts=["tools/ociruntime"], cmdclass={"build_scripts": build_scripts})

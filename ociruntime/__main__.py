@@ -1,11 +1,5 @@
-"""`python -m ociruntime` and the `ociruntime` console script."""
-import sys
-
-
-def main():
-    from ociruntime.cli import finish, main as cli_main
-    finish(cli_main(sys.argv[1:]))
-
+"""`python -m ociruntime`: the `ociruntime` command."""
+from ociruntime._program import main
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,6 @@ from ociruntime import abspath, dirname, isfile, join
 from ociruntime.errors import ConfigError
 
 ROOT_SCHEMA = "config-schema.json"
-_HERE = dirname(abspath(__file__))
 
 _fast = None        # the generated validate(), once loaded
 _reference = None   # the jsonschema validator, once built
@@ -81,10 +80,13 @@ def _one_line(text):
 
 
 def spec_dir():
-    """Where the schema files are: ``spec/`` in a checkout, ``ociruntime/spec/`` when installed."""
-    for candidate in (join(_HERE, "spec"), join(dirname(_HERE), "spec")):
-        if isfile(join(candidate, ROOT_SCHEMA)):
-            return candidate
+    """Where the schema files are: ``ociruntime/spec/`` where the package is installed, ``spec/``
+    beside the package in a checkout."""
+    import ociruntime
+    for where in ociruntime.__path__:
+        for candidate in (join(where, "spec"), join(dirname(abspath(where)), "spec")):
+            if isfile(join(candidate, ROOT_SCHEMA)):
+                return candidate
     raise ConfigError(f"cannot validate config.json: the schema ({ROOT_SCHEMA}) is not installed")
 
 

@@ -14,7 +14,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -245,32 +244,3 @@ def pytest_unconfigure(config):
             os.rmdir(SECCOMP_CACHE)
         except OSError:         # another session's entries: theirs to remove
             pass
-
-
-@pytest.fixture(scope="session")
-def build(tmp_path_factory):
-    """build(script) -> the program running ``script``, built as setup.py builds the command."""
-    cv = sysconfig.get_config_var
-    static = os.path.join(cv("LIBPL") or "", cv("LIBRARY") or "")
-    if not static.endswith(".a") or not os.path.isfile(static):
-        pytest.skip(f"this interpreter has no static libpython ({static}): setup.py installs the -IS script")
-    ns = {"__file__": str(TESTS.parent / "setup.py"), "__name__": "ociruntime_setup"}
-    import setuptools
-    real_setup, setuptools.setup = setuptools.setup, lambda **kw: None
-    try:
-        with open(ns["__file__"]) as f:
-            exec(compile(f.read(), ns["__file__"], "exec"), ns)
-    finally:
-        setuptools.setup = real_setup
-    tmp = tmp_path_factory.mktemp("launcher")
-    notes = []
-
-    def make(script, name):
-        out = tmp / name
-        out.write_text("#!/bin/false\n")
-        ns["build_launcher"](script, str(out), lambda msg, level: notes.append(msg))
-        with open(out, "rb") as f:
-            assert f.read(4) == b"\x7fELF", notes
-        return str(out)
-    make.notes = notes
-    return make

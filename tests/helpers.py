@@ -51,17 +51,6 @@ def default_spec(args=("sh",)):
 # The runtime under test
 
 
-def entry_script(source, body):
-    """tools/ociruntime as setup.py bakes it into the program for an editable install of the tree
-    ``source``, with ``body`` in place of its last line (the command)."""
-    with open(HERE.parent / "tools" / "ociruntime", encoding="utf-8") as f:
-        lines = f.read().splitlines(keepends=True)[1:]
-    assert lines[-1] == "finish(main(sys.argv[1:]))\n"
-    lines[-1] = body
-    return "".join({"SOURCE = None\n": "SOURCE = %r\n" % source,
-                    "MAGIC = None\n": "MAGIC = %r\n" % importlib.util.MAGIC_NUMBER}.get(ln, ln) for ln in lines)
-
-
 class Result(NamedTuple):
     rc: int
     out: str

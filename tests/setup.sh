@@ -1,14 +1,18 @@
 #!/bin/bash
 # Idempotent setup of a Debian 12 machine, as root, for the test suite:
-#   system packages (busybox-static for the test rootfs, runc to compare with, iproute2, util-linux, procps,
-#   libseccomp (the shim builds against seccomp.h and dlopens libseccomp.so.2), gcc for the seccomp tests' probe),
-#   the project itself (editable, when it has a setup.py/pyproject.toml) and the Python test tools.
-# Environment: PYTHON (default python3) is the interpreter the project and the tests run with.
+#   the system packages the build and the tests need, then a venv of the project's own
+#   (tests/venv.sh says where) with the test tools and the project installed as users get it
+#   (a normal install from this checkout: the `ociruntime` program built, the shim compiled).
+# Environment: PYTHON (default python3) is the interpreter the venv is made from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-packages=(busybox-static runc iproute2 util-linux procps libseccomp2 libseccomp-dev gcc libc6-dev)
+# to build: a C compiler, the Python headers and static library (python3-dev, for Debian's own
+# python3), seccomp.h; to run the tests: busybox-static (the test rootfs), runc (to compare with),
+# uidmap (newuidmap for the rootless tests), strace, iproute2, util-linux, procps
+packages=(gcc libc6-dev make python3-venv python3-dev libseccomp2 libseccomp-dev
+          busybox-static runc uidmap strace iproute2 util-linux procps)
 # tests/clients: podman (conmon, netavark for the bridge network, iptables; nftables only to remove the
 # tables iptables-nft leaves), containerd (its shim), grpcio for Debian's python3 (containerd's
 # Tasks/Update: ctr has no update command).  Those tests skip when these are missing.
@@ -26,8 +30,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+venv=$(PYTHON="$PYTHON" bash tests/venv.sh)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-"$PYTHON" -m pip install -q pytest hypothesis jsonschema </dev/null
-if [ -f setup.py ] || [ -f pyproject.toml ]; then
-    "$PYTHON" -m pip install -q -e . </dev/null
+if [ ! -x "$venv/bin/python" ]; then
+    "$PYTHON" -m venv "$venv"
 fi
+"$venv/bin/python" -m pip install -q setuptools wheel cffi jsonschema pyroute2 pytest hypothesis </dev/null
+# not editable: the tests run what a user installs (the program, with the package frozen in)
+"$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps . </dev/null

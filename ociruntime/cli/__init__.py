@@ -177,24 +177,16 @@ def finish(code):
                 f.flush()
     except BaseException:
         sys.exit(code)
-    pack = sys.modules.get("ociruntime._pack")
-    if pack is not None:
-        try:
-            pack.update()  # if this command imported modules the pack did not have
-        except Exception:
-            pass
     if code is None or code.__class__ is not int:
         sys.exit(code)
     os._exit(code)
 
 
 def write_ascii(text):
-    """Write ASCII ``text`` (JSON as jsonio writes it) to stdout with posix calls: sys.stdout,
-    made when first used (cext/lazy.py), loads the codec registry and builds an io stack, ~1 ms of
-    `state`, which podman runs for every container it looks at.  A reader gone ends the command
-    by SIGPIPE, as it ends runc (Python ignores the signal)."""
+    """Write ASCII ``text`` (JSON as jsonio writes it) to stdout, unbuffered.  A reader gone ends
+    the command by SIGPIPE, as it ends runc (Python ignores the signal)."""
     if sys.stdout is not None:
-        sys.stdout.flush()  # what a stream already holds goes first (the program's stand-in has none)
+        sys.stdout.flush()  # what the stream already holds goes first
     data = memoryview(text.encode("ascii"))
     try:
         while data:

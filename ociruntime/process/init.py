@@ -286,17 +286,12 @@ def join_keyring(cid):
 
 def _seal_imports():
     """After pivot_root the container's files are at /: no Python may be loaded from them.  Only
-    the interpreter's built-in and frozen modules are left to import: the path finder goes, the
-    pack's finder (it stats the sources; its pack is closed) and the launcher's deferred path
-    finder (cext/lazy.py) too."""
+    the interpreter's built-in and frozen modules are left to import: the path finder goes."""
     bootstrap = sys.modules["_frozen_importlib"]
     sys.path[:] = []
     sys.path_importer_cache.clear()
     sys.meta_path[:] = [f for f in sys.meta_path
                         if f is bootstrap.BuiltinImporter or f is bootstrap.FrozenImporter]
-    pack = sys.modules.get("ociruntime._pack")
-    if pack is not None:
-        pack.release()  # its open file is the host's
 
 
 def _make_cwd(rootfs, cwd):
