@@ -73,12 +73,46 @@ def c_string(data):
     return "\n".join(parts)
 
 
-def launcher_cfg(source):
-    """launcher_cfg.h: the frozen modules, or for an editable install the source tree."""
+def fingerprint():
+    """What the program recognises this installation's standard library by (launcher.c,
+    same_installation): os.py's size and modification time, an FNV-1a hash of the sorted names in
+    lib-dynload.  None where there is no os.py."""
+    stdlib = sysconfig.get_path("stdlib", vars={"installed_base": sys.base_prefix, "base": sys.base_prefix})
+    dynload = os.path.join(sysconfig.get_path("platstdlib", vars={"installed_platbase": sys.base_exec_prefix,
+                                                                  "platbase": sys.base_exec_prefix}),
+                           "lib-dynload")
+    dynloads = [p for p in sys.path if p.endswith("/lib-dynload") and os.path.isdir(p)]
+    if dynloads:
+        dynload = dynloads[0]
+    try:
+        st = os.stat(os.path.join(stdlib, "os.py"))
+    except OSError:
+        return None
+    h = 1469598103934665603
+    try:
+        names = sorted(os.fsencode(n) for n in os.listdir(dynload))
+    except OSError:
+        names = []
+    for name in names:
+        for byte in name + b"\n":
+            h = ((h ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return st.st_size, st.st_mtime_ns, h
+
+
+def launcher_cfg(source, embedded):
+    """launcher_cfg.h: this Python's version; for the embedded interpreter, the fingerprint of its
+    installation and the frozen modules (or, for an editable install, the source tree)."""
+    out = ["#define OCI_VERSION \"%d.%d\"\n" % sys.version_info[:2]]
     if source is not None:
-        return "#define OCI_SOURCE %s\n" % c_string(os.fsencode(source))
+        out.append("#define OCI_SOURCE %s\n" % c_string(os.fsencode(source)))
+    if not embedded:
+        return "".join(out)
+    size, mtime_ns, dynload = fingerprint()
+    out.append("#define OCI_FP_SIZE %dULL\n#define OCI_FP_MTIME_NS %dULL\n#define OCI_FP_DYNLOAD %dULL\n"
+               % (size, mtime_ns, dynload))
+    if source is not None:
+        return "".join(out)
     mods = frozen_modules(PACKAGE)
-    out = []
     for i, (_, _, code) in enumerate(mods):
         out.append("static const unsigned char OCI_M%d[%d] =\n%s;\n" % (i, len(code), c_string(code)))
     out.append("static const struct _frozen OCI_FROZEN[] = {\n%s    {0, 0, 0, 0}\n};\n" % "".join(
@@ -87,82 +121,76 @@ def launcher_cfg(source):
     return "".join(out)
 
 
-# where the dynamic loader finds a library without a run path
-SYSTEM_LIBDIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64")
-
-
-def libpython():
-    """The linker arguments of this installation's libpython: its static library, else its
-    shared one where the loader finds it without a run path (a distribution's /usr/lib*); None
-    otherwise (a shared libpython elsewhere would tie the program to this installation's path)."""
+def static_libpython():
+    """This installation's static libpython, or None."""
     cv = sysconfig.get_config_var
     static = os.path.join(cv("LIBPL") or "", cv("LIBRARY") or "")
-    if static.endswith(".a") and os.path.isfile(static):
-        return [static]
-    libdir, shared = cv("LIBDIR") or "", cv("LDLIBRARY") or ""
-    multiarch = cv("MULTIARCH") or ""
-    system = SYSTEM_LIBDIRS + tuple(d + "/" + multiarch for d in SYSTEM_LIBDIRS if multiarch)
-    if shared.endswith(".so") and os.path.realpath(libdir) in system and \
-            os.path.exists(os.path.join(libdir, shared)):
-        return ["-L" + libdir, "-l" + shared[3:-3]]
-    return None
+    return static if static.endswith(".a") and os.path.isfile(static) else None
 
 
-def link_command(cc, tmp, exe):
-    """The compiler command that builds the program with this installation's libpython, or None
-    where it cannot be linked (libpython()).  Only public C API, the standard embedding link."""
+def compile_command(cc, tmp, exe, embedded):
+    """The compiler command that builds the program; with ``embedded``, this installation's static
+    libpython linked in (only public C API: the standard embedding link)."""
     cv = sysconfig.get_config_var
-    lib = libpython()
-    if lib is None:
-        return None
+    cmd = cc + ["-O2", "-s", "-I", tmp, "-o", exe, os.path.join(HERE, "cext", "launcher.c")]
+    if not embedded:
+        return cmd
     libs = shlex.split(cv("MODLIBS") or "") + shlex.split(cv("LIBS") or "") + \
         shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
     # no run path: the program must not depend on where the building interpreter lives
     libs = [a for a in libs if not a.startswith(("-Wl,-rpath", "-Wl,-R", "-Wl,--enable-new-dtags"))]
     if not any("export-dynamic" in a for a in libs):  # extension modules resolve the C API from it
         libs.append("-Wl,--export-dynamic")
-    return cc + ["-O2", "-s", "-I", tmp, "-I", cv("INCLUDEPY"), "-o", exe,
-                 os.path.join(HERE, "cext", "launcher.c")] + lib + libs
+    return cmd[:1] + ["-DOCI_EMBEDDED", "-I", cv("INCLUDEPY")] + cmd[1:] + [static_libpython()] + libs
 
 
 def build_launcher(out, source, announce):
-    """Build the program at ``out``; False (with the reason announced) where it cannot be."""
+    """Build the program at ``out``: with the interpreter embedded where this installation has a
+    static libpython, else the plain program; False (the reason announced) where neither builds
+    and runs."""
     cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
     if not cc or not shutil.which(cc[0]):
         cc = ["cc"]
     if not shutil.which(cc[0]):
         announce("ociruntime: no C compiler: the `ociruntime` command is the script", 3)
         return False
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = os.path.join(tmp, "bin", "ociruntime")
-        os.mkdir(os.path.dirname(exe))
-        cmd = link_command(cc, tmp, exe)
-        if cmd is None:
-            announce("ociruntime: this Python's libpython cannot be linked in (no static library, and no shared "
-                     "one in a system library directory): the `ociruntime` command is the script", 3)
-            return False
-        with open(os.path.join(tmp, "launcher_cfg.h"), "w", encoding="ascii") as f:
-            f.write(launcher_cfg(source))
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        if r.returncode != 0:
-            announce("ociruntime: building the program failed, the command is the script: %s"
-                     % r.stderr.strip()[-2000:], 3)
-            return False
-        problem = probe(exe, tmp)
-        if problem:
-            announce("ociruntime: the built program does not run (%s): the command is the script" % problem, 3)
-            return False
-        shutil.copyfile(exe, out)
-        os.chmod(out, 0o755)
-    return True
+    variants = [True, False] if static_libpython() and fingerprint() else [False]
+    problems = []
+    for embedded in variants:
+        with tempfile.TemporaryDirectory() as tmp:
+            exe = os.path.join(tmp, "bin", "ociruntime")
+            os.mkdir(os.path.dirname(exe))
+            with open(os.path.join(tmp, "launcher_cfg.h"), "w", encoding="ascii") as f:
+                f.write(launcher_cfg(source, embedded))
+            r = subprocess.run(compile_command(cc, tmp, exe, embedded), capture_output=True, text=True)
+            if r.returncode != 0:
+                problems.append("building it failed: %s" % r.stderr.strip()[-2000:])
+                continue
+            problem = probe(exe, tmp, source)
+            if problem:
+                problems.append("the built program does not run: %s" % problem)
+                continue
+            shutil.copyfile(exe, out)
+            os.chmod(out, 0o755)
+        for p in problems:
+            announce("ociruntime: %s; built %s" % (p, "without the interpreter"), 2)
+        return True
+    announce("ociruntime: the `ociruntime` command is the script: %s" % "; ".join(problems), 3)
+    return False
 
 
-def probe(exe, tmp):
+def probe(exe, tmp, source):
     """Run the built program as it will run, in a venv of this interpreter's installation (its
-    bin/ beside a pyvenv.cfg): what goes wrong, or None."""
+    bin/ beside a pyvenv.cfg, this installation's site-packages included): what goes wrong, or
+    None."""
     home = os.path.dirname(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
     with open(os.path.join(tmp, "pyvenv.cfg"), "w", encoding="utf-8") as f:
-        f.write("home = %s\ninclude-system-site-packages = false\n" % home)
+        f.write("home = %s\ninclude-system-site-packages = true\n" % home)
+    os.symlink(os.path.realpath(sys.executable), os.path.join(tmp, "bin", "python%d.%d" % sys.version_info[:2]))
+    # the package where the plain program looks for it (the venv's site-packages): this tree's
+    site = os.path.join(tmp, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
+    os.makedirs(site)
+    os.symlink(PACKAGE if source is None else os.path.join(source, "ociruntime"), os.path.join(site, "ociruntime"))
     bundle = os.path.join(tmp, "bundle")
     os.mkdir(bundle)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
