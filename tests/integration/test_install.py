@@ -248,8 +248,8 @@ def test_without_a_standard_library_the_program_says_so_in_one_line(runtime, tmp
         f"/usr/lib/python{VERSION}/os.py", f"/usr/local/lib/python{VERSION}/os.py") if os.path.exists(p)}
     hide = " && ".join(f"mount -t tmpfs ociruntime-test-hide {d}" for d in sorted(stdlibs))
     r = subprocess.run(["unshare", "-m", "--propagation", "private", "--", "sh", "-c",
-                        f"{hide} && exec \"$0\" --version", str(lonely)],
-                       capture_output=True, text=True, timeout=30, env={"PATH": str(tmp_path / "no-such-dir")})
+                        f"{hide} && exec env -i PATH=\"$1\" \"$0\" --version", str(lonely),
+                        str(tmp_path / "no-such-dir")], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert r.stdout == ""
     lines = r.stderr.splitlines()
