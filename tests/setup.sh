@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
 # to build: a C compiler, the Python headers and static library (python3-dev, for Debian's own
-# python3), seccomp.h; to run the tests: busybox-static (the test rootfs), runc (to compare with),
+# python3), seccomp.h; to run the tests: busybox-static (the test rootfs), runc and crun (to compare with),
 # uidmap (newuidmap for the rootless tests), strace, iproute2, util-linux, procps
 packages=(gcc libc6-dev make python3-venv python3-dev libseccomp2 libseccomp-dev
-          busybox-static runc uidmap strace iproute2 util-linux procps)
+          busybox-static runc crun uidmap strace iproute2 util-linux procps)
 # tests/clients: podman (conmon, netavark for the bridge network, iptables; nftables only to remove the
 # tables iptables-nft leaves), containerd (its shim), grpcio for Debian's python3 (containerd's
 # Tasks/Update: ctr has no update command).  Those tests skip when these are missing.
@@ -35,6 +35,6 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 if [ ! -x "$venv/bin/python" ]; then
     "$PYTHON" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q setuptools wheel cffi jsonschema pyroute2 pytest hypothesis </dev/null
+"$venv/bin/python" -m pip install -q setuptools wheel cffi jsonschema pyroute2 pytest hypothesis fastjsonschema </dev/null
 # not editable: the tests run what a user installs (the program, with the package frozen in)
 "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps . </dev/null
