@@ -89,6 +89,8 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     # threads of the shim's, done before the fork (_create), started first to have the most time
     scan = not starts_now and start_shed_scan()
     cfg, bundle, rootfs = _config.load_bundle(bundle)
+    log = ctx.log
+    log.debug("create %s: bundle %s, rootfs %s: config.json is valid", cid, bundle, rootfs)
     nsmap = _config.namespaces(cfg)
     netns = start_netns(nsmap)
     check_config(cfg, nsmap)
@@ -105,6 +107,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     if console_socket and not terminal:
         raise ConfigError("cannot use console socket if ociruntime will not detach or allocate tty")
     sd = StateDir.create(ctx.root, cid)
+    log.debug("state directory %s made", sd.path)
     undo = Undo(sd)
     try:
         state = _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot,
@@ -279,6 +282,8 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     # attach, overlaps the init's rootfs work (_drive, cg.add).
     cg.create()
     cg.apply(linux.get("resources"))
+    if ctx.log.debug_on:
+        ctx.log.debug("cgroups made and limited: %s", " ".join(sorted({v[0] + v[1] for v in cg.paths.values()})))
     if scan:  # the threads of start_shed_scan and start_netns are done before the fork
         try:
             plan.shed = S.shed_wait()
@@ -300,6 +305,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         child_main(plan, child_ch)
     undo.pids.append(pid)
     child_ch.close()
+    ctx.log.debug("forked the container's first process (pid %d): namespaces %s", pid, ",".join(nsmap) or "none")
     os.close(state_fd)
     if seccomp_sock is not None:
         seccomp_sock.close()
@@ -327,8 +333,10 @@ def _died(pid):
 def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
     linux = cfg.get("linux", {})
     died = _died(pid)
+    log = ctx.log
     if plan.new_userns:
         ch.expect("map_ids", died)
+        log.debug("child %d made its user namespace: writing its uid and gid maps", pid)
         namespaces.write_idmaps(pid, linux.get("uidMappings"), linux.get("gidMappings"))
         ch.send("ids_mapped")
     (init_pid,) = ch.expect("init_pid", died)
@@ -339,6 +347,7 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
         os.waitpid(pid, 0)  # the stage that forked the init is done
         undo.pids.remove(pid)
         died = lambda: "container init exited unexpectedly"  # noqa: E731 (not our child: no status)
+    log.debug("container init pid %d: placing it in its cgroups", init_pid)
     cg.add(init_pid, skip=plan.self_cgroups)
     try:
         ch.send("cgroup_joined")
@@ -347,18 +356,22 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
     st = proc_stat(init_pid)
     state = make_state(sd.id, init_pid, st[1] if st else 0, bundle, rootfs, cfg, cg)
     ch.expect("runtime_hooks", died)
+    log.debug("init %d has mounted the rootfs", init_pid)
     hooks = cfg.get("hooks") or {}
     sj = state_json(state, "creating")
     if hooks.get("poststop"):
         undo.poststop = (hooks["poststop"], "poststop", state_json(state, "stopped"), bundle)
     if hooks.get("prestart") or hooks.get("createRuntime"):
         from ociruntime.hooks import run_hooks
+        log.debug("running the prestart and createRuntime hooks")
         run_hooks(hooks.get("prestart"), "prestart", sj, bundle)
         run_hooks(hooks.get("createRuntime"), "createRuntime", sj, bundle)
     ch.send("hooks_done", sj, state_json(state, "created") if hooks.get("startContainer") else "")
     ch.expect("ready", died)
     ch.close()
+    log.debug("init %d is ready (pivoted, process prepared): it waits for start", init_pid)
     sd.save(state)
     if pid_file:
         write_pid_file(pid_file, init_pid)
+    log.debug("create %s: done, state saved", sd.id)
     return state

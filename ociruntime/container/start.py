@@ -12,8 +12,10 @@ def start(ctx, cid):
     sd, state, st = _state.load(ctx.root, cid, lock=True)
     try:
         _status.check_start(cid, st)
+        ctx.log.debug("start %s: releasing the init (pid %d) through exec.fifo", cid, state["pid"])
         release(sd, state)
         run_start_hooks(ctx, sd, state)
+        ctx.log.debug("start %s: done", cid)
     finally:
         sd.close()
 
@@ -35,6 +37,7 @@ def run_start_hooks(ctx, sd, state):
             raise HookError(err)
     if hooks.get("poststart"):
         from ociruntime.hooks import run_hooks
+        ctx.log.debug("running the poststart hooks")
         run_hooks(hooks["poststart"], "poststart", _state.state_json(state, _status.RUNNING), state["bundle"])
 
 

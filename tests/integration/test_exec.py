@@ -97,8 +97,8 @@ def test_exec_gets_the_containers_process_spec(runtime, bundle):
 def test_exec_flags_override_the_process(runtime, bundle):
     cid, _ = running(runtime, bundle(*LONG_RUNNING))
     out = exec_out(runtime, cid, "sh", "-c", "id; pwd; echo $FOO $TERM; grep NoNewPrivs /proc/self/status",
-                   flags=("-u", "1000:1001", "-g", "10", "--additional-gids", "20", "--cwd", "/tmp",
-                          "-e", "FOO=bar", "--env", "TERM=dumb", "--no-new-privs=false"))
+                   flags=("-u", "1000:1001", "-g", "10", "-g", "20", "--cwd", "/tmp",
+                          "-e", "FOO=bar", "-e", "TERM=dumb", "--no-new-privs=false"))
     lines = out.splitlines()
     assert lines[0] == "uid=1000 gid=1001 groups=10,20"
     assert lines[1] == "/tmp"
@@ -109,7 +109,7 @@ def test_exec_flags_override_the_process(runtime, bundle):
 def test_exec_cap_adds_capability(runtime, bundle):
     cid, _ = running(runtime, bundle(*LONG_RUNNING))
     out = exec_out(runtime, cid, "grep", "Cap", "/proc/self/status",
-                   flags=("--cap", "CAP_SYS_ADMIN", "-c", "CAP_CHOWN"))
+                   flags=("--cap", "CAP_SYS_ADMIN", "--cap", "CAP_CHOWN"))
     eff, bnd = status_fields(out, "CapEff", "CapBnd")
     want = 0x20000420 | (1 << 21) | (1 << 0)
     assert int(eff, 16) == want and int(bnd, 16) == want
