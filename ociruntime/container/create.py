@@ -36,10 +36,18 @@ def check_config(cfg, nsmap):
         raise ConfigError("config.json: linux.uidMappings: id mappings need a user namespace")
     if "user" in nsmap and not nsmap["user"] and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
-    cwd = cfg["process"].get("cwd") or "/"
-    if not cwd.startswith("/"):
-        raise ConfigError("config.json: process.cwd: %r is not an absolute path" % cwd)
-    check(cfg["process"])
+    process = cfg.get("process")
+    if process is not None:  # (optional at create: start refuses a container without one)
+        cwd = process.get("cwd") or "/"
+        if not cwd.startswith("/"):
+            raise ConfigError("config.json: process.cwd: %r is not an absolute path" % cwd)
+        check(process)
+    devices = (linux.get("resources") or {}).get("devices") or ()
+    for i, rule in enumerate(devices):
+        access = rule.get("access")
+        if access and set(access) - set("rwm"):
+            raise ConfigError('config.json: linux.resources.devices[%d].access: "%s" is not a combination '
+                              'of r (read), w (write) and m (mknod)' % (i, access))
     from ociruntime.security import procattrs
     procattrs.check(cfg, nsmap)  # scheduler, ioPriority, personality, sysctl namespaces, LSM labels
 
@@ -67,14 +75,15 @@ def preload(cfg, nsmap):
         import ociruntime.hooks  # noqa: F401
     import ociruntime.process.spec  # noqa: F401
     import ociruntime.rootfs  # noqa: F401
-    if cfg["process"].get("rlimits"):
+    process = cfg.get("process") or {}
+    if process.get("rlimits"):
         import ociruntime.security.rlimits  # noqa: F401
     import ociruntime.security.procattrs  # noqa: F401
     import ociruntime.security.lsm  # noqa: F401
     import ociruntime.jsonio  # noqa: F401
     if (cfg.get("linux") or {}).get("seccomp"):
         import ociruntime.security.seccomp  # noqa: F401
-    if cfg["process"].get("terminal"):
+    if process.get("terminal"):
         import ociruntime.tty  # noqa: F401
     if "network" in nsmap:
         import ociruntime.netdev  # noqa: F401
@@ -99,7 +108,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     if (cfg.get("linux") or {}).get("seccomp"):
         from ociruntime.security import seccomp
         filt = seccomp.compile(cfg["linux"]["seccomp"], cfg.get("annotations"))
-    terminal = bool(cfg["process"].get("terminal"))
+    terminal = bool((cfg.get("process") or {}).get("terminal"))
     if callable(console_socket):  # run in the foreground: makes a tty.Relay, if there is a terminal
         console_socket = console_socket() if terminal else None
     if terminal and not console_socket:
