@@ -8,8 +8,9 @@ from ociruntime.errors import ConfigError
 SUPPORTED = ((1, 0), (1, 1), (1, 2), (1, 3))
 
 
-def load_bundle(bundle, need_process=True):
-    """Returns (config, bundle_abs, rootfs_abs)."""
+def load_bundle(bundle):
+    """Returns (config, bundle_abs, rootfs_abs).  ``process`` may be absent (the spec has create
+    accept it; start refuses such a container)."""
     bundle = abspath(bundle or ".")
     path = join(bundle, "config.json")
     try:
@@ -26,8 +27,6 @@ def load_bundle(bundle, need_process=True):
         raise ConfigError("config.json: the document must be a JSON object")
     check_version(doc.get("ociVersion"))
     validate(doc)
-    if need_process and "process" not in doc:
-        raise ConfigError("config.json: process: required by create (the container has nothing to run)")
     if "linux" not in doc:
         raise ConfigError("config.json: linux: required on this platform")
     rootfs = doc["root"]["path"] if isinstance(doc.get("root"), dict) else None

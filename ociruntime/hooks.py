@@ -7,12 +7,13 @@ Where each kind runs (the runtime-spec's rules; runc 1.1.5 does the same except 
   createRuntime    create (parent)             the runtime's     creating      create fails, container destroyed
   createContainer  the init, before pivot_root the container's   creating      create fails, container destroyed
   startContainer   the init, after start       the container's   created       start fails, container destroyed
-  poststart        start (after the release)   the runtime's     running       start fails (container left running)
+  poststart        start (after the release)   the runtime's     running       start fails, container stopped
   poststop         delete (after destroying)   the runtime's     stopped       a warning only
 
 A hook runs in a process group of its own, with stdout and stderr captured (they go into the error
 message, as runc's); a timeout kills the whole group, so nothing the hook started is left behind.
-The hooks run by the runtime (not the init) have the bundle as working directory, as runc's.
+The hooks run by the runtime (not the init) have the bundle as working directory, as runc's;
+createContainer hooks the rootfs (runc's init is in it when it runs them).
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import select  # imported now: the init runs hooks after nothing can be imported any more

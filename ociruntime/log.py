@@ -13,6 +13,8 @@ class Log:
     def __init__(self, path=None, fmt="text", debug=False):
         self.path, self.fmt, self.debug_on = path, fmt, debug
         self._fd = None
+        if debug:
+            import time  # noqa: F401 (now: the init writes its lines where nothing can be imported)
 
     def open(self):
         """runc creates the log file at start, whatever happens later."""
@@ -20,11 +22,9 @@ class Log:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def _write(self, level, msg):
-        if self.path is None and self.fmt != "json":
-            if level == "error":
-                return  # error() prints the one line itself
-            line = "ociruntime: %s: %s\n" % (level, msg)
-            os.write(2, line.encode())
+        """One line as runc's logrus writes it (text or JSON), to --log or else to stderr; the
+        error's own line on stderr is error()'s."""
+        if level == "error" and self.path is None and self.fmt != "json":
             return
         self.open()
         import time  # (when a line is written: start and delete write none, and do not import it)
@@ -35,11 +35,16 @@ class Log:
             line = '{"level":"%s","msg":%s,"time":"%s"}\n' % (level, _json_str(msg), stamp)
         else:
             line = 'time="%s" level=%s msg=%s\n' % (stamp, level, _json_str(msg))
-        os.write(self._fd if self._fd is not None else 2, line.encode())
+        try:
+            os.write(self._fd if self._fd is not None else 2, line.encode(errors="replace"))
+        except OSError:
+            pass  # a log that cannot be written (a full disk, a closed stderr) fails nothing
 
-    def debug(self, msg):
+    def debug(self, fmt, *args):
+        """A debug line with --debug: ``fmt % args``, formatted only then (the callers pass the
+        arguments, not the text, so that nothing is done without --debug)."""
         if self.debug_on:
-            self._write("debug", msg)
+            self._write("debug", fmt % args if args else fmt)
 
     def warning(self, msg):
         self._write("warning", msg)

@@ -1,4 +1,5 @@
-"""Signal names and numbers as runc's `kill` accepts them: 9, KILL, SIGKILL (any case)."""
+"""Signal names and numbers as runc's `kill` accepts them: 9, KILL, SIGKILL (any case); 0 sends
+none and only checks that the process is there (a liveness probe)."""
 import _signal as signal  # the C module: signal.py imports enum (~7 ms)
 
 from ociruntime.errors import OCIError
@@ -8,7 +9,7 @@ def parse_signal(s):
     s = str(s).strip()
     if s.isdigit():
         n = int(s)
-        if 0 < n < 65:
+        if 0 <= n < 65:
             return n
         raise OCIError('invalid signal "%s"' % s)
     name = s.upper()

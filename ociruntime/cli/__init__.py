@@ -1,10 +1,18 @@
 """Command line: global flags, dispatch to one module per command, error reporting.
 
-runc's parser (urfave/cli) accepts ``-flag`` and ``--flag``, ``--flag value`` and ``--flag=value``,
-and stops at the first positional argument; so does this one.  Command modules declare ``FLAGS``
-(option name -> (dest, kind)) and ``USAGE``, and implement ``run(ctx, opts, args)``; they only parse
-and print: the work is in ``ociruntime.container``.  Only the module of the command being run is
-imported (start-up latency is a feature).
+runc's parser is urfave/cli v1 over Go's flag package, and this one follows it: ``-flag`` and
+``--flag`` are the same, ``--flag value`` or ``--flag=value``, a bool flag takes no separate value
+(``--flag=false``), ``--`` ends the flags.  Flags given after the container id are moved before it
+(urfave's reordering: a flag of the command, with the next argument as its value when it may have
+one), except for exec and ps, whose trailing arguments belong to the process and to ps(1).
+A usage error prints "Incorrect Usage" and the command's help on stdout, and the error on stderr,
+and exits 1, as runc.
+
+Command modules declare ``FLAGS`` (bare name -> (dest, kind), the long name first), ``ARGS``
+((minimum, maximum or None) positional arguments), optionally ``REORDER = False``, and implement
+``run(ctx, opts, args)``; they only parse and print: the work is in ``ociruntime.container``.  Only
+the module of the command being run is imported (start-up latency is a feature); the help texts
+are in cli/help.py, imported for help and usage errors only.
 """
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 import sys
@@ -19,39 +27,30 @@ COMMANDS = ("create", "start", "run", "state", "kill", "delete", "list", "ps", "
             "spec", "update", "events", "exec", "features")
 
 GLOBAL_FLAGS = {
-    "--root": ("root", "str"),
-    "--log": ("log", "str"),
-    "--log-format": ("log_format", "str"),
-    "--debug": ("debug", "bool"),
-    "--systemd-cgroup": ("systemd_cgroup", "bool"),
-    "--criu": ("criu", "str"),
-    "--rootless": ("rootless", "str"),
-    "--help": ("help", "bool"),
-    "-h": ("help", "bool"),
-    "--version": ("version", "bool"),
-    "-v": ("version", "bool"),
+    "debug": ("debug", "bool"),
+    "log": ("log", "str"),
+    "log-format": ("log_format", "str"),
+    "root": ("root", "str"),
+    "criu": ("criu", "str"),
+    "systemd-cgroup": ("systemd_cgroup", "bool"),
+    "rootless": ("rootless", "str"),
+    "help": ("help", "bool"), "h": ("help", "bool"),
+    "version": ("version", "bool"), "v": ("version", "bool"),
 }
+# every command has it (urfave adds it)
+HELP_FLAG = {"help": ("help", "bool"), "h": ("help", "bool")}
 
-USAGE = """usage: ociruntime [global options] command [command options] [arguments...]
+_BOOL = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+         "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
 
-An OCI runtime-spec compatible container runtime (runc's command line).
 
-commands:
-  create    create a container          start     start a created container
-  run       create and start            state     output the state of a container
-  kill      send a signal               delete    delete a container
-  list      list containers             ps        processes of a container
-  exec      run a process in a container
-  pause / resume, update, events, spec, features
+class FlagError(UsageError):
+    """The command line does not parse: printed with "Incorrect Usage" and the help, unless
+    ``plain`` (urfave prints its check of a flag's two forms without it)."""
 
-global options:
-  --root DIR          state directory (default /run/ociruntime; $XDG_RUNTIME_DIR/ociruntime when rootless)
-  --log FILE          log file (default: stderr)
-  --log-format FMT    text or json
-  --debug             debug logging
-  --systemd-cgroup    use the systemd cgroup driver (slice:prefix:name cgroupsPath)
-  -v, --version       print the version
-"""
+    def __init__(self, msg, plain=False):
+        super().__init__(msg)
+        self.plain = plain
 
 
 class Context:
@@ -75,61 +74,134 @@ def default_root():
     return "/run/ociruntime"
 
 
-def parse_flags(argv, table, stop_at_positional=True):
-    """Parse ``argv`` against ``table``; returns (opts, positional)."""
-    opts, pos = {}, []
+def reorder(argv, table):
+    """urfave/cli v1's reorderArgs: the command's flags (each with the next argument when that is
+    not a flag: it may be the flag's value, even after a bool flag) moved before the other
+    arguments; nothing after ``--`` moves."""
+    flags, rest = [], []
+    value_next = False
+    for i, a in enumerate(argv):
+        if value_next and not _is_flag(a, table):
+            value_next = False
+            flags.append(a)
+        elif a == "--":
+            rest = ["--"] + rest + argv[i + 1:]
+            break
+        elif _is_flag(a, table):
+            flags.append(a)
+            value_next = "=" not in a
+        else:
+            rest.append(a)
+    return flags + rest
+
+
+def _is_flag(a, table):
+    if a in ("-", "--") or not a.startswith("-"):
+        return False
+    name = a[2:] if a.startswith("--") else a[1:]
+    name = name.split("=", 1)[0]
+    return name in table or name in HELP_FLAG
+
+
+def parse_flags(argv, table, reorder_args=False):
+    """Parse ``argv`` against ``table`` as Go's flag package does (after urfave's reordering when
+    ``reorder_args``); returns (opts, positional).  Raises FlagError."""
+    if reorder_args:
+        argv = reorder(argv, table)
+    opts, pos, used = {}, [], {}
     i = 0
     while i < len(argv):
         a = argv[i]
         i += 1
-        if a == "--":
-            pos.extend(argv[i:])
+        if len(a) < 2 or a[0] != "-":
+            pos = argv[i - 1:]
             break
-        if len(a) < 2 or a[0] != "-" or (pos and stop_at_positional):
-            pos.append(a)
-            if stop_at_positional:
-                pos.extend(argv[i:])
+        name = a[1:]
+        if name[0] == "-":
+            name = name[1:]
+            if not name:  # "--": the end of the flags
+                pos = argv[i:]
                 break
-            continue
-        name, eq, value = a.partition("=")
-        spec = table.get(name)
-        if spec is None and not name.startswith("--"):
-            spec = table.get("-" + name)
-            name = "-" + name if spec else name
+        if not name or name[0] in "-=":
+            raise FlagError("bad flag syntax: %s" % a)
+        name, eq, value = name.partition("=")
+        spec = table.get(name) or HELP_FLAG.get(name)
         if spec is None:
-            raise UsageError("flag provided but not defined: %s" % a.split("=")[0])
+            raise FlagError("flag provided but not defined: -%s" % name)
         dest, kind = spec
+        used.setdefault(dest, []).append(name)
         if kind == "bool":
             if eq:
-                if value.lower() not in ("true", "false", "1", "0", "t", "f"):
-                    raise UsageError("invalid boolean value %r for flag %s" % (value, name))
-                opts[dest] = value.lower() in ("true", "1", "t")
+                if value not in _BOOL:
+                    raise FlagError('invalid boolean value "%s" for -%s: parse error' % (value, name))
+                opts[dest] = _BOOL[value]
             else:
                 opts[dest] = True
             continue
         if not eq:
             if i >= len(argv):
-                raise UsageError("flag needs an argument: %s" % name)
+                raise FlagError("flag needs an argument: -%s" % name)
             value = argv[i]
             i += 1
-        if kind == "int":
-            try:
-                value = int(value, 0)
-            except ValueError:
-                raise UsageError("invalid value %r for flag %s" % (value, name)) from None
+        if kind in ("int", "uint"):
+            value = go_int(value, kind == "uint", name)
         if kind == "list":
             opts.setdefault(dest, []).append(value)
         else:
             opts[dest] = value
+    for dest, names in used.items():
+        if len(set(names)) > 1:  # urfave's normalizeFlags (printed without "Incorrect Usage")
+            forms = [n for n, spec in dict(table, **HELP_FLAG).items() if spec[0] == dest and n in names]
+            raise FlagError("Cannot use two forms of the same flag: %s %s" % (forms[1], forms[0]), plain=True)
     return opts, pos
+
+
+def go_int(text, unsigned, name):
+    """strconv.ParseInt/ParseUint(text, 0, 64), as Go's int and uint flags read their value:
+    0x, 0o, 0b and a leading 0 (octal) prefixes, underscores between digits, no spaces."""
+    s, sign = text, ""
+    if s[:1] in ("+", "-") and not unsigned:
+        sign, s = s[0], s[1:]
+    if len(s) > 1 and s[0] == "0" and s[1] in "01234567_":
+        s = "0o" + s[1:]
+    try:
+        if not s.isascii() or not s.replace("_", "").isalnum():
+            raise ValueError(text)
+        v = int(sign + s, 0)
+    except ValueError:
+        raise FlagError('invalid value "%s" for flag -%s: parse error' % (text, name)) from None
+    if not (0 <= v < 2 ** 64 if unsigned else -2 ** 63 <= v < 2 ** 63):
+        raise FlagError('invalid value "%s" for flag -%s: value out of range' % (text, name))
+    return v
+
+
+def check_args(cmd, args, limits):
+    """runc's checkArgs: the number of positional arguments (the message names the command)."""
+    low, high = limits
+    if low == high and len(args) != low:
+        return '"%s" requires exactly %d argument(s)' % (cmd, low)
+    if len(args) < low:
+        return '"%s" requires a minimum of %d argument(s)' % (cmd, low)
+    if high is not None and len(args) > high:
+        return '"%s" requires a maximum of %d argument(s)' % (cmd, high)
+    return None
+
+
+def usage_error(msg, head, cmd=None):
+    """A usage error as runc reports it: ``head`` and the help (the command's, or the program's)
+    on stdout, the error on stderr and in the log; exit status 1."""
+    from ociruntime.cli import help as _help
+    sys.stdout.write(head)
+    sys.stdout.write(_help.command_help(cmd) if cmd else _help.app_help())
+    _log.current.error(msg)
+    return 1
 
 
 def main(argv):
     try:
         g, rest = parse_flags(argv, GLOBAL_FLAGS)
-    except UsageError as e:
-        _log.current.error(str(e))
-        return 1
+    except FlagError as e:
+        return usage_error(str(e), "%s\n" % e if e.plain else "Incorrect Usage. %s\n\n" % e)
     if g.get("version"):
         sys.stdout.write("ociruntime version %s\nspec: %s\n" % (VERSION, SPEC_VERSION))
         return 0
@@ -144,19 +216,33 @@ def main(argv):
         _log.current.error("open log file %s: %s" % (g.get("log"), e.strerror))
         return 1
     if not rest or g.get("help"):
-        sys.stdout.write(USAGE)
-        return 0 if g.get("help") or not rest else 1
+        from ociruntime.cli import help as _help
+        sys.stdout.write(_help.app_help())
+        return 0
     cmd, args = rest[0], rest[1:]
+    if cmd in ("help", "h"):
+        from ociruntime.cli import help as _help
+        return _help.show(args[0] if args else None)
     if cmd not in COMMANDS:
         _log.current.error("No help topic for '%s'" % cmd)
-        return 1
+        return 3
     ctx = Context(g)
     mod = __import__("ociruntime.cli." + cmd, fromlist=["run"])
     try:
-        opts, pos = parse_flags(args, dict(mod.FLAGS, **{"--help": ("help", "bool"), "-h": ("help", "bool")}))
-        if opts.get("help"):
-            sys.stdout.write(mod.USAGE)
-            return 0
+        opts, pos = parse_flags(args, mod.FLAGS, getattr(mod, "REORDER", True))
+    except FlagError as e:
+        return usage_error(str(e), "%s\n\n" % e if e.plain else "Incorrect Usage: %s\n\n" % e, cmd)
+    if opts.get("help"):
+        from ociruntime.cli import help as _help
+        sys.stdout.write(_help.command_help(cmd))
+        return 0
+    err = check_args(cmd, pos, mod.ARGS)
+    if err is not None:
+        return usage_error(err, "Incorrect Usage.\n\n", cmd)
+    if ctx.log.debug_on:
+        ctx.log.debug("ociruntime %s: %s%s", VERSION, " ".join([cmd] + pos),
+                      "".join(" (%s=%s)" % kv for kv in opts.items()))
+    try:
         return mod.run(ctx, opts, pos) or 0
     except OCIError as e:
         ctx.log.error(str(e))
@@ -196,12 +282,3 @@ def write_ascii(text):
         _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
         os.kill(os.getpid(), _signal.SIGPIPE)
         raise
-
-
-def need_id(args, usage, extra_ok=False):
-    """The container id argument, checked as runc checks it."""
-    if not args:
-        raise UsageError('"%s" requires a minimum of 1 argument' % usage.split()[1])
-    if len(args) > 1 and not extra_ok:
-        raise UsageError('"%s" requires exactly 1 argument' % usage.split()[1])
-    return args[0]

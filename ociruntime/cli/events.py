@@ -2,11 +2,10 @@
 import re
 import sys
 
-from ociruntime.cli import need_id
 from ociruntime.errors import UsageError
 
-USAGE = "usage: ociruntime events [command options] <container-id>\n"
-FLAGS = {"--stats": ("stats", "bool"), "--interval": ("interval", "str")}
+FLAGS = {"interval": ("interval", "str"), "stats": ("stats", "bool")}
+ARGS = (1, 1)
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|ms|s|m|h)")
@@ -31,7 +30,7 @@ def parse_duration(text):
 def run(ctx, opts, args):
     from ociruntime import jsonio
     from ociruntime.container.events import stream
-    cid = need_id(args, USAGE)
+    cid = args[0]
     interval = parse_duration(opts["interval"]) if "interval" in opts else 5.0
     if interval <= 0:
         raise UsageError("duration interval must be greater than 0")

@@ -1,43 +1,26 @@
 """ociruntime exec [options] ID [COMMAND [ARG...]] | exec --process FILE ID: runc's flags."""
-from ociruntime.cli import need_id
 from ociruntime.errors import OCIError, UsageError
 
-USAGE = """usage: ociruntime exec [command options] <container-id> <command> [command options]  || -p process.json <container-id>
-
-options:
-  --console-socket S   send the pty master to this AF_UNIX socket (with -t)
-  --cwd DIR            working directory in the container
-  --env, -e K=V        add an environment variable (repeatable)
-  --tty, -t            allocate a pseudo-TTY
-  --user, -u UID[:GID] the user (numeric)
-  --additional-gids, -g GID   additional group (repeatable)
-  --process, -p FILE   a runtime-spec process JSON (the other process options are then ignored)
-  --detach, -d         return once the process runs
-  --pid-file F         write the process's pid to F
-  --process-label L    SELinux label          --apparmor P   AppArmor profile
-  --no-new-privs       set no_new_privs       --cap, -c CAP  add a capability (repeatable)
-  --preserve-fds N     pass N extra fds (from 3)
-  --cgroup [CTRL[,CTRL]:]PATH   run in a sub-cgroup of the container's cgroup (repeatable)
-  --ignore-paused      exec in a paused container (the process stays frozen until resume)
-"""
 FLAGS = {
-    "--console-socket": ("console_socket", "str"),
-    "--cwd": ("cwd", "str"),
-    "--env": ("env", "list"), "-e": ("env", "list"),
-    "--tty": ("tty", "bool"), "-t": ("tty", "bool"),
-    "--user": ("user", "str"), "-u": ("user", "str"),
-    "--additional-gids": ("gids", "list"), "-g": ("gids", "list"),
-    "--process": ("process", "str"), "-p": ("process", "str"),
-    "--detach": ("detach", "bool"), "-d": ("detach", "bool"),
-    "--pid-file": ("pid_file", "str"),
-    "--process-label": ("process_label", "str"),
-    "--apparmor": ("apparmor", "str"),
-    "--no-new-privs": ("no_new_privs", "bool"),
-    "--cap": ("cap", "list"), "-c": ("cap", "list"),
-    "--preserve-fds": ("preserve_fds", "int"),
-    "--cgroup": ("cgroup", "list"),
-    "--ignore-paused": ("ignore_paused", "bool"),
+    "console-socket": ("console_socket", "str"),
+    "cwd": ("cwd", "str"),
+    "env": ("env", "list"), "e": ("env", "list"),
+    "tty": ("tty", "bool"), "t": ("tty", "bool"),
+    "user": ("user", "str"), "u": ("user", "str"),
+    "additional-gids": ("gids", "list"), "g": ("gids", "list"),
+    "process": ("process", "str"), "p": ("process", "str"),
+    "detach": ("detach", "bool"), "d": ("detach", "bool"),
+    "pid-file": ("pid_file", "str"),
+    "process-label": ("process_label", "str"),
+    "apparmor": ("apparmor", "str"),
+    "no-new-privs": ("no_new_privs", "bool"),
+    "cap": ("cap", "list"), "c": ("cap", "list"),
+    "preserve-fds": ("preserve_fds", "int"),  # (runc: an int, below 0 is 0)
+    "cgroup": ("cgroup", "list"),
+    "ignore-paused": ("ignore_paused", "bool"),
 }
+ARGS = (1, None)
+REORDER = False  # what follows the id is the process's command line (runc: SkipArgReorder)
 
 
 class ExecError(OCIError):
@@ -57,7 +40,7 @@ def run(ctx, opts, args):
 
 def _run(ctx, opts, args):
     from ociruntime.container import exec as _exec
-    cid = need_id(args, USAGE, extra_ok=True)
+    cid = args[0]
     if opts.get("process"):
         process = load_process(opts["process"])
     else:
@@ -65,9 +48,7 @@ def _run(ctx, opts, args):
             raise UsageError("process args cannot be empty")
         argv = args[1:]
         process = lambda base: from_flags(base, opts, argv)  # noqa: E731 (given the container's process)
-    preserve = opts.get("preserve_fds", 0)
-    if preserve < 0:
-        raise UsageError("--preserve-fds: must not be negative")
+    preserve = max(0, opts.get("preserve_fds", 0))
     return _exec.exec_process(ctx, cid, process, detach=opts.get("detach", False),
                               pid_file=opts.get("pid_file"), console_socket=opts.get("console_socket"),
                               preserve_fds=preserve, cgroup=opts.get("cgroup"),

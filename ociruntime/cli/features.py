@@ -7,8 +7,8 @@ libseccomp that is loaded), so the document cannot promise more than the runtime
 import os
 import sys
 
-USAGE = "usage: ociruntime features\n\nShow the enabled features (runtime-spec features.md JSON).\n"
 FLAGS = {}
+ARGS = (0, 0)
 
 HOOKS = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
 NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
@@ -23,9 +23,6 @@ SECCOMP_ARCHS = ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_LOONGARCH64", 
 
 def run(ctx, opts, args):
     from ociruntime import jsonio
-    from ociruntime.errors import UsageError
-    if args:
-        raise UsageError('"features" requires exactly 0 arguments')
     sys.stdout.write(jsonio.dumps(features(), indent=4) + "\n")
     return 0
 

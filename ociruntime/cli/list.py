@@ -3,9 +3,8 @@ import sys
 
 from ociruntime.errors import UsageError
 
-USAGE = "usage: ociruntime list [command options]\n"
-FLAGS = {"--format": ("format", "str"), "-f": ("format", "str"),
-         "--quiet": ("quiet", "bool"), "-q": ("quiet", "bool")}
+FLAGS = {"format": ("format", "str"), "f": ("format", "str"), "quiet": ("quiet", "bool"), "q": ("quiet", "bool")}
+ARGS = (0, 0)
 
 
 def run(ctx, opts, args):

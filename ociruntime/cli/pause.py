@@ -1,11 +1,9 @@
 """ociruntime pause ID"""
-from ociruntime.cli import need_id
-
-USAGE = "usage: ociruntime pause <container-id>\n"
 FLAGS = {}
+ARGS = (1, 1)
 
 
 def run(ctx, opts, args):
     from ociruntime.container.pause import pause
-    pause(ctx, need_id(args, USAGE))
+    pause(ctx, args[0])
     return 0

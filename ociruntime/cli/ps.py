@@ -2,17 +2,17 @@
 import subprocess
 import sys
 
-from ociruntime.cli import need_id, write_ascii
+from ociruntime.cli import write_ascii
 from ociruntime.errors import OCIError
 
-USAGE = "usage: ociruntime ps [command options] <container-id> [ps options]\n"
-FLAGS = {"--format": ("format", "str"), "-f": ("format", "str")}
+FLAGS = {"format": ("format", "str"), "f": ("format", "str")}
+ARGS = (1, None)
+REORDER = False  # what follows the id is ps(1)'s (runc: SkipArgReorder)
 
 
 def run(ctx, opts, args):
     from ociruntime.container.pause import pids
-    cid = need_id(args, USAGE, extra_ok=True)
-    found = pids(ctx, cid)
+    found = pids(ctx, args[0])
     fmt = opts.get("format", "table")
     if fmt == "json":
         from ociruntime import jsonio

@@ -1,11 +1,9 @@
 """ociruntime resume ID"""
-from ociruntime.cli import need_id
-
-USAGE = "usage: ociruntime resume <container-id>\n"
 FLAGS = {}
+ARGS = (1, 1)
 
 
 def run(ctx, opts, args):
     from ociruntime.container.pause import resume
-    resume(ctx, need_id(args, USAGE))
+    resume(ctx, args[0])
     return 0

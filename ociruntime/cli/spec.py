@@ -3,8 +3,8 @@ import os
 
 from ociruntime.errors import OCIError
 
-USAGE = "usage: ociruntime spec [command options]\n"
-FLAGS = {"--bundle": ("bundle", "str"), "-b": ("bundle", "str"), "--rootless": ("rootless", "bool")}
+FLAGS = {"bundle": ("bundle", "str"), "b": ("bundle", "str"), "rootless": ("rootless", "bool")}
+ARGS = (0, 0)
 
 
 def run(ctx, opts, args):

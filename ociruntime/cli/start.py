@@ -1,11 +1,9 @@
 """ociruntime start ID"""
-from ociruntime.cli import need_id
-
-USAGE = "usage: ociruntime start <container-id>\n"
 FLAGS = {}
+ARGS = (1, 1)
 
 
 def run(ctx, opts, args):
     from ociruntime.container.start import start
-    start(ctx, need_id(args, USAGE))
+    start(ctx, args[0])
     return 0

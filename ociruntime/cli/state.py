@@ -1,12 +1,12 @@
 """ociruntime state ID: the container's state as JSON."""
-from ociruntime.cli import need_id, write_ascii
+from ociruntime.cli import write_ascii
 
-USAGE = "usage: ociruntime state <container-id>\n"
 FLAGS = {}
+ARGS = (1, 1)
 
 
 def run(ctx, opts, args):
     from ociruntime import jsonio
     from ociruntime.container.state import get
-    write_ascii(jsonio.dumps(get(ctx.root, need_id(args, USAGE)), indent=2) + "\n")
+    write_ascii(jsonio.dumps(get(ctx.root, args[0]), indent=2) + "\n")
     return 0

@@ -2,22 +2,21 @@
 import re
 import sys
 
-from ociruntime.cli import need_id
 from ociruntime.errors import UsageError
 
-USAGE = "usage: ociruntime update [command options] <container-id>\n"
 FLAGS = {
-    "--resources": ("resources", "str"), "-r": ("resources", "str"),
-    "--blkio-weight": ("blkio_weight", "str"),
-    "--cpu-period": ("cpu_period", "str"), "--cpu-quota": ("cpu_quota", "str"),
-    "--cpu-share": ("cpu_share", "str"), "--cpu-rt-period": ("cpu_rt_period", "str"),
-    "--cpu-rt-runtime": ("cpu_rt_runtime", "str"), "--cpuset-cpus": ("cpuset_cpus", "str"),
-    "--cpuset-mems": ("cpuset_mems", "str"), "--memory": ("memory", "str"),
-    "--memory-reservation": ("memory_reservation", "str"), "--memory-swap": ("memory_swap", "str"),
-    "--kernel-memory": ("kernel_memory", "str"), "--kernel-memory-tcp": ("kernel_memory_tcp", "str"),
-    "--pids-limit": ("pids_limit", "str"),
-    "--l3-cache-schema": ("l3_cache_schema", "str"), "--mem-bw-schema": ("mem_bw_schema", "str"),
+    "resources": ("resources", "str"), "r": ("resources", "str"),
+    "blkio-weight": ("blkio_weight", "uint"),  # (runc's types: "invalid value" errors at parse)
+    "cpu-period": ("cpu_period", "str"), "cpu-quota": ("cpu_quota", "str"),
+    "cpu-share": ("cpu_share", "str"), "cpu-rt-period": ("cpu_rt_period", "str"),
+    "cpu-rt-runtime": ("cpu_rt_runtime", "str"), "cpuset-cpus": ("cpuset_cpus", "str"),
+    "cpuset-mems": ("cpuset_mems", "str"), "memory": ("memory", "str"),
+    "memory-reservation": ("memory_reservation", "str"), "memory-swap": ("memory_swap", "str"),
+    "kernel-memory": ("kernel_memory", "str"), "kernel-memory-tcp": ("kernel_memory_tcp", "str"),
+    "pids-limit": ("pids_limit", "int"),
+    "l3-cache-schema": ("l3_cache_schema", "str"), "mem-bw-schema": ("mem_bw_schema", "str"),
 }
+ARGS = (1, 1)
 
 _RAM = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 
@@ -44,8 +43,8 @@ def _int(opts, key, flag, signed):
 
 def from_flags(opts):
     r = {}
-    if opts.get("blkio_weight"):
-        r.setdefault("blockIO", {})["weight"] = _int(opts, "blkio_weight", "--blkio-weight", False)
+    if opts.get("blkio_weight"):  # (0, runc's default, changes nothing)
+        r.setdefault("blockIO", {})["weight"] = opts["blkio_weight"]
     cpu = {}
     for key, field, flag, signed in (("cpu_period", "period", "--cpu-period", False),
                                      ("cpu_rt_period", "realtimePeriod", "--cpu-rt-period", False),
@@ -69,7 +68,7 @@ def from_flags(opts):
     if mem:
         r["memory"] = mem
     if opts.get("pids_limit"):
-        r["pids"] = {"limit": _int(opts, "pids_limit", "--pids-limit", True)}
+        r["pids"] = {"limit": opts["pids_limit"]}
     if opts.get("l3_cache_schema") or opts.get("mem_bw_schema"):
         raise UsageError("Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported")
     return r
@@ -120,7 +119,7 @@ def check_types(res):
 
 def run(ctx, opts, args):
     from ociruntime.container.update import update
-    cid = need_id(args, USAGE)
+    cid = args[0]
     delta = read_resources(opts["resources"]) if opts.get("resources") else from_flags(opts)
     update(ctx, cid, delta)
     return 0

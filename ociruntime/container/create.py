@@ -36,10 +36,18 @@ def check_config(cfg, nsmap):
         raise ConfigError("config.json: linux.uidMappings: id mappings need a user namespace")
     if "user" in nsmap and not nsmap["user"] and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
-    cwd = cfg["process"].get("cwd") or "/"
-    if not cwd.startswith("/"):
-        raise ConfigError("config.json: process.cwd: %r is not an absolute path" % cwd)
-    check(cfg["process"])
+    process = cfg.get("process")
+    if process is not None:  # (optional at create: start refuses a container without one)
+        cwd = process.get("cwd") or "/"
+        if not cwd.startswith("/"):
+            raise ConfigError("config.json: process.cwd: %r is not an absolute path" % cwd)
+        check(process)
+    devices = (linux.get("resources") or {}).get("devices") or ()
+    for i, rule in enumerate(devices):
+        access = rule.get("access")
+        if access and set(access) - set("rwm"):
+            raise ConfigError('config.json: linux.resources.devices[%d].access: "%s" is not a combination '
+                              'of r (read), w (write) and m (mknod)' % (i, access))
     from ociruntime.security import procattrs
     procattrs.check(cfg, nsmap)  # scheduler, ioPriority, personality, sysctl namespaces, LSM labels
 
@@ -67,14 +75,15 @@ def preload(cfg, nsmap):
         import ociruntime.hooks  # noqa: F401
     import ociruntime.process.spec  # noqa: F401
     import ociruntime.rootfs  # noqa: F401
-    if cfg["process"].get("rlimits"):
+    process = cfg.get("process") or {}
+    if process.get("rlimits"):
         import ociruntime.security.rlimits  # noqa: F401
     import ociruntime.security.procattrs  # noqa: F401
     import ociruntime.security.lsm  # noqa: F401
     import ociruntime.jsonio  # noqa: F401
     if (cfg.get("linux") or {}).get("seccomp"):
         import ociruntime.security.seccomp  # noqa: F401
-    if cfg["process"].get("terminal"):
+    if process.get("terminal"):
         import ociruntime.tty  # noqa: F401
     if "network" in nsmap:
         import ociruntime.netdev  # noqa: F401
@@ -89,6 +98,8 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     # threads of the shim's, done before the fork (_create), started first to have the most time
     scan = not starts_now and start_shed_scan()
     cfg, bundle, rootfs = _config.load_bundle(bundle)
+    log = ctx.log
+    log.debug("create %s: bundle %s, rootfs %s: config.json is valid", cid, bundle, rootfs)
     nsmap = _config.namespaces(cfg)
     netns = start_netns(nsmap)
     check_config(cfg, nsmap)
@@ -97,7 +108,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     if (cfg.get("linux") or {}).get("seccomp"):
         from ociruntime.security import seccomp
         filt = seccomp.compile(cfg["linux"]["seccomp"], cfg.get("annotations"))
-    terminal = bool(cfg["process"].get("terminal"))
+    terminal = bool((cfg.get("process") or {}).get("terminal"))
     if callable(console_socket):  # run in the foreground: makes a tty.Relay, if there is a terminal
         console_socket = console_socket() if terminal else None
     if terminal and not console_socket:
@@ -105,6 +116,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     if console_socket and not terminal:
         raise ConfigError("cannot use console socket if ociruntime will not detach or allocate tty")
     sd = StateDir.create(ctx.root, cid)
+    log.debug("state directory %s made", sd.path)
     undo = Undo(sd)
     try:
         state = _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot,
@@ -279,6 +291,8 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     # attach, overlaps the init's rootfs work (_drive, cg.add).
     cg.create()
     cg.apply(linux.get("resources"))
+    if ctx.log.debug_on:
+        ctx.log.debug("cgroups made and limited: %s", " ".join(sorted({v[0] + v[1] for v in cg.paths.values()})))
     if scan:  # the threads of start_shed_scan and start_netns are done before the fork
         try:
             plan.shed = S.shed_wait()
@@ -300,6 +314,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         child_main(plan, child_ch)
     undo.pids.append(pid)
     child_ch.close()
+    ctx.log.debug("forked the container's first process (pid %d): namespaces %s", pid, ",".join(nsmap) or "none")
     os.close(state_fd)
     if seccomp_sock is not None:
         seccomp_sock.close()
@@ -327,8 +342,10 @@ def _died(pid):
 def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
     linux = cfg.get("linux", {})
     died = _died(pid)
+    log = ctx.log
     if plan.new_userns:
         ch.expect("map_ids", died)
+        log.debug("child %d made its user namespace: writing its uid and gid maps", pid)
         namespaces.write_idmaps(pid, linux.get("uidMappings"), linux.get("gidMappings"))
         ch.send("ids_mapped")
     (init_pid,) = ch.expect("init_pid", died)
@@ -339,6 +356,7 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
         os.waitpid(pid, 0)  # the stage that forked the init is done
         undo.pids.remove(pid)
         died = lambda: "container init exited unexpectedly"  # noqa: E731 (not our child: no status)
+    log.debug("container init pid %d: placing it in its cgroups", init_pid)
     cg.add(init_pid, skip=plan.self_cgroups)
     try:
         ch.send("cgroup_joined")
@@ -347,18 +365,22 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
     st = proc_stat(init_pid)
     state = make_state(sd.id, init_pid, st[1] if st else 0, bundle, rootfs, cfg, cg)
     ch.expect("runtime_hooks", died)
+    log.debug("init %d has mounted the rootfs", init_pid)
     hooks = cfg.get("hooks") or {}
     sj = state_json(state, "creating")
     if hooks.get("poststop"):
         undo.poststop = (hooks["poststop"], "poststop", state_json(state, "stopped"), bundle)
     if hooks.get("prestart") or hooks.get("createRuntime"):
         from ociruntime.hooks import run_hooks
+        log.debug("running the prestart and createRuntime hooks")
         run_hooks(hooks.get("prestart"), "prestart", sj, bundle)
         run_hooks(hooks.get("createRuntime"), "createRuntime", sj, bundle)
     ch.send("hooks_done", sj, state_json(state, "created") if hooks.get("startContainer") else "")
     ch.expect("ready", died)
     ch.close()
+    log.debug("init %d is ready (pivoted, process prepared): it waits for start", init_pid)
     sd.save(state)
     if pid_file:
         write_pid_file(pid_file, init_pid)
+    log.debug("create %s: done, state saved", sd.id)
     return state

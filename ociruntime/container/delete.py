@@ -16,9 +16,12 @@ def delete(ctx, cid, force=False):
         raise
     try:
         _status.check_delete(cid, st, force)
+        ctx.log.debug("delete %s: status %s", cid, st)
         if st != _status.STOPPED:
+            ctx.log.debug("killing the container's processes (SIGKILL) and waiting for the init %d", state["pid"])
             kill_and_wait(state)
         destroy(ctx, sd, state)
+        ctx.log.debug("delete %s: done", cid)
     finally:
         sd.close()
 
@@ -52,14 +55,17 @@ def destroy(ctx, sd, state):
     if state.get("cgroup"):
         # Manager.destroy without the cgroups package (cgroupdirs: ~0.2 ms of this command)
         from ociruntime.cgroupdirs import remove_all
+        ctx.log.debug("removing the container's cgroups")
         try:
             remove_all(state["cgroup"].get("created", ()))
         except OCIError as e:
             errors.append(str(e))
     hooks = (state.get("config") or {}).get("hooks") or {}
     sd.remove()
+    ctx.log.debug("state directory %s removed", sd.path)
     if hooks.get("poststop"):
         from ociruntime.hooks import run_hooks_warn
+        ctx.log.debug("running the poststop hooks")
         run_hooks_warn(hooks["poststop"], "poststop", _state.state_json(state, _status.STOPPED), state.get("bundle"),
                        ctx.log.warning)
     if errors:

@@ -40,6 +40,7 @@ def exec_process(ctx, cid, process, detach=False, pid_file=None, console_socket=
             process = process(cfg.get("process") or {})
         proc = complete(process, cfg)
         check(proc, cfg)
+        ctx.log.debug("exec %s: process %s (status %s)", cid, proc["args"], st)
         if proc.get("terminal") and not console_socket:
             if detach:
                 raise ConfigError("cannot allocate tty if ociruntime will detach without setting console socket")
@@ -53,6 +54,7 @@ def exec_process(ctx, cid, process, detach=False, pid_file=None, console_socket=
             # from before the process can run: a signal that comes before its pid is known waits
             fwd = Forwarder()
         pid, ch = _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup, paused)
+        ctx.log.debug("exec %s: the process (pid %d) has exec'd", cid, pid)
     except BaseException:
         if fwd is not None:
             fwd.stop()
@@ -70,7 +72,9 @@ def exec_process(ctx, cid, process, detach=False, pid_file=None, console_socket=
                 raise
         if detach:
             return 0
-        return wait(pid, fwd, relay)
+        status = wait(pid, fwd, relay)
+        ctx.log.debug("exec %s: the process (pid %d) exited with status %d", cid, pid, status)
+        return status
     finally:
         if fwd is not None:
             fwd.stop()
@@ -226,19 +230,23 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
             no_new_keyring=bool(state.get("no_new_keyring")),
         )
         parent_ch, child_ch = channel.pair()
+        if ctx.log.debug_on:
+            ctx.log.debug("joining the namespaces of the init %d: %s", init_pid,
+                          ",".join(t for t, _ in joins) or "none")
         stage1 = os.fork()
         if stage1 == 0:
             parent_ch.close()
             os.close(sd.fd)  # the state dir's lock is this command's alone
             child_main(plan, child_ch)
         child_ch.close()
+        ctx.log.debug("forked the exec's first process (pid %d)", stage1)
     finally:
         for _, fd in joins:
             os.close(fd)
         if console is not None:
             console.close()
     try:
-        pid = _drive(state, cg, sub, self_keys, filt, seccomp_sock, stage1, parent_ch,
+        pid = _drive(ctx, state, cg, sub, self_keys, filt, seccomp_sock, stage1, parent_ch,
                      None if isinstance(console_socket, str) else console_socket)
     finally:
         if seccomp_sock is not None:
@@ -256,7 +264,7 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
     return pid, None
 
 
-def _drive(state, cg, sub, self_keys, filt, seccomp_sock, stage1, ch, relay=None):
+def _drive(ctx, state, cg, sub, self_keys, filt, seccomp_sock, stage1, ch, relay=None):
     died = _died(stage1)
     try:
         (pid,) = ch.expect("exec_pid", died)
@@ -264,6 +272,7 @@ def _drive(state, cg, sub, self_keys, filt, seccomp_sock, stage1, ch, relay=None
         _reap(stage1)
         raise
     _reap(stage1)
+    ctx.log.debug("the process to exec has pid %d: placing it in the container's cgroups", pid)
     try:
         if relay is not None:
             relay.attach()  # the child sends the master before it waits for cgroup_joined

@@ -8,9 +8,14 @@ from ociruntime.container import status as _status
 from ociruntime.errors import StateError
 
 
-def kill(ctx, cid, sig, all_procs=False):
+def kill(ctx, cid, signal, all_procs=False):
+    """``signal`` as the command line gives it (a name or a number), read once the container is
+    found (runc's order of errors)."""
+    from ociruntime.signals import parse_signal
     sd, state, st = _state.load(ctx.root, cid, lock=True)
     try:
+        sig = parse_signal(signal)
+        ctx.log.debug("kill %s: signal %d to %s", cid, sig, "every process" if all_procs else "the init")
         if not (all_procs and st == _status.STOPPED):
             _status.check_kill(cid, st)
         if all_procs:

@@ -39,6 +39,7 @@ def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
     try:
         if relay is not None:
             relay.attach()  # before start: the size and raw mode are set before the process runs
+        _start.check_process(state)
         sd = StateDir.open(ctx.root, cid)
         try:
             _start.release(sd, state)

@@ -1,5 +1,6 @@
 """start: release a created container's init through exec.fifo, then the startContainer outcome
-and the poststart hooks."""
+and the poststart hooks.  A container created without a process (the spec lets create accept
+one) is refused here, and stays created."""
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 
 from ociruntime import join, poll
@@ -12,16 +13,25 @@ def start(ctx, cid):
     sd, state, st = _state.load(ctx.root, cid, lock=True)
     try:
         _status.check_start(cid, st)
+        check_process(state)
+        ctx.log.debug("start %s: releasing the init (pid %d) through exec.fifo", cid, state["pid"])
         release(sd, state)
         run_start_hooks(ctx, sd, state)
+        ctx.log.debug("start %s: done", cid)
     finally:
         sd.close()
 
 
+def check_process(state):
+    cfg = state.get("config")
+    if cfg is not None and "process" not in cfg:
+        raise StateError("cannot start a container without a process (its config.json has none)")
+
+
 def run_start_hooks(ctx, sd, state):
     """After the release: the startContainer hooks' outcome (a failure destroys the container, as
-    the spec's lifecycle says), then the poststart hooks (a failure fails start; the container
-    keeps running, as the spec has the lifecycle go on)."""
+    the spec's lifecycle says), then the poststart hooks (a failure fails start and stops the
+    container, runtime-spec v1.3.0; it stays, stopped, until deleted)."""
     hooks = (state.get("config") or {}).get("hooks") or {}
     if hooks.get("startContainer"):
         err = _start_hooks_outcome(sd, state)
@@ -35,7 +45,13 @@ def run_start_hooks(ctx, sd, state):
             raise HookError(err)
     if hooks.get("poststart"):
         from ociruntime.hooks import run_hooks
-        run_hooks(hooks["poststart"], "poststart", _state.state_json(state, _status.RUNNING), state["bundle"])
+        ctx.log.debug("running the poststart hooks")
+        try:
+            run_hooks(hooks["poststart"], "poststart", _state.state_json(state, _status.RUNNING), state["bundle"])
+        except HookError:
+            from ociruntime.container.delete import kill_and_wait
+            kill_and_wait(state)
+            raise
 
 
 def _start_hooks_outcome(sd, state):

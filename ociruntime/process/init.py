@@ -81,7 +81,7 @@ def _become_root():
 def init(plan, ch):
     cfg = plan.config
     linux = cfg.get("linux", {})
-    process = cfg["process"]
+    process = cfg.get("process") or {}  # none: set up, then wait (start refuses to release it)
     # the v1 hierarchies (made and limited before the fork); the parent places us in the others
     for key in plan.self_cgroups:
         mp, path = plan.cgroup_paths[key][:2]
@@ -126,7 +126,8 @@ def init(plan, ch):
     ch.send("runtime_hooks")
     state_json, start_json = ch.expect("hooks_done")
     if hooks.get("createContainer"):
-        run_hooks(hooks["createContainer"], "createContainer", state_json)
+        # in the rootfs, as runc's (hooks written for it use paths relative to the rootfs)
+        run_hooks(hooks["createContainer"], "createContainer", state_json, plan.rootfs)
 
     if plan.no_pivot:
         rootfs.move_root(plan.rootfs)
@@ -153,8 +154,10 @@ def init(plan, ch):
     if plan.seccomp_sock:
         listener = (plan.seccomp_sock.fileno(), seccomp.listener_message(
             plan.seccomp, jsonio.loads(state_json), "creating"))
-    args = final_args(process, set_groups=plan.setgroups_ok, seccomp=plan.seccomp, listener=listener)
-    args["cwd"] = _enter_cwd(args.get("cwd"))
+    args = None
+    if "process" in cfg:
+        args = final_args(process, set_groups=plan.setgroups_ok, seccomp=plan.seccomp, listener=listener)
+        args["cwd"] = _enter_cwd(args.get("cwd"))
     # "ready" is sent by the wait itself, after the page drop (plan.shed: the file mappings create
     # found, start_shed_scan): create (and whoever reads the init's memory when it returns) sees
     # the init as it waits; then block here until `start` opens the fifo for reading.  `run`
@@ -165,13 +168,20 @@ def init(plan, ch):
     if hooks.get("startContainer"):
         _start_hooks(plan.state_fd, hooks["startContainer"], start_json)
     os.close(plan.state_fd)
+    if args is None:
+        os.write(2, b"ociruntime: the container has no process to run\n")
+        os._exit(127)
     os.umask(umask_of(process))
-    _close_all_but(3 + plan.preserve_fds, _fds_of(args))
+    r, w = os.pipe2(os.O_CLOEXEC)  # the shim's "step:errno" of a failed last step (else stderr)
+    args["errfd"] = w
+    _close_all_but(3 + plan.preserve_fds, _fds_of(args) | {r})
     try:
         S.exec_final(first_cloexec_fd=3 + plan.preserve_fds, **args)
     except OSError as e:
-        msg = "ociruntime: exec %s: %s\n" % (args["path"], e.strerror)
-        os.write(2, msg.encode())
+        os.close(w)
+        step = os.read(r, 128).decode(errors="replace").strip().rpartition(":")[0]
+        what = "exec %s" % args["path"] if step in ("exec", "") else step
+        os.write(2, ("ociruntime: %s: %s\n" % (what, e.strerror)).encode(errors="replace"))
     sys.stdout.flush()
     os._exit(127)
 

@@ -61,6 +61,27 @@ def home_of(uid):
     return "/"
 
 
+def environ(env, uid):
+    """process.env as runc's init sets it (os.Setenv, one entry after the other): a name given
+    twice keeps its first place and its last value; HOME unset or empty becomes the home of
+    ``uid`` in the container's /etc/passwd."""
+    out, where = [], {}
+    for e in env:
+        name, eq, _ = e.partition("=")
+        if not eq:
+            out.append(e)
+        elif name in where:
+            out[where[name]] = e
+        else:
+            where[name] = len(out)
+            out.append(e)
+    if "HOME" not in where:
+        out.append("HOME=" + home_of(uid))
+    elif out[where["HOME"]] == "HOME=":
+        out[where["HOME"]] = "HOME=" + home_of(uid)
+    return out
+
+
 def final_args(process, set_groups=True, seccomp=None, listener=None):
     """Keyword arguments of _sys.exec_final for this process (in the container, after pivot).
 
@@ -69,11 +90,9 @@ def final_args(process, set_groups=True, seccomp=None, listener=None):
     is ``(connected socket fd, container process state bytes)`` (security.seccomp.connect and
     listener_message).  Without no_new_privs the filter is loaded before the credentials change
     (it needs CAP_SYS_ADMIN then), otherwise last, right before execve."""
-    env = list(process.get("env") or ())
     user = process.get("user") or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
-    if not any(e.startswith("HOME=") for e in env):
-        env.append("HOME=" + home_of(uid))
+    env = environ(process.get("env") or (), uid)
     args = process["args"]
     path = lookup(args[0], env)
     groups = list(user.get("additionalGids") or ())

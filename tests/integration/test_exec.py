@@ -97,19 +97,19 @@ def test_exec_gets_the_containers_process_spec(runtime, bundle):
 def test_exec_flags_override_the_process(runtime, bundle):
     cid, _ = running(runtime, bundle(*LONG_RUNNING))
     out = exec_out(runtime, cid, "sh", "-c", "id; pwd; echo $FOO $TERM; grep NoNewPrivs /proc/self/status",
-                   flags=("-u", "1000:1001", "-g", "10", "--additional-gids", "20", "--cwd", "/tmp",
-                          "-e", "FOO=bar", "--env", "TERM=dumb", "--no-new-privs=false"))
+                   flags=("-u", "1000:1001", "-g", "10", "-g", "20", "--cwd", "/tmp",
+                          "-e", "FOO=bar", "-e", "TERM=dumb", "--no-new-privs=false"))
     lines = out.splitlines()
     assert lines[0] == "uid=1000 gid=1001 groups=10,20"
     assert lines[1] == "/tmp"
-    assert lines[2] == "bar dumb"             # -e is appended: a later TERM wins
+    assert lines[2] == "bar dumb"             # -e replaces the container's TERM
     assert lines[3].split() == ["NoNewPrivs:", "0"]
 
 
 def test_exec_cap_adds_capability(runtime, bundle):
     cid, _ = running(runtime, bundle(*LONG_RUNNING))
     out = exec_out(runtime, cid, "grep", "Cap", "/proc/self/status",
-                   flags=("--cap", "CAP_SYS_ADMIN", "-c", "CAP_CHOWN"))
+                   flags=("--cap", "CAP_SYS_ADMIN", "--cap", "CAP_CHOWN"))
     eff, bnd = status_fields(out, "CapEff", "CapBnd")
     want = 0x20000420 | (1 << 21) | (1 << 0)
     assert int(eff, 16) == want and int(bnd, 16) == want
@@ -352,6 +352,31 @@ def test_exec_bad_input(runtime, bundle, argv, message):
     if runtime.name == "ociruntime":
         assert r.err.count("\n") == 1 and r.err.startswith("ociruntime: exec failed: ")
     assert runtime.status(cid) == "running"
+
+
+def test_exec_env_overrides_and_empty_home(runtime, bundle):
+    """-e K=V replaces the container's K in place (one entry, the last value); HOME= is the home
+    of the process's user, as runc."""
+    b = bundle(*LONG_RUNNING)
+    b.config["process"]["env"] = ["A=1", "PATH=/bin:/usr/bin", "B=2"]
+    cid, init = running(runtime, b)
+    out = exec_out(runtime, cid, "env", flags=("-e", "A=9", "-e", "HOME=", "-u", "65534"))
+    assert out.splitlines() == ["A=9", "PATH=/bin:/usr/bin", "B=2", "HOME=/nonexistent"]
+    kill_all(runtime, cid, init)
+
+
+def test_exec_format_error_is_one_line(runtime, bundle):
+    b = bundle(*LONG_RUNNING)
+    bad = b.copy_rootfs() / "bin" / "bad"
+    bad.write_bytes(b"\x7fELF not really")
+    bad.chmod(0o755)
+    cid, init = running(runtime, b)
+    r = runtime.run("exec", cid, "/bin/bad")
+    assert r.rc != 0
+    (line,) = r.err.splitlines()
+    assert "/bin/bad" in line and "exec format error" in line.lower()
+    assert runtime.status(cid) == "running"
+    kill_all(runtime, cid, init)
 
 
 @pytest.mark.needs_runc

@@ -174,17 +174,45 @@ def test_failing_start_container_hook_in_run(runtime, bundle, tmp_path):
     assert os.listdir(runtime.root) == []
 
 
-def test_failing_poststart_hook_fails_start(runtime, bundle, tmp_path):
+@pytest.mark.ociruntime_only
+def test_failing_poststart_hook_stops_the_container(runtime, bundle, tmp_path):
+    """runtime-spec v1.3.0: a failing poststart hook fails start and stops the container, which
+    stays (stopped) until deleted.  (runc 1.1.5 runs the poststart hooks at create, not start.)"""
+    b = bundle(*LONG_RUNNING)
+    b.config["hooks"] = {"poststart": [failing("poststart", tmp_path)], "poststop": [poststop_marker(tmp_path)]}
+    cid = runtime.create(b)
+    pid = runtime.state(cid)["pid"]
+    r = runtime.run("start", cid)
+    assert r.rc == 1
+    assert r.err == ("ociruntime: error running poststart hook #0 (/bin/sh): exit status 3, "
+                     "stdout: out-poststart, stderr: err-poststart\n")
+    wait_exit(pid)
+    assert runtime.status(cid) == "stopped"
+    assert not (tmp_path / "poststop.json").exists()    # not destroyed: that is delete's
+    runtime.delete(cid, check=True)
+    assert json.loads((tmp_path / "poststop.json").read_text())["status"] == "stopped"
+
+
+@pytest.mark.ociruntime_only
+def test_failing_poststart_hook_in_run(runtime, bundle, tmp_path):
     b = bundle(*LONG_RUNNING)
     b.config["hooks"] = {"poststart": [failing("poststart", tmp_path)]}
+    r = runtime.run_container(b)
+    assert r.rc == 1 and r.err.count("\n") == 1 and "error running poststart hook #0" in r.err
+    assert os.listdir(runtime.root) == []
+
+
+def test_create_container_hook_runs_in_the_rootfs(runtime, bundle, tmp_path):
+    """createContainer hooks have the rootfs as their working directory (runc's; hooks written
+    for runc use relative paths), the other runtime hooks the bundle."""
+    b = bundle(*LONG_RUNNING)
+    out = tmp_path / "cwd"
+    b.config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", f"echo {kind} $(pwd -P) >> {out}"]}]
+                         for kind in ("prestart", "createRuntime", "createContainer")}
     cid = runtime.create(b)
-    r = runtime.run("start", cid)
-    assert r.rc != 0
-    assert "exit status 3" in r.err
-    if runtime.name == "ociruntime":
-        assert "error running poststart hook #0" in r.err
-        # the spec lets the lifecycle go on: the container runs until deleted
-        assert runtime.status(cid) == "running"
+    got = dict(line.split(" ", 1) for line in out.read_text().splitlines())
+    assert got["createContainer"] == os.path.realpath(b.rootfs)
+    assert got["prestart"] == got["createRuntime"] == os.path.realpath(b.path)
     runtime.delete(cid, force=True, check=True)
 
 

@@ -95,3 +95,4 @@ def test_lifecycle_commands_import_only_what_they_need(recorded, bundle):
             extra = {m for m in mods - base - allowed if m != "ociruntime" and not m.startswith("ociruntime.")}
             assert not extra, "%s imported %s" % (command, sorted(extra))
             assert not mods & NOT_NEEDED.get(command, set()), command
+            assert "ociruntime.cli.help" not in mods, command  # help texts: for help and usage errors

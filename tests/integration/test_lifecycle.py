@@ -124,6 +124,33 @@ def test_stopped_without_reaping(runtime, bundle):
     wait_exit(pid)
 
 
+@pytest.mark.ociruntime_only
+def test_create_without_process(runtime, bundle):
+    """The spec: create accepts a config without process; start refuses it (runc 1.1.5 refuses at
+    create).  The container stays created, and is deleted as any other."""
+    b = bundle(*LONG_RUNNING)
+    del b.config["process"]
+    cid = runtime.create(b)
+    st = runtime.state(cid)
+    assert st["status"] == "created" and pid_alive(st["pid"])
+    r = runtime.run("start", cid)
+    assert r.rc == 1
+    assert r.err == "ociruntime: cannot start a container without a process (its config.json has none)\n"
+    assert runtime.status(cid) == "created"
+    runtime.delete(cid, check=True)
+    wait_exit(st["pid"])
+    assert runtime.status(cid) is None
+
+
+def test_run_without_process_refused(runtime, bundle):
+    b = bundle(*LONG_RUNNING)
+    del b.config["process"]
+    cid = runtime.new_id()
+    r = runtime.run("run", "--bundle", b, cid)
+    assert r.rc != 0 and len(r.err.splitlines()) == 1, r.err
+    assert os.listdir(runtime.root) == [] and cgroups_named(cid) == []
+
+
 def test_invalid_signal_refused(runtime, bundle):
     cid = runtime.create(bundle(*LONG_RUNNING))
     r = runtime.kill(cid, "NOSUCHSIG")

@@ -118,6 +118,29 @@ def test_home_from_passwd_when_unset(runtime, bundle, user, home):
     assert runtime.output(b) == home + "\n"
 
 
+def test_env_empty_home_and_repeated_names(runtime, bundle):
+    """As runc's init sets the environment: a name given twice keeps its first place and its last
+    value; an empty HOME gets the user's home from the rootfs's /etc/passwd."""
+    b = bundle("env")
+    b.config["process"]["env"] = ["A=1", "HOME=", "B=2", "A=3", "PATH=/bin"]
+    b.config["process"]["user"] = {"uid": 65534, "gid": 65534}
+    assert runtime.output(b).splitlines() == ["A=3", "HOME=/nonexistent", "B=2", "PATH=/bin"]
+
+
+def test_exec_format_error_is_one_line(runtime, bundle):
+    """The last step (execve) failing: one line on stderr, naming the file and the error."""
+    b = bundle("/bin/bad")
+    bad = b.copy_rootfs() / "bin" / "bad"
+    bad.write_bytes(b"\x7fELF not really")
+    bad.chmod(0o755)
+    r = runtime.run_container(b)
+    assert r.rc != 0
+    (line,) = r.err.splitlines()
+    assert "/bin/bad" in line and "exec format error" in line.lower()
+    if runtime.name == "ociruntime":
+        assert line == "ociruntime: exec /bin/bad: Exec format error"
+
+
 @pytest.mark.needs_runc
 def test_home_from_passwd_bytes(runtime, runc, bundle):
     """The passwd file is bytes: an entry that is not UTF-8 does not stop the lookup, a CRLF line
