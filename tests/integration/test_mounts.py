@@ -236,10 +236,16 @@ def test_bind_rslave_sees_later_host_mounts(runtime, bundle, shared_hostdir, tmp
     assert out.read_text() == "seen\n"
 
 
+# runc 1.1.5 leaves the root private for the shared kinds and fails the unbindable ones: what the spec
+# says of them is ociruntime's behaviour only (under --runtime-bin=runc they are skipped)
+_OWN = pytest.mark.ociruntime_only
+
+
 @pytest.mark.needs_runc
-@pytest.mark.parametrize("propagation,kinds", [(None, []), ("slave", []), ("private", []), ("shared", ["shared"]),
-                                               ("unbindable", ["unbindable"]), ("rslave", []), ("rprivate", []),
-                                               ("rshared", ["shared"]), ("runbindable", ["unbindable"])])
+@pytest.mark.parametrize("propagation,kinds", [
+    (None, []), ("slave", []), ("private", []), ("rslave", []), ("rprivate", []),
+    pytest.param("shared", ["shared"], marks=_OWN), pytest.param("rshared", ["shared"], marks=_OWN),
+    pytest.param("unbindable", ["unbindable"], marks=_OWN), pytest.param("runbindable", ["unbindable"], marks=_OWN)])
 def test_rootfs_propagation(runtime, runc, bundle, propagation, kinds):
     """The container's root mount has rootfsPropagation's kind (the host's mounts are private
     here: a slave of one is private).  With "shared" pivot_root needs the rootfs's parent mount
