@@ -8,7 +8,7 @@
 Only the verdict matters: ociruntime.validate asks jsonschema for the message when this fails.
 """
 
-SPEC_SHA256 = '6ed18d0f5302a4c83e1379f8ba9c6b548832e4614c032f293f8bc52f5f5a6f98'
+SPEC_SHA256 = '427f10569aba2c64f33609ad91fa79a134d4040a4c277a8f9b817106267195c6'
 
 
 class JsonSchemaValueException(ValueError):
@@ -736,8 +736,8 @@ def validate(data, custom_formats={}, name_prefix=None):
                     data__linux__rootfsPropagation = data__linux["rootfsPropagation"]
                     if not isinstance(data__linux__rootfsPropagation, (str)):
                         raise JsonSchemaValueException("" + (name_prefix or "data") + ".linux.rootfsPropagation must be string")
-                    if not (isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'private' or isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'shared' or isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'slave' or isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'unbindable'):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".linux.rootfsPropagation must be one of ['private', 'shared', 'slave', 'unbindable']")
+                    if not (isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'private' or isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'shared' or isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'slave' or isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'unbindable' or isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'rprivate' or isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'rshared' or isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'rslave' or isinstance(data__linux__rootfsPropagation, str) and data__linux__rootfsPropagation == 'runbindable'):
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".linux.rootfsPropagation must be one of ['private', 'shared', 'slave', 'unbindable', 'rprivate', 'rshared', 'rslave', 'runbindable']")
                 if "seccomp" in data__linux_keys:
                     data__linux_keys.remove("seccomp")
                     data__linux__seccomp = data__linux["seccomp"]

@@ -1,17 +1,21 @@
 """Build the container's filesystem view, in the init, in its new mount namespace.
 
-Order (as runc): make / a slave so nothing propagates to the host; bind the rootfs onto itself;
+Order (as runc): make / a slave so nothing propagates to the host (or rootfsPropagation's kind);
+take the rootfs's own mount out of a shared peer group; bind the rootfs onto itself;
 apply ``mounts`` in order; create /dev nodes and links; run createRuntime/createContainer hooks
 (through ``hooks_cb``); pivot_root (or MS_MOVE + chroot with --no-pivot); then maskedPaths,
 readonlyPaths, readonly root and rootfsPropagation.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import S_IFCHR, S_IFDIR, S_IFMT, dirname, read_text
+from ociruntime import S_IFCHR, S_IFDIR, S_IFMT, dirname
 from ociruntime import _sys as S
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step
 from ociruntime.rootfs import devices, mounts
+
+# errno.EINVAL, the same on every Linux architecture (errno-base.h; see cgroupdirs.EBUSY)
+EINVAL = 22
 
 ROOT_PROPAGATION = {"private": S.MS_PRIVATE, "rprivate": S.MS_PRIVATE | S.MS_REC,
                     "slave": S.MS_SLAVE, "rslave": S.MS_SLAVE | S.MS_REC,
@@ -26,33 +30,30 @@ def prepare_root(rootfs, propagation):
     if propagation in ("unbindable", "runbindable"):
         flags, propagation = S.MS_SLAVE | S.MS_REC, None
     _step("make / %s" % (propagation or "rslave"), S.mount, None, "/", None, flags)
-    # the rootfs's parent mount made private before the bind (as runc): a bind of a shared mount
-    # joins its peer group, and pivot_root (and --no-pivot's move) refuse a shared new root or
-    # parent.  After a recursive slave or private (the default) no mount is shared any more:
-    # nothing to change (runc changes the parent only when it is shared; reading mountinfo cost
-    # ~0.15 ms of the init)
+    # After a recursive slave or private (the default) no mount is shared any more: nothing to
+    # change.  Otherwise the rootfs's own mount may still be in a shared peer group (containerd's
+    # snapshot is a mount point under /run, shared on systemd hosts)
     if not flags & S.MS_REC or flags & S.MS_SHARED:
-        _make_parent_private(rootfs)
+        _unshare_rootfs_mount(rootfs, S.MS_SLAVE if flags & S.MS_SLAVE else S.MS_PRIVATE)
     _step("bind rootfs", S.mount, rootfs, rootfs, None, S.MS_BIND | S.MS_REC, path=rootfs)
 
 
-def _make_parent_private(rootfs):
-    mp = _mountpoint_of(dirname(rootfs))
-    try:
-        S.mount(None, mp, None, S.MS_PRIVATE)
-    except OSError:
-        pass
-
-
-def _mountpoint_of(path):
-    best = "/"
-    for line in read_text("/proc/self/mountinfo").split("\n"):
-        if not line:
-            continue
-        mp = line.split()[4].replace("\\040", " ")
-        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
-            best = mp
-    return best
+def _unshare_rootfs_mount(rootfs, kind):
+    """Take the mount the rootfs is (or, for a plain directory, lies on) out of its shared peer
+    group, as runc: a slave for the slave kinds, else private.  The bind of a shared mount joins
+    its group, so the container's /proc, /dev, /sys and cgroup mounts would appear wherever the
+    group has members (the caller's namespace), and pivot_root refuses a new root whose parent
+    mount is shared.  mount(2) says EINVAL for a path that is not a mount point: walk up."""
+    path = rootfs
+    while True:
+        try:
+            S.mount(None, path, None, kind)
+            return
+        except OSError as e:
+            if e.errno != EINVAL or path == "/":
+                what = "slave" if kind == S.MS_SLAVE else "private"
+                raise InitError("make the rootfs mount %s" % what, e.errno, path) from None
+        path = dirname(path)
 
 
 def apply_mounts(rootfs, config, bundle, cgroup_mounter, in_userns):

@@ -183,14 +183,15 @@ def build_rootfs_tar(workdir):
     return tar
 
 
-def oci_archive(rootfs_tar, out, ref):
+def oci_archive(rootfs_tar, out, ref, entrypoint=None, cmd=("/bin/sh",)):
     """Wrap a rootfs tarball into an OCI image-layout archive `ctr images import` takes."""
     with open(rootfs_tar, "rb") as f:
         layer = f.read()
     ldig = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = json.dumps({
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["/bin/sh"]},
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": list(cmd),
+                   **({"Entrypoint": list(entrypoint)} if entrypoint else {})},
         "rootfs": {"type": "layers", "diff_ids": [ldig]},
     }).encode()
     cdig = "sha256:" + hashlib.sha256(config).hexdigest()

@@ -255,7 +255,10 @@ INVALID = [
      "config.json: linux.devices[0].fileMode: 512 is greater than the maximum of 511"),
     ("rootfsPropagation", _with(linux__rootfsPropagation="bogus"),
      "config.json: linux.rootfsPropagation: 'bogus' is not one of "
-     "['private', 'shared', 'slave', 'unbindable']"),
+     "['private', 'shared', 'slave', 'unbindable', 'rprivate', 'rshared', 'rslave', 'runbindable']"),
+    ("rootfsPropagation-case", _with(linux__rootfsPropagation="RSHARED"),
+     "config.json: linux.rootfsPropagation: 'RSHARED' is not one of "
+     "['private', 'shared', 'slave', 'unbindable', 'rprivate', 'rshared', 'rslave', 'runbindable']"),
     # upstream schema/test/config/bad/*
     ("upstream-linux-hugepage", _with(linux__resources__hugepageLimits=[
         {"limit": 1234123, "pageSize": "64kB"}]),
@@ -277,6 +280,17 @@ INVALID = [
 @pytest.mark.parametrize("name", sorted(VALID))
 def test_valid_configs(name):
     validate_config(copy.deepcopy(VALID[name]))
+
+
+@pytest.mark.parametrize("value", ["private", "rprivate", "shared", "rshared", "slave", "rslave",
+                                   "unbindable", "runbindable"])
+def test_every_rootfs_propagation_runc_accepts(value):
+    """The schema's four and their recursive forms (spec/README.md: containerd's CRI writes rslave
+    and rshared); the fast validator accepts them itself, without the reference's second look."""
+    doc = copy.deepcopy(RUNC_SPEC)
+    doc["linux"]["rootfsPropagation"] = value
+    validate_config(doc)
+    validate._load_fast()(doc)
 
 
 @pytest.mark.parametrize("name,mutate,message", INVALID, ids=[c[0] for c in INVALID])
