@@ -38,3 +38,5 @@ fi
 "$venv/bin/python" -m pip install -q setuptools wheel cffi jsonschema pyroute2 pytest hypothesis fastjsonschema </dev/null
 # not editable: the tests run what a user installs (the program, with the package frozen in)
 "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps . </dev/null
+# tests/clients/test_cri.py: containerd's CRI plugin, CNI plugins, grpcio and grpcio-tools in the venv
+PYTHON="$venv/bin/python" bash tests/clients/setup-cri.sh
