@@ -46,8 +46,14 @@ class Log:
         if self.debug_on:
             self._write("debug", fmt % args if args else fmt)
 
-    def warning(self, msg):
+    def warning(self, msg, stderr=False):
+        """A warning line in the log; with ``stderr``, on stderr as well where the log is a file."""
         self._write("warning", msg)
+        if stderr and (self.path is not None or self.fmt == "json"):
+            try:
+                os.write(2, ("ociruntime: warning: %s\n" % msg).encode(errors="replace"))
+            except OSError:
+                pass
 
     def error(self, msg):
         """Log the error and print the one-line message on stderr."""
