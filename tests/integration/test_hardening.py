@@ -603,3 +603,40 @@ def test_nothing_imported_from_rootfs_after_pivot(runtime, bundle, tmp_path):
         sock.close()
     markers = sorted(p.name for p in tmp.iterdir() if p.name.startswith("PWNED"))
     assert markers == [], f"imported from the container's rootfs: {markers}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The created container's init holds nothing of the host's state directory
+
+def test_created_init_holds_no_state_dir_fd(runtime, bundle):
+    """While the container is `created` its init waits on exec.fifo.  It holds that fifo only
+    (O_PATH, as runc: reopened for writing through /proc/self/fd), never a directory of the host's
+    state dir; a process exec'd into the created container cannot reach the state dir through
+    /proc/1/fd either."""
+    b = bundle(*LONG_RUNNING)
+    cid = runtime.create(b)
+    pid = runtime.state(cid)["pid"]
+    statedir = os.path.join(runtime.root, cid)
+    held = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            held[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            pass
+    for fd, target in held.items():
+        if fd > 2 and target.startswith("/"):
+            assert not os.path.isdir(target), f"the init holds a directory: {fd} -> {target}"
+            assert not target.startswith(statedir) or target == os.path.join(statedir, "exec.fifo"), (fd, target)
+            assert not target.startswith(os.path.realpath(runtime.root) + "/") or target.endswith("/exec.fifo"), target
+    assert os.path.join(statedir, "exec.fifo") in held.values()
+    # (root with CAP_DAC_OVERRIDE may list the fd numbers; following one needs ptrace access)
+    script = ("for f in /proc/1/fd/*; do readlink $f >/dev/null 2>&1 && echo LINK $f; ls $f/ 2>/dev/null && "
+              "echo REACHED $f; ls $f/../ 2>/dev/null && echo REACHED-PARENT $f; done; echo done")
+    r = runtime.run("exec", cid, "sh", "-c", script)
+    assert r.out.splitlines()[-1:] == ["done"], r
+    assert "REACHED" not in r.out, r.out
+    if runtime.name == "ociruntime":   # non-dumpable: not even where its fds lead (runc's init shows it)
+        assert "LINK" not in r.out, r.out
+    assert runtime.status(cid) == "created"
+    runtime.start(cid)
+    runtime.wait_status(cid, "running")
