@@ -131,7 +131,8 @@ def test_exec_process_unreachable_while_runtime_code(runtime, bundle, host_binar
     """`exec` joins a running container and is the runtime's code until its execve: a process of
     the container (in a user namespace mapping host root, with CAP_SYS_PTRACE there, so only
     non-dumpability protects the runtime) polls /proc for every new pid and tries to open its exe
-    and fds; it must never reach anything but the exec'd program."""
+    and fds; it must never reach anything but the exec'd program (or the sealed trampoline that
+    executes it)."""
     watcher = r"""
     seen=" 1 $$ "
     end=$(( $(date +%s) + 6 ))
@@ -142,6 +143,8 @@ def test_exec_process_unreachable_while_runtime_code(runtime, bundle, host_binar
         l=$(readlink $d/exe 2>/dev/null)
         if [ -n "$l" ] || { ls $d/fd/ 2>/dev/null | grep -q . && readlink $d/fd/* >/dev/null 2>&1; }; then
           case "$l" in /bin/*|/sbin/*|/usr/*) seen="$seen$p "; echo "$p $l" >> /tmp/seen; continue;; esac
+          # the sealed trampoline the final execve goes through (test_cve_2019_5736.py)
+          case "$l" in "/memfd:ociruntime-trampoline (deleted)") continue;; esac
           echo "OPENED $p $l" >> /tmp/report
         fi
       done
