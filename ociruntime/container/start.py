@@ -57,7 +57,7 @@ def run_start_hooks(ctx, sd, state, report):
         err = int(errno_text) if errno_text.isdigit() else 0
         if step == "exec":
             args = (cfg.get("process") or {}).get("args") or [""]
-            raise InitError('exec: "%s"' % args[0], err)
+            raise InitError("exec %s" % args[0], err)
         raise InitError(step or report.strip(), err)
     if hooks.get("poststart"):
         from ociruntime.hooks import run_hooks

@@ -348,9 +348,9 @@ def test_a_failed_exec_is_reported_by_start(runtime, bundle, tmp_path):
     pid = runtime.state(cid)["pid"]
     r = runtime.run("start", cid)
     assert r.rc != 0
-    assert r.err == 'ociruntime: exec: "/script": No such file or directory\n'
+    assert r.err == "ociruntime: exec /script: No such file or directory\n"
     wait_exit(pid)
     assert runtime.status(cid) == "stopped"
     assert not (tmp_path / "poststart").exists()
     r = runtime.run_container(b)
-    assert r.rc != 0 and r.err == 'ociruntime: exec: "/script": No such file or directory\n'
+    assert r.rc != 0 and r.err == "ociruntime: exec /script: No such file or directory\n"
