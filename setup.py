@@ -1,6 +1,6 @@
 """Install-time steps; everything else is in pyproject.toml.
 
-* the shim (cext/shim.c and its binding: ociruntime._shim);
+* the shim (cext/shim.c, bound with cffi by cext/build_shim.py: ociruntime._shim);
 * the `ociruntime` command: cext/launcher.c, CPython embedded through its public C API with this
   installation's static libpython, and the package's modules compiled and frozen into it (so a
   command reads no bytecode file and nothing is ever written into the installation); where that
@@ -16,7 +16,7 @@ import sys
 import sysconfig
 import tempfile
 
-from setuptools import Extension, setup
+from setuptools import setup
 
 from distutils.command.build_scripts import build_scripts as _build_scripts  # setuptools' copy
 
@@ -206,11 +206,6 @@ def probe(exe, tmp, source):
     return None
 
 
-# Build dependency: seccomp.h (Debian: libseccomp-dev), for its types and constants; libseccomp.so.2
-# is not linked: the shim dlopens it on first use (oci_scmp_open), so it is needed at run time only
-# by containers with seccomp.
-SHIM = Extension("ociruntime._shim", sources=["cext/shim.c", "cext/shimmodule.c"], include_dirs=["cext"],
-                 define_macros=[("Py_LIMITED_API", "0x030B0000")], py_limited_api=True,
-                 extra_compile_args=["-O2", "-Wall"])
-
-setup(ext_modules=[SHIM], scripts=["tools/ociruntime"], cmdclass={"build_scripts": build_scripts})
+# the shim: cext/build_shim.py (cffi, API mode, out of line), built into ociruntime._shim
+setup(cffi_modules=["cext/build_shim.py:ffibuilder"], scripts=["tools/ociruntime"],
+      cmdclass={"build_scripts": build_scripts})

@@ -1,8 +1,9 @@
-/* The C half of ociruntime: thin syscall wrappers and the final steps before execve.
+/* The C half of ociruntime: thin syscall wrappers, the final steps of a container process, and
+ * libseccomp's loading; bound for Python by cffi (cext/build_shim.py, ociruntime._shim).
  *
  * Policy lives in Python; this file only does what Python's os module cannot: namespace and mount
- * syscalls, and the credential/capability/seccomp/exec sequence that must run without the
- * interpreter in between (no allocation, no Python after the first credential change).
+ * syscalls, the credential/capability/seccomp sequence, the final execve through the trampoline
+ * (cext/trampoline.c) and the init's wait for start (which must not run Python: see oci_wait).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -23,6 +24,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <dlfcn.h>
 #include <seccomp.h>  /* types and constants only: libseccomp itself is opened on first use */
@@ -77,11 +80,11 @@ int oci_mount_setattr(int dirfd, const char *path, unsigned int flags, unsigned 
     RET(syscall(SYS_mount_setattr, dirfd, path, flags, &a, sizeof a));
 }
 
-/* ---- the last steps before execve ---------------------------------------------------------- */
+/* ---- the final steps of a container process ------------------------------------------------- */
 
 static void report(int fd, const char *step, int err)
 {
-    /* "step:errno\n" with no allocation (async-signal-safe) */
+    /* "step:errno\n" with no allocation */
     char buf[96];
     size_t n = 0, i;
     char digits[12];
@@ -137,17 +140,17 @@ static int send_listener(int sock, int fd, const char *msg, size_t len)
     return 0;
 }
 
-static int load_seccomp(const struct oci_exec *x, const char **step)
+static int load_seccomp(struct oci_final *x)
 {
     struct sock_fprog prog = { x->seccomp_len, (struct sock_filter *)x->seccomp_filter };
     long fd;
-    *step = "seccomp";
+    x->step = "seccomp";
     fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, x->seccomp_flags, &prog);
     if (fd < 0)
         return -1;
     if (x->seccomp_listener_sock >= 0) {
         /* the first syscalls under the filter: SCMP_ACT_NOTIFY is refused for sendmsg/send */
-        *step = "seccomp_listener";
+        x->step = "seccomp_listener";
         if (send_listener(x->seccomp_listener_sock, (int)fd, x->seccomp_listener_msg,
                           x->seccomp_listener_len) < 0)
             return -1;
@@ -157,7 +160,7 @@ static int load_seccomp(const struct oci_exec *x, const char **step)
     return 0;
 }
 
-static int apply_caps(const struct oci_exec *x)
+static int apply_caps(const struct oci_final *x)
 {
     struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct d[2];
@@ -181,12 +184,166 @@ static int apply_caps(const struct oci_exec *x)
     return 0;
 }
 
-int oci_exec(const struct oci_exec *x)
+/* runc 1.1's order (standard_init_linux.go, finalizeNamespace): seccomp first when it needs
+   CAP_SYS_ADMIN (no no_new_privs), the bounding set, the credentials (keeping the capabilities
+   across setresuid), the five sets, no_new_privs, seccomp last otherwise. */
+int oci_finalize(struct oci_final *x)
+{
+    int cap;
+    if (x->seccomp_filter && x->seccomp_early && load_seccomp(x) < 0)
+        goto fail;
+    if (x->set_caps) {
+        x->step = "capbset_drop";
+        for (cap = 0; cap <= x->last_cap; cap++)
+            if (!((x->bounding >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                goto fail;
+    }
+    if (x->set_user) {
+        x->step = "keepcaps";
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+            goto fail;
+        x->step = "setgroups";
+        if (x->set_groups && setgroups((size_t)x->ngroups, (const gid_t *)x->groups) < 0)
+            goto fail;
+        x->step = "setresgid";
+        if (setresgid(x->gid, x->gid, x->gid) < 0)
+            goto fail;
+        x->step = "setresuid";
+        if (setresuid(x->uid, x->uid, x->uid) < 0)
+            goto fail;
+        x->step = "keepcaps";
+        if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+            goto fail;
+        /* a change of uid resets dumpable from fs.suid_dumpable: the process still runs the
+           runtime's code until its final execve */
+        x->step = "set non-dumpable";
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+            goto fail;
+    }
+    if (x->set_caps) {
+        x->step = "capset";
+        if (apply_caps(x) < 0)
+            goto fail;
+    }
+    if (x->cwd) {
+        x->step = "chdir";
+        if (chdir(x->cwd) < 0)
+            goto fail;
+    }
+    if (x->no_new_privs) {
+        x->step = "no_new_privs";
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+            goto fail;
+    }
+    if (x->seccomp_filter && !x->seccomp_early && load_seccomp(x) < 0)
+        goto fail;
+    x->step = NULL;
+    return 0;
+fail:
+    return -errno;
+}
+
+/* ---- the trampoline (cext/trampoline.c, built by cext/build_shim.py into these bytes) ---------- */
+
+#include <sys/mman.h>
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef F_SEAL_SEAL
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#define F_SEAL_WRITE 0x0008
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS (1024 + 9)
+#endif
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000
+#endif
+
+extern const unsigned char oci_trampoline_code[];
+extern const size_t oci_trampoline_size;
+
+int oci_trampoline(void)
+{
+    size_t done = 0;
+    /* MFD_EXEC: executable even where vm.memfd_noexec makes memfds noexec by default */
+    int fd = memfd_create("ociruntime-trampoline", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL)  /* a kernel before 6.3 */
+        fd = memfd_create("ociruntime-trampoline", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    while (done < oci_trampoline_size) {
+        ssize_t n = write(fd, oci_trampoline_code + done, oci_trampoline_size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto fail;
+        done += (size_t)n;
+    }
+    /* read and execute only: a process without CAP_DAC_OVERRIDE cannot even open it for writing */
+    if (fchmod(fd, 0555) < 0)
+        goto fail;
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+        goto fail;
+    return fd;
+fail:
+    {
+        int err = errno ? errno : EIO;
+        close(fd);
+        return -err;
+    }
+}
+
+/* FD_CLOEXEC on every fd from `first` on: close_range(CLOSE_RANGE_CLOEXEC) (Linux 5.11), else each
+   open fd found in /proc/self/fd, else every fd below the fd limit. */
+static int cloexec_from(int first)
+{
+    char buf[4096];
+    int dir, fd;
+    struct rlimit rl;
+    if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return 0;
+    dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        for (;;) {
+            long n = syscall(SYS_getdents64, dir, buf, sizeof buf), off = 0;
+            if (n < 0) {
+                close(dir);
+                return -1;
+            }
+            if (n == 0)
+                break;
+            while (off < n) {
+                struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; }
+                    *e = (void *)(buf + off);
+                const char *s = e->name;
+                fd = 0;
+                if (*s >= '0' && *s <= '9') {
+                    for (; *s >= '0' && *s <= '9'; s++)
+                        fd = fd * 10 + (*s - '0');
+                    if (fd >= first && fd != dir)
+                        fcntl(fd, F_SETFD, FD_CLOEXEC);
+                }
+                off += e->reclen;
+            }
+        }
+        close(dir);
+        return 0;
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -1;
+    for (fd = first; (rlim_t)fd < rl.rlim_cur && fd < (1 << 20); fd++)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+int oci_exec(struct oci_exec *x)
 {
     int errfd = x->errfd >= 0 ? x->errfd : 2;
-    const char *step;
     sigset_t all;
-    int sig, cap;
+    int sig;
 
     /* Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: give the process a
        clean slate.  Errors (SIGKILL, SIGSTOP) are expected and harmless. */
@@ -195,69 +352,167 @@ int oci_exec(const struct oci_exec *x)
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
 
-    step = "close_range";
-    if (x->first_cloexec_fd >= 0 &&
-        syscall(SYS_close_range, x->first_cloexec_fd, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    x->step = "close_range";
+    if (x->first_cloexec_fd >= 0 && cloexec_from(x->first_cloexec_fd) < 0)
         goto fail;
-    if (x->seccomp_filter && x->seccomp_early) {
-        if (load_seccomp(x, &step) < 0)
-            goto fail;
+    /* the error fd stays open into the trampoline, which makes it close-on-exec again */
+    x->step = "exec";
+    if (x->errfd >= 0 && fcntl(x->errfd, F_SETFD, 0) < 0)
+        goto fail;
+    syscall(SYS_execveat, x->trampoline_fd, "", x->argv, x->envp, AT_EMPTY_PATH);
+    if (errno == ENOSYS || errno == EPERM || errno == EACCES) {
+        /* execveat refused (a seccomp profile): the same memfd by its /proc path, never the
+           program itself */
+        char path[32] = "/proc/self/fd/";
+        char digits[12];
+        int n = 14, d = 0, v = x->trampoline_fd;
+        do
+            digits[d++] = (char)('0' + v % 10);
+        while ((v /= 10) > 0);
+        while (d > 0)
+            path[n++] = digits[--d];
+        path[n] = 0;
+        execve(path, x->argv, x->envp);
     }
-    if (x->set_caps) {
-        step = "capbset_drop";
-        for (cap = 0; cap <= x->last_cap; cap++)
-            if (!((x->bounding >> cap) & 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-                goto fail;
-    }
-    if (x->set_user) {
-        step = "keepcaps";
-        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-            goto fail;
-        step = "setgroups";
-        if (x->set_groups && setgroups((size_t)x->ngroups, (const gid_t *)x->groups) < 0)
-            goto fail;
-        step = "setresgid";
-        if (setresgid(x->gid, x->gid, x->gid) < 0)
-            goto fail;
-        step = "setresuid";
-        if (setresuid(x->uid, x->uid, x->uid) < 0)
-            goto fail;
-        step = "keepcaps";
-        if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-            goto fail;
-    }
-    if (x->set_caps) {
-        step = "capset";
-        if (apply_caps(x) < 0)
-            goto fail;
-    }
-    if (x->cwd) {
-        step = "chdir";
-        if (chdir(x->cwd) < 0)
-            goto fail;
-    }
-    if (x->no_new_privs) {
-        step = "no_new_privs";
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-            goto fail;
-    }
-    if (x->seccomp_filter && !x->seccomp_early) {
-        if (load_seccomp(x, &step) < 0)
-            goto fail;
-    }
-    step = "exec";
-    execve(x->path, x->argv, x->envp);
 fail:
     {
         int err = errno;
-        report(errfd, step, err);
+        if (x->errfd >= 0)
+            fcntl(x->errfd, F_SETFD, FD_CLOEXEC);
+        report(errfd, x->step, err);
         return -err;
     }
 }
 
+/* ---- the init's wait for start ----------------------------------------------------------------
+   While it waits for `start` the init needs no program text resident: the resident pages of the
+   read-only file mappings that hold no page of their own (libpython, libc, extension text and
+   rodata: shared, still in the page cache, faulted back on use) are dropped.  A relocated page
+   made read-only afterwards (RELRO) is a private copy, which must stay: /proc/self/pagemap tells
+   page by page (top byte of each entry: 0x80 present, 0x40 swapped, 0x20 file-backed or shared).
+   Each mapping is checked and dropped right away, in this single-threaded process, right before
+   it blocks: Python running after the drop would fault the pages straight back
+   (docs/NOTES.md, the waiting init's memory). */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int read_all(int fd, char **out)
+{
+    size_t cap = 16384, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return -1;
+    for (;;) {
+        ssize_t n;
+        if (cap - len < 4096) {
+            char *more = realloc(buf, cap * 2);
+            if (!more)
+                break;
+            buf = more;
+            cap *= 2;
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = 0;
+    *out = buf;
+    return (int)len;
+}
+
+static void drop_pages(int maps_fd, int pagemap_fd)
+{
+    char *maps = NULL, *line, *next;
+    uint64_t *entries = NULL;
+    size_t cap = 0;
+    malloc_trim(0);
+    if (read_all(maps_fd, &maps) < 0)
+        return;
+    for (line = maps; line && *line; line = next) {
+        unsigned long lo, hi, n, i;
+        char perms[5];
+        int path_at = 0, keep = 0;
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &lo, &hi, perms, &path_at) < 3 || !path_at ||
+            line[path_at] != '/' || (strcmp(perms, "r-xp") != 0 && strcmp(perms, "r--p") != 0))
+            continue;
+        n = (hi - lo) >> 12;
+        if (n > cap) {
+            uint64_t *more = realloc(entries, n * sizeof *entries);
+            if (!more)
+                continue;
+            entries = more;
+            cap = n;
+        }
+        if (pread(pagemap_fd, entries, n * sizeof *entries, (off_t)((lo >> 12) * sizeof *entries)) !=
+            (ssize_t)(n * sizeof *entries))
+            continue;
+        for (i = 0; i < n && !keep; i++) {
+            unsigned top = (unsigned)(entries[i] >> 56);
+            if ((top & 0x40) || (top & 0xA0) == 0x80) /* swapped, or present and not the file's */
+                keep = 1;
+        }
+        if (!keep)
+            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+    free(entries);
+    free(maps);
+}
+
+int oci_wait(int maps_fd, int pagemap_fd, int ready_fd, const char *ready, size_t ready_len, int fifo_fd)
+{
+    char path[32] = "/proc/self/fd/";
+    char digits[12];
+    int n = 14, d = 0, v = fifo_fd, fd;
+    if (maps_fd >= 0 && pagemap_fd >= 0)
+        drop_pages(maps_fd, pagemap_fd);
+    if (maps_fd >= 0)
+        close(maps_fd);
+    if (pagemap_fd >= 0)
+        close(pagemap_fd);
+    if (ready_fd >= 0) {
+        ssize_t w;
+        int e;
+        do
+            w = write(ready_fd, ready, ready_len);
+        while (w < 0 && errno == EINTR);
+        e = errno;
+        close(ready_fd);
+        if (w < 0)
+            return -e;
+    }
+    if (fifo_fd < 0)
+        return -EBADF;
+    do
+        digits[d++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    while (d > 0)
+        path[n++] = digits[--d];
+    path[n] = 0;
+    do
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -errno;
+    close(fifo_fd);
+    if (write(fd, "0", 1) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
 /* ---- libseccomp, opened on first use ---------------------------------------------------------
-   Python builds the filter with these (security/seccomp.py) and exports it as BPF; oci_exec loads
-   it.  dlopen keeps the library's cost off every command that has no seccomp section. */
+   Python builds the filter with these (security/seccomp.py) and exports it as BPF; oci_finalize
+   loads it.  dlopen keeps the library's cost off every command that has no seccomp section.  Every
+   entry point checks that the library is open: a call before oci_scmp_open fails. */
 
 static struct {
     void *h;
@@ -279,7 +534,7 @@ int oci_scmp_open(void)
     h = dlopen("libseccomp.so.2", RTLD_NOW | RTLD_LOCAL);
     if (!h)
         return -ELIBACC;
-#define SYM(field, name) if (!(*(void **)&scmp.field = dlsym(h, name))) { dlclose(h); return -ELIBBAD; }
+#define SYM(field, name) if (!(*(void **)&scmp.field = dlsym(h, name))) { memset(&scmp, 0, sizeof scmp); dlclose(h); return -ELIBBAD; }
     SYM(init, "seccomp_init")
     SYM(release, "seccomp_release")
     SYM(arch_add, "seccomp_arch_add")
@@ -295,24 +550,43 @@ int oci_scmp_open(void)
 
 int oci_scmp_version(unsigned int *major, unsigned int *minor, unsigned int *micro)
 {
-    const struct scmp_version *v = scmp.version();
+    const struct scmp_version *v;
+    if (!scmp.h)
+        return -ELIBACC;
+    v = scmp.version();
+    if (!v)
+        return -ELIBBAD;
     *major = v->major;
     *minor = v->minor;
     *micro = v->micro;
     return 0;
 }
 
-void *oci_scmp_init(uint32_t def_action) { return scmp.init(def_action); }
-void oci_scmp_release(void *ctx) { scmp.release(ctx); }
-int oci_scmp_arch_add(void *ctx, uint32_t arch) { return scmp.arch_add(ctx, arch); }
-uint32_t oci_scmp_arch_resolve(const char *name) { return scmp.arch_resolve_name(name); }
-int oci_scmp_syscall_resolve(const char *name) { return scmp.syscall_resolve_name(name); }
-int oci_scmp_export_bpf(void *ctx, int fd) { return scmp.export_bpf(ctx, fd); }
+void *oci_scmp_init(uint32_t def_action) { return scmp.h ? scmp.init(def_action) : NULL; }
+
+void oci_scmp_release(void *ctx)
+{
+    if (scmp.h && ctx)
+        scmp.release(ctx);
+}
+
+int oci_scmp_arch_add(void *ctx, uint32_t arch) { return scmp.h && ctx ? scmp.arch_add(ctx, arch) : -ELIBACC; }
+
+/* 0 (libseccomp's "no such architecture") while the library is not open */
+uint32_t oci_scmp_arch_resolve(const char *name) { return scmp.h ? scmp.arch_resolve_name(name) : 0; }
+
+/* -ELIBACC while the library is not open (libseccomp's own answers are the syscall's number,
+   -1 for an unknown name, or a pseudo number below -10000) */
+int oci_scmp_syscall_resolve(const char *name) { return scmp.h ? scmp.syscall_resolve_name(name) : -ELIBACC; }
+
+int oci_scmp_export_bpf(void *ctx, int fd) { return scmp.h && ctx ? scmp.export_bpf(ctx, fd) : -ELIBACC; }
 
 int oci_scmp_rule_add(void *ctx, uint32_t action, int nr, unsigned int argc, const struct oci_scmp_arg *args)
 {
     struct scmp_arg_cmp a[6];
     unsigned int i;
+    if (!scmp.h || !ctx)
+        return -ELIBACC;
     if (argc > 6)
         return -EINVAL;
     for (i = 0; i < argc; i++) {
@@ -364,307 +638,40 @@ int oci_sched_setattr(int pid, unsigned int policy, unsigned long long flags, in
 
 int oci_ioprio_set(int which, int who, int ioprio) { RET(syscall(SYS_ioprio_set, which, who, ioprio)); }
 
-/* bpf(2): Python builds union bpf_attr (cgroups/ebpf.py); the kernel may write results back into it */
+/* ---- bpf(2) (cgroups/ebpf.py builds the program and the attrs without pointers) ------------- */
+#include <linux/bpf.h>
+
 int oci_bpf(int cmd, void *attr, unsigned int size) { RET(syscall(SYS_bpf, cmd, attr, size)); }
 
-/* the waiting init gives free heap back before it drops its file pages (oci_wait_fifo) */
-#include <sys/mman.h>
-#include <malloc.h>
-int oci_malloc_trim(void) { return malloc_trim(0); }
-
-/* The init's wait for start: drop the resident pages of n (addr, len) ranges (program text, which
-   running Python would fault straight back in), then, if ready_fd >= 0, send the ready message on
-   it and close it (so create returns only once the pages are dropped: no Python runs in between),
-   then block opening the fifo for writing until `start` opens it for reading, and write the byte
-   that releases it. */
-int oci_wait_fifo(int dirfd, const char *name, const unsigned long *ranges, int n,
-                  int ready_fd, const char *ready, size_t ready_len)
+int oci_bpf_prog_load(unsigned int prog_type, const void *insns, unsigned int insn_cnt, const char *license,
+                      unsigned int log_level, char *log, unsigned int log_size, const char *name)
 {
-    for (int i = 0; i < n; i++)
-        madvise((void *)ranges[2 * i], ranges[2 * i + 1], MADV_DONTNEED);
-    if (ready_fd >= 0) {
-        ssize_t w;
-        do w = write(ready_fd, ready, ready_len); while (w < 0 && errno == EINTR);
-        int e = errno;
-        close(ready_fd);
-        if (w < 0)
-            return -e;
-    }
-    int fd;
-    do fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC); while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    int r = write(fd, "0", 1) < 0 ? -errno : 0;
-    close(fd);
-    return r;
+    union bpf_attr a;
+    memset(&a, 0, sizeof a);
+    a.prog_type = prog_type;
+    a.insns = (uint64_t)(uintptr_t)insns;
+    a.insn_cnt = insn_cnt;
+    a.license = (uint64_t)(uintptr_t)license;
+    a.log_level = log_level;
+    a.log_buf = (uint64_t)(uintptr_t)log;
+    a.log_size = log ? log_size : 0;
+    if (name)
+        strncpy(a.prog_name, name, sizeof a.prog_name - 1);
+    RET(syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof a));
 }
 
-/* ---- fds, locks and limits for create/run/exec (ociruntime/_sys.py): these commands load this
-   shim anyway, while _socket, fcntl, select and resource are a library to load each */
-#include <net/if.h>
-#include <poll.h>
-#include <sys/file.h>
-#include <sys/ioctl.h>
-#include <sys/resource.h>
-
-/* the parent/child channel (process/channel.py): AF_UNIX SOCK_SEQPACKET, close-on-exec */
-int oci_seqpacket_pair(int *fds) { RET(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds)); }
-
-/* EINTR is returned (the Python wrappers retry), so a signal handler runs while we wait */
-int oci_flock(int fd, int op) { RET(flock(fd, op)); }
-
-/* poll(2) over n fds, all for the same events; their revents are written to revents[] */
-int oci_poll(const int *fds, int n, short events, short *revents, int timeout)
+int oci_bpf_prog_query(int target_fd, unsigned int attach_type, uint32_t *ids, unsigned int *count)
 {
-    struct pollfd p[16];
-    int i, r;
-    if (n < 0 || n > 16)
-        return -EINVAL;
-    for (i = 0; i < n; i++) {
-        p[i].fd = fds[i];
-        p[i].events = events;
-        p[i].revents = 0;
-    }
-    r = poll(p, (nfds_t)n, timeout);
+    union bpf_attr a;
+    long r;
+    memset(&a, 0, sizeof a);
+    a.query.target_fd = (uint32_t)target_fd;
+    a.query.attach_type = attach_type;
+    a.query.prog_ids = (uint64_t)(uintptr_t)ids;
+    a.query.prog_cnt = *count;
+    r = syscall(SYS_bpf, BPF_PROG_QUERY, &a, sizeof a);
     if (r < 0)
         return -errno;
-    for (i = 0; i < n; i++)
-        revents[i] = p[i].revents;
-    return r;
-}
-
-/* The resource number of an RLIMIT_* name (they differ between architectures), -EINVAL if none */
-int oci_rlimit_number(const char *name)
-{
-    static const struct { const char *name; int num; } t[] = {
-        {"RLIMIT_CPU", RLIMIT_CPU}, {"RLIMIT_FSIZE", RLIMIT_FSIZE}, {"RLIMIT_DATA", RLIMIT_DATA},
-        {"RLIMIT_STACK", RLIMIT_STACK}, {"RLIMIT_CORE", RLIMIT_CORE}, {"RLIMIT_RSS", RLIMIT_RSS},
-        {"RLIMIT_NPROC", RLIMIT_NPROC}, {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_OFILE", RLIMIT_OFILE},
-        {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_AS", RLIMIT_AS}, {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-        {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-        {"RLIMIT_NICE", RLIMIT_NICE}, {"RLIMIT_RTPRIO", RLIMIT_RTPRIO}, {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-    };
-    size_t i;
-    for (i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (strcmp(name, t[i].name) == 0)
-            return t[i].num;
-    return -EINVAL;
-}
-
-/* prlimit64 on ourselves: 64-bit limits on every architecture; ~0 is RLIM64_INFINITY */
-int oci_setrlimit(int resource, unsigned long long soft, unsigned long long hard)
-{
-    struct { uint64_t cur, max; } r = { soft, hard };
-    RET(syscall(SYS_prlimit64, 0, resource, &r, NULL));
-}
-
-/* Set IFF_UP on the network interface `name` of our network namespace (SIOCGIFFLAGS, then
-   SIOCSIFFLAGS with IFF_UP added) */
-int oci_ifup(const char *name)
-{
-    struct ifreq ifr;
-    int fd, err = 0;
-    if (strlen(name) >= IFNAMSIZ)
-        return -EINVAL;
-    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    memset(&ifr, 0, sizeof ifr);
-    strcpy(ifr.ifr_name, name);
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-        err = -errno;
-    else {
-        ifr.ifr_flags |= IFF_UP;
-        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-            err = -errno;
-    }
-    close(fd);
-    return err;
-}
-
-/* ---- a network namespace made beside the caller --------------------------------------------
-   Creating a network namespace takes ~0.6 ms here (the other namespaces together ~0.1): create
-   makes it, with its loopback up, on a thread of its own while it validates and prepares, and
-   the init joins it (setns) instead of creating it.  The shim's threads touch nothing of
-   Python's, block every signal, and are joined before the caller forks. */
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-static int start_thread(pthread_t *t, int *running, void *(*fn)(void *))
-{
-    pthread_attr_t attr;
-    sigset_t all, old;
-    int r;
-    if (*running)
-        return -EBUSY;
-    if (pthread_attr_init(&attr) != 0)
-        return -ENOMEM;
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread starts with every signal blocked */
-    r = pthread_create(t, &attr, fn, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    *running = !r;
-    return -r;
-}
-
-static int join_thread(pthread_t t, int *running)
-{
-    int r = *running ? pthread_join(t, NULL) : ECHILD; /* ECHILD: none was started */
-    *running = 0;
-    return -r;
-}
-
-static pthread_t netns_thread;
-static int netns_result, netns_running;
-
-/* its loopback is brought up here too (~0.2 ms of the kernel's, off the init's path): the init
-   of a namespace made this way has nothing left to do in it */
-static void *netns_make(void *arg)
-{
-    int fd, r;
-    (void)arg;
-    if (unshare(CLONE_NEWNET) < 0) {
-        netns_result = -errno;
-        return NULL;
-    }
-    fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        netns_result = -errno;
-        return NULL;
-    }
-    r = oci_ifup("lo");
-    if (r < 0) {
-        close(fd);
-        fd = r;
-    }
-    netns_result = fd;
-    return NULL;
-}
-
-int oci_netns_start(void) { return start_thread(&netns_thread, &netns_running, netns_make); }
-
-int oci_netns_wait(void)
-{
-    int r = join_thread(netns_thread, &netns_running);
-    return r ? r : netns_result;
-}
-
-/* ---- what a waiting init can drop, found beside the caller ------------------------------------
-   process/init.py sheds, while the init waits for start, the resident pages of the file mappings
-   that hold no page of their own (read-only text and data of the program and its libraries): a
-   relocated page made read-only afterwards (RELRO) is a private copy, which must stay.
-   /proc/self/pagemap tells page by page (top byte of each entry: 0x80 present, 0x40 swapped,
-   0x20 file-backed or shared); walking it took ~0.3 ms of the init.  create scans on a thread
-   of its own while it validates and prepares (the init is its fork: the mappings are the same,
-   and a library loaded after the scan is only left resident).  tests/unit/test_shed.py checks
-   it against its own reading of maps and pagemap. */
-static pthread_t shed_thread;
-static unsigned long *shed_out;
-static int shed_count, shed_running;
-
-static int read_all(const char *path, char **out)
-{
-    size_t cap = 8192, len = 0;
-    char *buf = malloc(cap);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (!buf || fd < 0) {
-        free(buf);
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    for (;;) {
-        ssize_t n;
-        if (cap - len < 4096) {
-            char *more = realloc(buf, cap * 2);
-            if (!more)
-                break;
-            buf = more;
-            cap *= 2;
-        }
-        n = read(fd, buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = 0;
-    *out = buf;
-    return (int)len;
-}
-
-static void *shed_scan(void *arg)
-{
-    char *maps = NULL, *line, *next;
-    uint64_t *entries = NULL;
-    size_t cap = 0;
-    int pagemap;
-    (void)arg;
-    shed_count = 0;
-    if (read_all("/proc/self/maps", &maps) < 0)
-        return NULL;
-    pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    if (pagemap < 0) {
-        free(maps);
-        return NULL;
-    }
-    for (line = maps; line && *line; line = next) {
-        unsigned long lo, hi, n, i;
-        char perms[5];
-        int path_at = 0, keep = 1;
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = 0;
-        if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &lo, &hi, perms, &path_at) < 3 || !path_at ||
-            line[path_at] != '/' || (strcmp(perms, "r-xp") != 0 && strcmp(perms, "r--p") != 0))
-            continue;
-        n = (hi - lo) >> 12;
-        if (n > cap) {
-            uint64_t *more = realloc(entries, n * sizeof *entries);
-            if (!more)
-                continue;
-            entries = more;
-            cap = n;
-        }
-        if (pread(pagemap, entries, n * sizeof *entries, (off_t)((lo >> 12) * sizeof *entries)) !=
-            (ssize_t)(n * sizeof *entries))
-            continue;
-        for (i = 0; i < n && keep; i++) {
-            unsigned top = (unsigned)(entries[i] >> 56);
-            if ((top & 0x40) || (top & 0xA0) == 0x80) /* swapped, or present and not the file's */
-                keep = 0;
-        }
-        if (!keep)
-            continue;
-        unsigned long *more = realloc(shed_out, (size_t)(shed_count + 1) * 2 * sizeof *shed_out);
-        if (!more)
-            break;
-        shed_out = more;
-        shed_out[2 * shed_count] = lo;
-        shed_out[2 * shed_count + 1] = hi - lo;
-        shed_count++;
-    }
-    close(pagemap);
-    free(entries);
-    free(maps);
-    return NULL;
-}
-
-int oci_shed_start(void) { return start_thread(&shed_thread, &shed_running, shed_scan); }
-
-int oci_shed_wait(unsigned long **ranges)
-{
-    int r = join_thread(shed_thread, &shed_running);
-    if (r)
-        return r;
-    *ranges = shed_out;
-    shed_out = NULL;
-    r = shed_count;
-    shed_count = 0;
-    return r;
+    *count = a.query.prog_cnt;
+    return 0;
 }

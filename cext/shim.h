@@ -1,7 +1,10 @@
-/* The shim's C functions (cext/shim.c), bound for Python by cext/shimmodule.c.  Every function
-   returns 0 or a result >= 0 on success and -errno on failure; ociruntime/_sys.py turns negatives
-   into OSError.  Keep this list short: only what Python's os module lacks or what must not run as
-   Python (oci_exec). */
+/* The shim's C functions (cext/shim.c).  This file is also the cdef of the cffi binding
+   (cext/build_shim.py drops the preprocessor lines and hands the rest to cffi): keep it to plain
+   declarations cffi parses (no macros, no inline code, fixed-size types from stdint.h).
+
+   Every function returns 0 or a result >= 0 on success and -errno on failure; ociruntime/_sys.py
+   (the binding's only importer) turns negatives into OSError.  Only what Python's os module lacks,
+   the final steps that must not run as Python, and libseccomp's loading belong here. */
 #ifndef OCI_SHIM_H
 #define OCI_SHIM_H
 #include <stddef.h>
@@ -20,13 +23,21 @@ int oci_mount_setattr(int dirfd, const char *path, unsigned int flags, unsigned 
                       unsigned long long attr_clr, unsigned long long propagation);
 int oci_personality(unsigned long persona);
 int oci_join_session_keyring(const char *name);
+int oci_sched_setattr(int pid, unsigned int policy, unsigned long long flags, int nice, unsigned int priority,
+                      unsigned long long runtime, unsigned long long deadline, unsigned long long period);
+int oci_ioprio_set(int which, int who, int ioprio);
 
-struct oci_exec {
-    const char *path;            /* absolute path, resolved by Python */
-    char *const *argv;
-    char *const *envp;
-    const char *cwd;             /* chdir after the credentials change; NULL: stay */
-    int errfd;                   /* failure report "step:errno\n"; -1: report on fd 2 */
+/* bpf(2) with an attr that holds no pointer (attach, detach, get_fd_by_id); the two commands that
+   pass buffers take them here and build the attr themselves, so no address crosses into Python */
+int oci_bpf(int cmd, void *attr, unsigned int size);
+int oci_bpf_prog_load(unsigned int prog_type, const void *insns, unsigned int insn_cnt, const char *license,
+                      unsigned int log_level, char *log, unsigned int log_size, const char *name);
+int oci_bpf_prog_query(int target_fd, unsigned int attach_type, uint32_t *ids, unsigned int *count);
+
+/* The credential, capability, no_new_privs and seccomp steps of a container process, in runc's
+   order; run by the init before it reports ready (and by exec's process before its exec).  On
+   failure `step` names the step that failed. */
+struct oci_final {
     int set_user;                /* change credentials to uid/gid/groups */
     unsigned int uid, gid;
     int set_groups;              /* 0 where setgroups is denied (user namespace without the map) */
@@ -40,14 +51,44 @@ struct oci_exec {
     unsigned short seccomp_len;
     unsigned int seccomp_flags;
     int seccomp_early;           /* load before dropping caps (needed without no_new_privs) */
-    int first_cloexec_fd;        /* every fd >= this gets FD_CLOEXEC (3 + preserve_fds) */
     int seccomp_listener_sock;   /* SCMP_ACT_NOTIFY: connected socket of the agent, -1 for none */
     const char *seccomp_listener_msg;  /* container process state JSON sent with the fd */
     size_t seccomp_listener_len;
+    const char *cwd;             /* chdir after the credentials change; NULL: stay */
+    const char *step;            /* out: the failed step */
 };
-int oci_exec(const struct oci_exec *x);
+int oci_finalize(struct oci_final *x);
 
-/* libseccomp (dlopen on first use; oci_scmp_open first); results are libseccomp's own */
+/* A sealed memfd (close-on-exec) holding the trampoline (cext/trampoline.c), made before seccomp
+   is loaded; oci_exec runs it. */
+int oci_trampoline(void);
+
+/* The final execve, through the trampoline: signals reset, every fd from first_cloexec_fd on made
+   close-on-exec (errfd excepted, which the trampoline's argv names), then execveat(trampoline_fd,
+   "", argv, envp, AT_EMPTY_PATH), or execve("/proc/self/fd/N") where execveat is refused.  argv
+   is the trampoline's ("oci-trampoline:<errfd>", path, the program's argv...).  Returns only on
+   failure, after writing "step:errno\n" to errfd (fd 2 if errfd < 0). */
+struct oci_exec {
+    int trampoline_fd;
+    char *const *argv;
+    char *const *envp;
+    int errfd;
+    int first_cloexec_fd;
+    const char *step;            /* out: the failed step */
+};
+int oci_exec(struct oci_exec *x);
+
+/* The init's wait for start.  With maps_fd and pagemap_fd (this process's /proc/self/maps and
+   pagemap, opened while it could; -1 for no drop): give free heap back, then, mapping by mapping,
+   check that a read-only file mapping holds no page of its own and drop its resident pages (the
+   check and the drop in this same single-threaded moment; those fds closed).  Then send `ready`
+   on ready_fd and close it, block opening /proc/self/fd/<fifo_fd> (an O_PATH fd of exec.fifo)
+   for writing until `start` opens it for reading, write the byte that releases start, close
+   fifo_fd.  Returns the fifo's new write fd (close-on-exec). */
+int oci_wait(int maps_fd, int pagemap_fd, int ready_fd, const char *ready, size_t ready_len, int fifo_fd);
+
+/* libseccomp, opened on first use (oci_scmp_open first; every other entry point fails with
+   -ELIBACC, or returns NULL/0, while it is not open); results are libseccomp's own */
 struct oci_scmp_arg { unsigned int arg; int op; uint64_t a, b; };
 int oci_scmp_open(void);
 int oci_scmp_version(unsigned int *major, unsigned int *minor, unsigned int *micro);
@@ -59,28 +100,5 @@ int oci_scmp_syscall_resolve(const char *name);
 int oci_scmp_export_bpf(void *ctx, int fd);
 int oci_scmp_rule_add(void *ctx, uint32_t action, int nr, unsigned int argc, const struct oci_scmp_arg *args);
 int oci_seccomp_flags_ok(unsigned int flags);
-int oci_sched_setattr(int pid, unsigned int policy, unsigned long long flags, int nice, unsigned int priority,
-                      unsigned long long runtime, unsigned long long deadline, unsigned long long period);
-int oci_ioprio_set(int which, int who, int ioprio);
-int oci_bpf(int cmd, void *attr, unsigned int size);
-int oci_malloc_trim(void);
-int oci_wait_fifo(int dirfd, const char *name, const unsigned long *ranges, int n,
-                  int ready_fd, const char *ready, size_t ready_len);
-/* fds, locks and limits for create/run/exec, which load this shim anyway: not _socket, fcntl,
-   select and resource (a library to load each) */
-int oci_seqpacket_pair(int *fds);
-int oci_flock(int fd, int op);
-int oci_poll(const int *fds, int n, short events, short *revents, int timeout);
-int oci_rlimit_number(const char *name);
-int oci_setrlimit(int resource, unsigned long long soft, unsigned long long hard);
-int oci_ifup(const char *name);
-/* a network namespace made on a thread of the shim's while the caller goes on: start, then wait
-   (joins the thread; an fd of the namespace, or -errno) */
-int oci_netns_start(void);
-int oci_netns_wait(void);
-/* the file mappings a waiting init may drop, found on a thread of the shim's: start, then wait
-   (joins the thread; the number of (start, length) pairs in *ranges, which the caller frees) */
-int oci_shed_start(void);
-int oci_shed_wait(unsigned long **ranges);
 
 #endif

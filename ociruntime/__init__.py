@@ -110,51 +110,42 @@ def read_text(path):
     return read_file(path).decode(sys.getfilesystemencoding(), "surrogateescape")
 
 
-# flock and poll for the state dir and start's waits: the shim's (cext/shimmodule.c: retried
-# after a signal whose handler ran, as fcntl's and select's), called without ociruntime._sys,
-# which start, kill and delete do not import.  The `ociruntime` program has the shim built in;
-# elsewhere, where create, run and exec have not loaded it, fcntl and select (a library to load
-# each, ~0.13 ms, less than the shim's).
-
 LOCK_EX = 2
 
 
-def _binding():
-    """The shim's binding where it is built in or loaded, else None."""
-    if "_ociruntime_shim" in sys.builtin_module_names:
-        import _ociruntime_shim
-        return _ociruntime_shim
-    return sys.modules.get("ociruntime._shim")
-
-
-def _oserror(ret):
-    return OSError(-ret, posix.strerror(-ret))
-
-
 def flock(fd, op=LOCK_EX):
-    """flock(2), retried after a signal."""
-    lib = _binding()
-    if lib is None:
-        import fcntl
-        fcntl.flock(fd, op)
-        return
-    ret = lib.oci_flock(fd, op)
-    if ret < 0:
-        raise _oserror(ret)
+    """flock(2) (fcntl's: retried after a signal whose handler ran)."""
+    import fcntl
+    fcntl.flock(fd, op)
 
 
 def poll(fds, timeout=-1):
     """{fd: revents} of those of ``fds`` readable (or hung up, in error) within ``timeout`` ms (-1:
-    no limit), {} at the timeout; retried after a signal."""
-    lib = _binding()
-    if lib is None:
-        import select
-        p = select.poll()
-        for fd in fds:
-            p.register(fd, select.POLLIN)
-        return dict(p.poll(timeout))
-    fds = tuple(fds)
-    ret, revents = lib.oci_poll(fds, 1, timeout)  # POLLIN
-    if ret < 0:
-        raise _oserror(ret)
-    return {fd: ev for fd, ev in zip(fds, revents) if ev}
+    no limit), {} at the timeout (select's poll: retried after a signal)."""
+    import select
+    p = select.poll()
+    for fd in fds:
+        p.register(fd, select.POLLIN)
+    return dict(p.poll(timeout))
+
+
+def single_threaded(what):
+    """Refuse ``what`` (fork, unshare, setns) unless this process has one thread: a namespace
+    change applies to the calling thread alone, and a fork copies only the caller, with whatever
+    locks another thread held.  The runtime starts no threads; this makes sure of it.  The count
+    is /proc/self/task's link count (2 + the threads); where /proc is not this process's (an exec
+    that joined the container's mount namespace), Python's own count of the threads it started."""
+    try:
+        n = posix.stat("/proc/self/task").st_nlink - 2
+    except OSError:
+        import _thread
+        n = 1 + _thread._count()
+    if n != 1:
+        from ociruntime.errors import InitError
+        raise InitError(what, 0, "", "the runtime has %d threads: it must be single-threaded" % n)
+
+
+def fork(what="fork"):
+    """posix.fork, refused unless this process is single-threaded (single_threaded)."""
+    single_threaded(what)
+    return posix.fork()

@@ -1,17 +1,14 @@
-"""The only importer of the compiled shim (cext/).
+"""The only importer of the compiled shim (cext/shim.c, bound with cffi: cext/build_shim.py).
 
 Each wrapper raises ``OSError(errno, strerror, path)`` on failure, so callers handle kernel errors
-the way they handle ``os`` errors.  Constants the ``os`` module lacks live here too.
+the way they handle ``os`` errors.  Constants the ``os`` module lacks live here too.  Buffers go to
+C as cffi objects (``ffi.new``, ``ffi.from_buffer``) that keep their memory alive for the call; no
+address crosses into Python.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
-import sys
 
-from ociruntime import fsdecode as _fsdecode, fsencode as _fsencode
-
-if "_ociruntime_shim" in sys.builtin_module_names:  # the program has it built in (cext/launcher.c)
-    import _ociruntime_shim as lib
-else:
-    from ociruntime import _shim as lib  # cext/shimmodule.c
+from ociruntime import fsdecode as _fsdecode, fsencode as _fsencode, single_threaded
+from ociruntime._shim import ffi, lib
 
 # clone/unshare flags
 CLONE_NEWNS = 0x00020000
@@ -86,15 +83,17 @@ def _check(ret, path=None):
 
 def _b(s):
     if s is None:
-        return None
+        return ffi.NULL
     return s if isinstance(s, bytes) else _fsencode(s)
 
 
 def unshare(flags):
+    single_threaded("unshare")
     _check(lib.oci_unshare(flags))
 
 
 def setns(fd, nstype=0, path=None):
+    single_threaded("setns")
     _check(lib.oci_setns(fd, nstype), path)
 
 
@@ -111,11 +110,13 @@ def pivot_root(new_root, put_old):
 
 
 def sethostname(name):
-    _check(lib.oci_sethostname(name.encode()))
+    name = name.encode()
+    _check(lib.oci_sethostname(name, len(name)))
 
 
 def setdomainname(name):
-    _check(lib.oci_setdomainname(name.encode()))
+    name = name.encode()
+    _check(lib.oci_setdomainname(name, len(name)))
 
 
 def prctl(option, a2=0, a3=0, a4=0, a5=0):
@@ -138,39 +139,103 @@ def join_session_keyring(name):
     return _check(lib.oci_join_session_keyring(_b(name)))
 
 
-def exec_final(path, argv, envp, *, cwd=None, errfd=-1, user=None, caps=None, last_cap=40,
-               no_new_privs=False, seccomp=None, first_cloexec_fd=3):
-    """Run the final steps (credentials, capabilities, no_new_privs, seccomp) and execve.
+# ---- the final steps of a container process (process/init.py, process/execproc.py)
+
+def _step_error(ret, x):
+    err = -ret
+    e = OSError(err, os.strerror(err))
+    e.filename = ffi.string(x.step).decode() if x.step != ffi.NULL else "exec"
+    return e
+
+
+def finalize(user=None, caps=None, last_cap=40, no_new_privs=False, seccomp=None, cwd=None):
+    """The credentials, capabilities, no_new_privs and seccomp of the process, in runc's order
+    (cext/shim.c, oci_finalize); then chdir to ``cwd`` (None: stay).
 
     ``user`` is ``(uid, gid, groups or None)``; ``groups`` None means setgroups is not allowed.
     ``caps`` is ``(bounding, effective, permitted, inheritable, ambient)`` bit masks.
     ``seccomp`` is ``(filter_bytes, flags, early)`` or ``(filter_bytes, flags, early, listener_sock,
     listener_msg)``: with a listener socket (SCMP_ACT_NOTIFY) the flags must hold NEW_LISTENER and
     the shim sends the listener fd with ``listener_msg`` right after loading (security/seccomp.py).
-    Returns only on failure, raising OSError whose filename is the failed step.
-    """
+    Raises OSError whose filename is the failed step."""
+    x = ffi.new("struct oci_final *")
+    keep = []  # what x points into, alive for the call
     if user is not None:
         uid, gid, groups = user
-        user = (uid, gid, None if groups is None else tuple(groups))
+        x.set_user, x.uid, x.gid = 1, uid, gid
+        if groups is not None:
+            arr = ffi.new("unsigned int[]", list(groups) or [0])
+            keep.append(arr)
+            x.set_groups, x.ngroups, x.groups = 1, len(groups), arr
+    if caps is not None:
+        x.set_caps, x.last_cap = 1, last_cap
+        x.bounding, x.effective, x.permitted, x.inheritable, x.ambient = caps
+    x.no_new_privs = 1 if no_new_privs else 0
+    x.seccomp_listener_sock = -1
     if seccomp is not None:
         data, flags, early = seccomp[:3]
-        sock, msg = -1, b""
+        buf = ffi.from_buffer(data)
+        keep.append(buf)
+        x.seccomp_filter, x.seccomp_len, x.seccomp_flags = buf, len(data) // 8, flags
+        x.seccomp_early = 1 if early else 0
         if len(seccomp) > 3 and seccomp[3] is not None:
-            sock, msg = seccomp[3], seccomp[4]
-            sock = sock if isinstance(sock, int) else sock.fileno()
-        seccomp = (data, flags, 1 if early else 0, sock, msg)
-    ret = lib.oci_exec(_b(path), tuple(map(_b, argv)), tuple(map(_b, envp)), _b(cwd or None), errfd, user,
-                       None if caps is None else tuple(caps), last_cap, 1 if no_new_privs else 0, seccomp,
-                       first_cloexec_fd)
-    raise OSError(-ret, os.strerror(-ret))
+            sock, msg = seccomp[3], bytes(seccomp[4])
+            msgbuf = ffi.new("char[]", msg)
+            keep.append(msgbuf)
+            x.seccomp_listener_sock = sock if isinstance(sock, int) else sock.fileno()
+            x.seccomp_listener_msg, x.seccomp_listener_len = msgbuf, len(msg)
+    if cwd:
+        c = ffi.new("char[]", _b(cwd))
+        keep.append(c)
+        x.cwd = c
+    ret = lib.oci_finalize(x)
+    if ret < 0:
+        raise _step_error(ret, x)
+
+
+def trampoline():
+    """A sealed memfd (close-on-exec) holding the trampoline that exec_trampoline runs."""
+    return _check(lib.oci_trampoline())
+
+
+def exec_trampoline(tfd, path, argv, envp, errfd=-1, first_cloexec_fd=3):
+    """execve ``path`` (``argv``, ``envp``) through the trampoline in ``tfd`` (cext/trampoline.c):
+    every fd from ``first_cloexec_fd`` on is made close-on-exec, ``errfd`` (-1: none) gets
+    "step:errno" if the exec fails, in the shim or in the trampoline, and is closed by a successful
+    one.  Returns only on failure, raising OSError whose filename is the failed step."""
+    args = [b"oci-trampoline:%d" % errfd, _b(path)] + [_b(a) for a in argv]
+    cargs = [ffi.new("char[]", a) for a in args]
+    cenv = [ffi.new("char[]", _b(e)) for e in envp]
+    x = ffi.new("struct oci_exec *")
+    av = ffi.new("char *[]", cargs + [ffi.NULL])
+    ev = ffi.new("char *[]", cenv + [ffi.NULL])
+    x.trampoline_fd, x.argv, x.envp, x.errfd, x.first_cloexec_fd = tfd, av, ev, errfd, first_cloexec_fd
+    ret = lib.oci_exec(x)
+    raise _step_error(ret, x)
+
+
+def wait(ready_fd, ready, fifo_fd, maps_fd=-1, pagemap_fd=-1):
+    """The init's wait for start (cext/shim.c, oci_wait): with ``maps_fd`` and ``pagemap_fd`` the
+    drop of its read-only file pages first; ``ready`` sent on ``ready_fd`` (closed); then block
+    reopening the O_PATH ``fifo_fd`` of exec.fifo for writing until start reads it.  Returns the
+    fifo's write fd."""
+    return _check(lib.oci_wait(maps_fd, pagemap_fd, ready_fd, ready, len(ready), fifo_fd), "exec.fifo")
 
 
 # ---- libseccomp (security/seccomp.py builds filters with these) and process attributes
 
 def scmp_open():
-    """Load libseccomp (once); OSError when it is missing."""
+    """Load libseccomp (once); OSError when it is missing.  Its version (major, minor, micro)."""
     _check(lib.oci_scmp_open())
-    return lib.oci_scmp_version()
+    v = ffi.new("unsigned int[3]")
+    _check(lib.oci_scmp_version(v, v + 1, v + 2))
+    return v[0], v[1], v[2]
+
+
+def scmp_rule_add(ctx, action, nr, conds):
+    """seccomp_rule_add_array with ``conds`` [(arg, op, a, b)]; libseccomp's result."""
+    args = ffi.new("struct oci_scmp_arg[]", [{"arg": c[0], "op": c[1], "a": c[2], "b": c[3]} for c in conds] or 1)
+    return lib.oci_scmp_rule_add(ctx, action, nr, len(conds), args)
 
 
 def seccomp_flags_ok(flags):
@@ -186,77 +251,21 @@ def ioprio_set(which, who, ioprio):
 
 
 def bpf(cmd, attr):
-    """bpf(2) with ``attr`` (a bytearray holding union bpf_attr, updated in place with what the
-    kernel writes back); returns the syscall's result (an fd for loads)."""
-    return _check(lib.oci_bpf(cmd, attr))
+    """bpf(2) with ``attr`` (a bytearray holding a union bpf_attr without pointers, updated in place
+    with what the kernel writes back); returns the syscall's result."""
+    return _check(lib.oci_bpf(cmd, ffi.from_buffer(attr), len(attr)))
 
 
-def address_of(buf):
-    """The address of a bytes/bytearray buffer, for the pointer fields of bpf_attr (the caller keeps
-    the buffer alive across the call)."""
-    return lib.oci_address_of(buf)
+def bpf_prog_load(prog_type, insns, license, name, log=None, log_level=0):
+    """BPF_PROG_LOAD of ``insns`` (bytes); ``log`` a bytearray for the verifier's log.  The fd."""
+    logbuf = ffi.from_buffer(log) if log else ffi.NULL
+    return _check(lib.oci_bpf_prog_load(prog_type, ffi.from_buffer(insns), len(insns) // 8, license, log_level,
+                                        logbuf, len(log) if log else 0, name))
 
 
-def malloc_trim():
-    return lib.oci_malloc_trim()
-
-
-def wait_fifo(dirfd, name, ranges=(), ready_fd=-1, ready=b""):
-    """Unmap the resident pages of ``ranges`` [(addr, length)], send ``ready`` on ``ready_fd`` and
-    close it (if >= 0), then block opening ``name`` (under ``dirfd``) for writing and write one byte
-    (see process/init.py)."""
-    _check(lib.oci_wait_fifo(dirfd, _b(name), tuple(ranges), ready_fd, ready), name)
-
-
-# ---- fds and limits (_socket and resource would be a library to load each; flock and poll are
-# ociruntime.flock and .poll, which start, kill and delete use without this module)
-
-RLIM_INFINITY = 2 ** 64 - 1
-
-
-def seqpacket_pair():
-    """Two connected AF_UNIX SOCK_SEQPACKET sockets (fds), close-on-exec."""
-    ret, a, b = lib.oci_seqpacket_pair()
-    _check(ret)
-    return a, b
-
-
-def rlimit_number(name):
-    """The resource number of ``name`` ("RLIMIT_NOFILE"), None for an unknown name."""
-    num = lib.oci_rlimit_number(_b(name))
-    return None if num < 0 else num
-
-
-def setrlimit(resource, soft, hard):
-    """prlimit64 on this process; RLIM_INFINITY for no limit."""
-    _check(lib.oci_setrlimit(resource, soft, hard))
-
-
-def ifup(name):
-    """Bring the network interface ``name`` (of this network namespace) up."""
-    _check(lib.oci_ifup(_b(name)))
-
-
-def netns_start():
-    """Start making a network namespace, its loopback up, on a thread of the shim's (netns_wait
-    collects it); the caller must not fork before netns_wait."""
-    _check(lib.oci_netns_start())
-
-
-def netns_wait():
-    """An fd (close-on-exec) of the network namespace netns_start made; OSError if it could not be
-    made."""
-    return _check(lib.oci_netns_wait())
-
-
-def shed_start():
-    """Start finding, on a thread of the shim's, the file mappings a waiting init may drop
-    (create.py start_shed_scan); shed_wait collects them.  The caller must not fork before."""
-    _check(lib.oci_shed_start())
-
-
-def shed_wait():
-    """The (start, length) ranges shed_start found."""
-    ret, ranges = lib.oci_shed_wait()
-    _check(ret)
-    return ranges
+def bpf_prog_query(target_fd, attach_type, max_ids=64):
+    """BPF_PROG_QUERY: the ids of the programs attached to ``target_fd``."""
+    ids = ffi.new("uint32_t[]", max_ids)
+    count = ffi.new("unsigned int *", max_ids)
+    _check(lib.oci_bpf_prog_query(target_fd, attach_type, ids, count))
+    return list(ids[0:count[0]])

@@ -13,18 +13,25 @@ Where each kind runs (the runtime-spec's rules; runc 1.1.5 does the same except 
 A hook runs in a process group of its own, with stdout and stderr captured (they go into the error
 message, as runc's); a timeout kills the whole group, so nothing the hook started is left behind.
 The hooks run by the runtime (not the init) have the bundle as working directory, as runc's;
-createContainer hooks the rootfs (runc's init is in it when it runs them).
+createContainer hooks the rootfs (runc's init is in it when it runs them).  Those the init runs
+(createContainer, startContainer) are executed through the trampoline (cext/trampoline.c), as the
+container's process is: the host's runtime program is never what the kernel could run for them.
+startContainer hooks run once the init has applied the process's credentials, capabilities,
+no_new_privs and seccomp, with the process's environment unless the hook has its own (as runc).
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import select  # imported now: the init runs hooks after nothing can be imported any more
 import _signal as signal  # the C module: signal.py imports enum (~5 ms)
 
+from ociruntime import fork
 from ociruntime.errors import HookError
 
 
-def run_hooks(hooks, name, state_json, cwd=None):
+def run_hooks(hooks, name, state_json, cwd=None, env=None, trampoline=-1):
+    """``env``: the environment of a hook without one (default: none); ``trampoline``: the init's
+    trampoline fd (_sys.trampoline) to execute the hooks through, -1 for a plain execve."""
     for i, h in enumerate(hooks or ()):
-        run_one(h, name, i, state_json, cwd)
+        run_one(h, name, i, state_json, cwd, env, trampoline)
 
 
 def run_hooks_warn(hooks, name, state_json, cwd, warn):
@@ -37,11 +44,11 @@ def run_hooks_warn(hooks, name, state_json, cwd, warn):
             warn("%s hook failed: %s" % (name, e))
 
 
-def run_one(hook, name, index, state_json, cwd=None):
+def run_one(hook, name, index, state_json, cwd=None, env=None, trampoline=-1):
     path = hook["path"]
     label = "error running %s hook #%d (%s)" % (name, index, path)
     args = hook.get("args") or [path]
-    env = hook.get("env") or []
+    env = hook.get("env") or env or []
     timeout = hook.get("timeout")
     data = state_json.encode() if isinstance(state_json, str) else state_json
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -49,11 +56,11 @@ def run_one(hook, name, index, state_json, cwd=None):
     err = os.memfd_create("hook-stderr", os.MFD_CLOEXEC)
     try:
         try:
-            pid = os.fork()
+            pid = fork("run %s hook #%d" % (name, index))
         except OSError as e:
             raise HookError("%s: fork: %s" % (label, e.strerror)) from None
         if pid == 0:
-            _child(r, out, err, path, args, env, cwd, label)
+            _child(r, out, err, path, args, env, cwd, label, trampoline)
         os.close(r)
         r = -1
         try:
@@ -70,24 +77,32 @@ def run_one(hook, name, index, state_json, cwd=None):
         if status is None:
             raise HookError("%s: timed out after %gs, killed" % (label, timeout))
         if status != 0:
+            text = _read(err)
+            if trampoline >= 0 and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 127 and \
+                    text.startswith("exec:") and text[5:].isdigit():  # the trampoline's report
+                raise HookError("%s: %s" % (label, os.strerror(int(text[5:]))))
             if os.WIFEXITED(status):
                 what = "exit status %d" % os.WEXITSTATUS(status)
             else:
                 what = "killed by signal %d" % os.WTERMSIG(status)
-            raise HookError("%s: %s, stdout: %s, stderr: %s" % (label, what, _read(out), _read(err)))
+            raise HookError("%s: %s, stdout: %s, stderr: %s" % (label, what, _read(out), text))
     finally:
         for fd in (r, w, out, err):
             if fd >= 0:
                 os.close(fd)
 
 
-def _child(r, out, err, path, args, env, cwd, label):
+def _child(r, out, err, path, args, env, cwd, label, trampoline=-1):
     try:
         os.setpgid(0, 0)  # a group of its own: a timeout kills everything it started
         os.dup2(r, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
-        os.closerange(3, 65536)
+        first = 3
+        if trampoline >= 0:
+            os.dup2(trampoline, 3)
+            first = 4
+        os.closerange(first, 65536)
         for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
             signal.signal(s, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
@@ -96,6 +111,9 @@ def _child(r, out, err, path, args, env, cwd, label):
                 os.chdir(cwd)
             except OSError:
                 pass
+        if trampoline >= 0:
+            from ociruntime import _sys as S  # loaded: the init uses it
+            S.exec_trampoline(3, path, args, env, errfd=-1, first_cloexec_fd=3)
         os.execve(path, args, dict(e.split("=", 1) for e in env if "=" in e))
     except OSError as e:
         os.write(2, ("%s: %s" % (label, e.strerror)).encode(errors="replace"))

@@ -21,12 +21,13 @@ class Log:
         if self.path is not None and self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
-    def _write(self, level, msg):
+    def _write(self, level, msg, stderr=False):
         """One line as runc's logrus writes it (text or JSON), to --log or else to stderr; the
         error's own line on stderr is error()'s."""
         if level == "error" and self.path is None and self.fmt != "json":
             return
-        self.open()
+        if not stderr:
+            self.open()
         import time  # (when a line is written: start and delete write none, and do not import it)
         now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         frac = "%09d" % (time.time_ns() % 1_000_000_000)
@@ -36,7 +37,7 @@ class Log:
         else:
             line = 'time="%s" level=%s msg=%s\n' % (stamp, level, _json_str(msg))
         try:
-            os.write(self._fd if self._fd is not None else 2, line.encode(errors="replace"))
+            os.write(self._fd if self._fd is not None and not stderr else 2, line.encode(errors="replace"))
         except OSError:
             pass  # a log that cannot be written (a full disk, a closed stderr) fails nothing
 
@@ -46,8 +47,12 @@ class Log:
         if self.debug_on:
             self._write("debug", fmt % args if args else fmt)
 
-    def warning(self, msg):
+    def warning(self, msg, stderr=False):
+        """A warning line in the log; with ``stderr``, the same line on stderr as well where the
+        log is a file."""
         self._write("warning", msg)
+        if stderr and self.path is not None:
+            self._write("warning", msg, stderr=True)
 
     def error(self, msg):
         """Log the error and print the one-line message on stderr."""

@@ -1,7 +1,7 @@
 """OCI namespace types -> clone flags, the order namespaces are joined and created, id maps."""
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import _sys
+from ociruntime import _sys, fork
 from ociruntime.errors import ConfigError, InitError, init_step, init_write
 
 FLAGS = {
@@ -62,7 +62,7 @@ def fork_in_pidns(join, what):
             init_step("join pid namespace", _sys.setns, join[1], _sys.CLONE_NEWPID, path=path)
         pid = -1
         try:
-            pid = os.fork()
+            pid = fork(what)
         except OSError as e:
             # a joined namespace whose init has exited takes no new process (ENOMEM)
             raise InitError("fork %s into its pid namespace" % what, e.errno, path,

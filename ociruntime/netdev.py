@@ -1,12 +1,24 @@
-"""Bring the loopback device up in a new network namespace (SIOCGIFFLAGS + SIOCSIFFLAGS in the shim:
-no _socket and fcntl to load; pyroute2 costs 150 ms to import and is kept for the network work that
-needs netlink)."""
-from ociruntime import _sys as S
+"""Bring the loopback device up in a new network namespace: SIOCGIFFLAGS + SIOCSIFFLAGS on an
+AF_INET socket (pyroute2 costs 150 ms to import and is kept for the network work that needs
+netlink)."""
+import _socket  # imported with this module: the init may no longer read the library directory
+import fcntl
+
 from ociruntime.errors import InitError
 
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
-def loopback_up():
+
+def loopback_up(name=b"lo"):
     try:
-        S.ifup("lo")
+        s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+        try:
+            # struct ifreq: the name (16 bytes), then ifr_flags (a short) in a 24-byte union
+            req = bytearray(name.ljust(16, b"\0") + bytes(24))
+            fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req)
+            req[16] |= IFF_UP
+            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, req)
+        finally:
+            s.close()
     except OSError as e:
         raise InitError("bring up lo", e.errno, "") from None

@@ -1,5 +1,5 @@
 """Device rules on cgroup v2: a BPF_PROG_TYPE_CGROUP_DEVICE program built here, byte by byte, and
-attached to the container's cgroup with bpf(2) (through the shim's ``oci_bpf``).
+attached to the container's cgroup with bpf(2) (through the shim's ``oci_bpf*``).
 
 The rules are first reduced the way the v1 kernel reduces devices.allow/deny writes (an emulator:
 a default, allow or deny, reset by every type-"a" rule, plus exceptions to it), starting from
@@ -106,31 +106,23 @@ def program(rules):
     return b"".join(out)
 
 
-def load(insns, license=b"Apache\0"):
+def load(insns, license=b"Apache"):
     """BPF_PROG_LOAD; returns the program fd.  On refusal the verifier's log is in the message."""
-    ins, lic = bytes(insns), bytes(license)
+    ins = bytes(insns)
     for log_level in (0, 1):
-        log = bytearray(65536 if log_level else 0)
-        attr = bytearray(struct.pack(
-            "<IIQQIIQII16sII", BPF_PROG_TYPE_CGROUP_DEVICE, len(ins) // 8, S.address_of(ins),
-            S.address_of(lic), log_level, len(log), S.address_of(log) if log else 0, 0, 0,
-            b"oci_devices", 0, 0))
+        log = bytearray(65536) if log_level else None
         try:
-            return S.bpf(BPF_PROG_LOAD, attr)
+            return S.bpf_prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, ins, bytes(license), b"oci_devices", log, log_level)
         except OSError as e:
             if log_level or e.errno not in (13, 22):   # retry once with the verifier's log
-                detail = bytes(log).split(b"\0", 1)[0].decode(errors="replace").strip().replace("\n", "; ")
+                detail = bytes(log or b"").split(b"\0", 1)[0].decode(errors="replace").strip().replace("\n", "; ")
                 raise CgroupError("load device cgroup eBPF program: %s%s" % (
                     e.strerror, (": " + detail) if detail else "")) from None
 
 
 def attached(dirfd):
     """Ids of the device programs attached to the cgroup."""
-    ids = bytearray(4 * 64)
-    attr = bytearray(struct.pack("<IIIIQI4x", dirfd, BPF_CGROUP_DEVICE, 0, 0, S.address_of(ids), 64))
-    S.bpf(BPF_PROG_QUERY, attr)
-    count = struct.unpack_from("<I", attr, 24)[0]
-    return list(struct.unpack_from("<%dI" % count, ids))
+    return S.bpf_prog_query(dirfd, BPF_CGROUP_DEVICE)
 
 
 def attach(cgdir, prog_fd):

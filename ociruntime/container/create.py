@@ -7,7 +7,7 @@ import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import _signal as signal  # the C module: signal.py imports enum (~5 ms)
 import time
 
-from ociruntime import dirname, isdir, join
+from ociruntime import dirname, fork, isdir
 from ociruntime import _sys as S
 from ociruntime import config as _config
 from ociruntime import namespaces
@@ -21,9 +21,10 @@ from ociruntime.process import channel
 from ociruntime.process.init import Plan, child_main
 
 
-def check_config(cfg, nsmap):
+def check_config(cfg, nsmap, warn=None):
     """What can be refused from the config alone (``nsmap``: its namespaces), before anything
-    exists."""
+    exists.  Returns the process's capability masks (process/spec.py check); what it leaves out
+    goes to ``warn``."""
     from ociruntime.process.spec import check
     if "mount" not in nsmap:
         raise ConfigError("config.json: linux.namespaces: a mount namespace is required")
@@ -37,11 +38,12 @@ def check_config(cfg, nsmap):
     if "user" in nsmap and not nsmap["user"] and not (linux.get("uidMappings") and linux.get("gidMappings")):
         raise ConfigError("config.json: linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
     process = cfg.get("process")
+    caps = None
     if process is not None:  # (optional at create: start refuses a container without one)
         cwd = process.get("cwd") or "/"
         if not cwd.startswith("/"):
             raise ConfigError("config.json: process.cwd: %r is not an absolute path" % cwd)
-        check(process)
+        caps = check(process, warn)
     devices = (linux.get("resources") or {}).get("devices") or ()
     for i, rule in enumerate(devices):
         access = rule.get("access")
@@ -50,6 +52,7 @@ def check_config(cfg, nsmap):
                               'of r (read), w (write) and m (mknod)' % (i, access))
     from ociruntime.security import procattrs
     procattrs.check(cfg, nsmap)  # scheduler, ioPriority, personality, sysctl namespaces, LSM labels
+    return caps
 
 
 def check_systemd():
@@ -92,17 +95,14 @@ def preload(cfg, nsmap):
 def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
            no_new_keyring=False, starts_now=False):
     """Returns the state dict of the created container (status created).  ``starts_now``: `run`,
-    which starts it at once (the init then keeps its pages, see start_shed_scan)."""
+    which starts it at once (the init then keeps its pages: process/init.py)."""
     if ctx.systemd_cgroup:
         check_systemd()
-    # threads of the shim's, done before the fork (_create), started first to have the most time
-    scan = not starts_now and start_shed_scan()
     cfg, bundle, rootfs = _config.load_bundle(bundle)
     log = ctx.log
     log.debug("create %s: bundle %s, rootfs %s: config.json is valid", cid, bundle, rootfs)
     nsmap = _config.namespaces(cfg)
-    netns = start_netns(nsmap)
-    check_config(cfg, nsmap)
+    caps = check_config(cfg, nsmap, lambda msg: ctx.log.warning(msg, stderr=True))
     preload(cfg, nsmap)
     filt = None
     if (cfg.get("linux") or {}).get("seccomp"):
@@ -120,40 +120,12 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     undo = Undo(sd)
     try:
         state = _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot,
-                        preserve_fds, no_new_keyring, filt, starts_now, netns, scan)
+                        preserve_fds, no_new_keyring, filt, starts_now, caps)
     except BaseException:
         undo.run()
         raise
     sd.close()
     return state
-
-
-def start_shed_scan():
-    """While it waits for start, the init needs no program text resident: the pages of the file
-    mappings that hold no page of their own (libpython, libc, extensions: shared, still in the
-    page cache, faulted back on use) are dropped by the wait itself (process/init.py, S.wait_fifo).
-    Those mappings are found on a thread of the shim's while create goes on (cext/shim.c,
-    oci_shed_start: a walk of /proc/self/pagemap, ~0.3 ms); the init is this process's fork, with
-    the same mappings.  False where the thread does not start: the init then keeps its pages."""
-    try:
-        S.shed_start()
-    except OSError:
-        return False
-    return True
-
-
-def start_netns(nsmap):
-    """A new network namespace takes ~0.6 ms to make here, the other namespaces together ~0.1: it
-    is made, with its loopback up (~0.2 ms more), on a thread of the shim's while create validates
-    and prepares, and the init joins it (_create).  Not with a user namespace, which must own it.
-    False where the thread does not start; the init then makes it, as it would have."""
-    if "network" not in nsmap or nsmap["network"] or "user" in nsmap:
-        return False
-    try:
-        S.netns_start()
-    except OSError:
-        return False
-    return True
 
 
 class Undo:
@@ -225,21 +197,14 @@ def _wait_gone(pid, timeout=2.0):
 
 
 def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds,
-            no_new_keyring, seccomp_filter=None, starts_now=False, netns=False, scan=False):
+            no_new_keyring, seccomp_filter=None, starts_now=False, caps=None):
     from ociruntime.cgroups import Manager
     linux = cfg.get("linux", {})
     os.mkfifo(sd.fifo_path(), 0o622)
     os.chmod(sd.fifo_path(), 0o622)  # mkfifo honours the umask
-    fifos = [sd.fifo_path()]
-    if (cfg.get("hooks") or {}).get("startContainer"):
-        # the init reports the startContainer hooks' outcome to `start` through it (start.py)
-        fifos.append(join(sd.path, "start.fifo"))
-        os.mkfifo(fifos[1], 0o622)
-        os.chmod(fifos[1], 0o622)
     root_uid, root_gid = _host_root_ids(linux)
     if (root_uid or root_gid) and os.geteuid() == 0:
-        for f in fifos:
-            os.chown(f, root_uid, root_gid)
+        os.chown(sd.fifo_path(), root_uid, root_gid)
     cg = Manager.for_config(cfg, sd.id)
     if os.geteuid() != 0:
         _rootless_cgroups(cg, linux)
@@ -253,7 +218,9 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     if seccomp_filter is not None and seccomp_filter.listener_path:
         from ociruntime.security.seccomp import connect
         seccomp_sock = connect(seccomp_filter)  # the agent's socket, reached from the host's mounts
-    state_fd = os.open(sd.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    # the init's only handle on the state dir: the fifo itself, O_PATH, reopened for writing
+    # through /proc/self/fd when it waits (as runc): no fd of the directory enters the container
+    fifo_fd = os.open(sd.fifo_path(), os.O_PATH | os.O_CLOEXEC)
     new_flags = namespaces.new_flags(nsmap)
     # without a user (or time) namespace, this process enters the container's pid namespace for
     # the fork alone (namespaces.fork_in_pidns): the child is then the init itself, PID 1, with no
@@ -275,7 +242,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         fork_init=not pidns_here and ("pid" in nsmap or bool(new_flags & S.CLONE_NEWTIME)),
         time_offsets="".join("%s %d %d\n" % (clk, o.get("secs", 0), o.get("nanosecs", 0))
                              for clk, o in offsets.items()),
-        cgroup_paths=cg.paths, cgroup_mount=cgroup_mount(cfg), state_fd=state_fd, console_sock=console,
+        cgroup_paths=cg.paths, cgroup_mount=cgroup_mount(cfg), fifo_fd=fifo_fd, console_sock=console,
         no_pivot=no_pivot,
         preserve_fds=preserve_fds, close_fds=close_fds, cid=sd.id, no_new_keyring=no_new_keyring,
         seccomp=seccomp_filter, seccomp_sock=seccomp_sock,
@@ -283,7 +250,9 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         # the kernel's global threadgroup lock, whose first taking waits out an RCU grace period
         # (10-20 ms here); in a user namespace it may not write the host's cgroup files
         self_cgroups=() if "user" in nsmap else tuple(k for k, v in cg.paths.items() if v[2] == 1),
-        shed=(),  # what it drops (start_shed_scan)
+        # the waiting init drops its read-only file pages (process/init.py); `run` starts it at
+        # once, and the pages would be faulted back before the exec
+        drop_pages=not starts_now, caps=caps,
     )
     # the cgroups are made and limited before the fork, so the child finds them ready: a child
     # forked while this process works first ran 1.5-2 ms later here (~0.3 ms when it waits), so
@@ -293,29 +262,15 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     cg.apply(linux.get("resources"))
     if ctx.log.debug_on:
         ctx.log.debug("cgroups made and limited: %s", " ".join(sorted({v[0] + v[1] for v in cg.paths.values()})))
-    if scan:  # the threads of start_shed_scan and start_netns are done before the fork
-        try:
-            plan.shed = S.shed_wait()
-        except OSError:
-            pass  # the init keeps its pages
-    if netns:  # made meanwhile (start_netns): joined, not created
-        try:
-            net = ("network", S.netns_wait(), "")
-        except OSError:
-            pass  # the init makes it, and reports what fails
-        else:
-            joins = joins + [net]  # closed after the fork, with the others (not plan.joins' list)
-            plan.joins = sorted(plan.joins + [net], key=lambda j: namespaces.JOIN_ORDER.index(j[0]))
-            plan.new_flags &= ~S.CLONE_NEWNET  # (its loopback is up already)
     parent_ch, child_ch = channel.pair()
-    pid = namespaces.fork_in_pidns(pid_join, "the container init") if pidns_here else os.fork()
+    pid = namespaces.fork_in_pidns(pid_join, "the container init") if pidns_here else fork("fork the container init")
     if pid == 0:
         parent_ch.close()
         child_main(plan, child_ch)
     undo.pids.append(pid)
     child_ch.close()
     ctx.log.debug("forked the container's first process (pid %d): namespaces %s", pid, ",".join(nsmap) or "none")
-    os.close(state_fd)
+    os.close(fifo_fd)
     if seccomp_sock is not None:
         seccomp_sock.close()
     for _, fd, _ in joins:

@@ -9,7 +9,7 @@ signal n, as runc); with it, it writes the pid file once the process has exec'd 
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import join, normpath
+from ociruntime import fork, join, normpath
 from ociruntime import _sys as S
 from ociruntime.container import state as _state
 from ociruntime.container import status as _status
@@ -39,7 +39,7 @@ def exec_process(ctx, cid, process, detach=False, pid_file=None, console_socket=
         if callable(process):  # the command line's changes to the container's own process
             process = process(cfg.get("process") or {})
         proc = complete(process, cfg)
-        check(proc, cfg)
+        caps = check(proc, cfg, lambda msg: ctx.log.warning(msg, stderr=True))
         ctx.log.debug("exec %s: process %s (status %s)", cid, proc["args"], st)
         if proc.get("terminal") and not console_socket:
             if detach:
@@ -53,7 +53,7 @@ def exec_process(ctx, cid, process, detach=False, pid_file=None, console_socket=
         if not detach:
             # from before the process can run: a signal that comes before its pid is known waits
             fwd = Forwarder()
-        pid, ch = _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup, paused)
+        pid, ch = _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup, paused, caps)
         ctx.log.debug("exec %s: the process (pid %d) has exec'd", cid, pid)
     except BaseException:
         if fwd is not None:
@@ -93,8 +93,9 @@ def complete(process, cfg):
     return proc
 
 
-def check(proc, cfg):
-    """What runc's validateProcessSpec and create's checks refuse, before anything is done."""
+def check(proc, cfg, warn=None):
+    """What runc's validateProcessSpec and create's checks refuse, before anything is done.
+    Returns the capability masks (process/spec.py check), the names it leaves out to ``warn``."""
     args = proc.get("args")
     if not args or not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ConfigError("args must not be empty")
@@ -111,9 +112,10 @@ def check(proc, cfg):
         if not isinstance(user.get(k, 0), int) or not 0 <= user.get(k, 0) < 2 ** 32:
             raise ConfigError("process.user.%s: must be a non-negative integer" % k)
     from ociruntime.process.spec import check as check_process
-    check_process(proc)
+    caps = check_process(proc, warn)
     from ociruntime.security import procattrs
     procattrs.check({"process": proc, "linux": {}}, {})  # scheduler, ioPriority, affinity, LSM labels
+    return caps
 
 
 def _namespaces(cfg, init_pid):
@@ -186,12 +188,13 @@ def preload(proc, terminal):
     import ociruntime.process.spec  # noqa: F401
     import ociruntime.security.procattrs  # noqa: F401
     import ociruntime.security.lsm  # noqa: F401
-    import ociruntime.security.rlimits  # noqa: F401
+    if proc.get("rlimits"):
+        import ociruntime.security.rlimits  # noqa: F401
     if terminal:
         import ociruntime.tty  # noqa: F401
 
 
-def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs, paused):
+def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs, paused, caps=None):
     from ociruntime.process.execproc import ExecPlan, child_main
     linux = cfg.get("linux") or {}
     init_pid = state["pid"]
@@ -214,6 +217,7 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
         filt = seccomp.compile(linux["seccomp"], cfg.get("annotations"))
     seccomp_sock = console = None
     joins = []
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)  # the trampoline's report (process/execproc.py)
     try:
         if filt is not None and filt.listener_path:
             seccomp_sock = seccomp.connect(filt)
@@ -227,20 +231,24 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
             process=proc, linux=linux, cid=state["id"], init_pid=init_pid, joins=joins,
             self_cgroups=[_cgroup_dir(cg, k, sub) for k in self_keys], affinity=affinity,
             console_sock=console, seccomp=filt, seccomp_sock=seccomp_sock, preserve_fds=preserve_fds,
-            no_new_keyring=bool(state.get("no_new_keyring")),
+            no_new_keyring=bool(state.get("no_new_keyring")), caps=caps, report_fd=report_w,
         )
         parent_ch, child_ch = channel.pair()
         if ctx.log.debug_on:
             ctx.log.debug("joining the namespaces of the init %d: %s", init_pid,
                           ",".join(t for t, _ in joins) or "none")
-        stage1 = os.fork()
+        stage1 = fork("exec")
         if stage1 == 0:
             parent_ch.close()
             os.close(sd.fd)  # the state dir's lock is this command's alone
             child_main(plan, child_ch)
         child_ch.close()
         ctx.log.debug("forked the exec's first process (pid %d)", stage1)
+    except BaseException:
+        os.close(report_r)
+        raise
     finally:
+        os.close(report_w)
         for _, fd in joins:
             os.close(fd)
         if console is not None:
@@ -248,19 +256,24 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
     try:
         pid = _drive(ctx, state, cg, sub, self_keys, filt, seccomp_sock, stage1, parent_ch,
                      None if isinstance(console_socket, str) else console_socket)
+    except BaseException:
+        os.close(report_r)
+        raise
     finally:
         if seccomp_sock is not None:
             seccomp_sock.close()
     if paused:
         parent_ch.close()  # frozen until resume: its exec is not waited for (runc hangs here)
+        os.close(report_r)
         return pid, None
     try:
-        _expect_exec(parent_ch)
+        _expect_exec(parent_ch, report_r, proc["args"][0])
     except BaseException:
         _kill(pid)
         raise
     finally:
         parent_ch.close()
+        os.close(report_r)
     return pid, None
 
 
@@ -292,14 +305,24 @@ def _drive(ctx, state, cg, sub, self_keys, filt, seccomp_sock, stage1, ch, relay
     return pid
 
 
-def _expect_exec(ch):
-    """EOF without an error: the process exec'd (the channel is close-on-exec)."""
+def _expect_exec(ch, report, argv0):
+    """EOF on the channel without an error: the trampoline was executed (the channel is
+    close-on-exec); then EOF on ``report``: the process was (a failure: "step:errno")."""
     msg = ch.recv()
-    if msg is None:
-        return
-    if msg[0] == "error":
-        raise InitError(*msg[1:])
-    raise InitError("protocol: expected exec, got %s" % msg[0])
+    if msg is not None:
+        if msg[0] == "error":
+            raise InitError(*msg[1:])
+        raise InitError("protocol: expected exec, got %s" % msg[0])
+    data = b""
+    while True:
+        chunk = os.read(report, 4096)
+        if not chunk:
+            break
+        data += chunk
+    if data:
+        step, _, errno_text = data.decode(errors="replace").strip().rpartition(":")
+        err = int(errno_text) if errno_text.isdigit() else 0
+        raise InitError('exec: "%s"' % argv0 if step == "exec" else step, err)
 
 
 def _died(pid):

@@ -42,8 +42,8 @@ def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
         _start.check_process(state)
         sd = StateDir.open(ctx.root, cid)
         try:
-            _start.release(sd, state)
-            _start.run_start_hooks(ctx, sd, state)
+            report = _start.release(sd, state)
+            _start.run_start_hooks(ctx, sd, state, report)
         finally:
             sd.close()
     except BaseException:

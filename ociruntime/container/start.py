@@ -1,12 +1,18 @@
-"""start: release a created container's init through exec.fifo, then the startContainer outcome
-and the poststart hooks.  A container created without a process (the spec lets create accept
-one) is refused here, and stays created."""
+"""start: release a created container's init through exec.fifo, wait until its process is
+exec'd, then run the poststart hooks.  A container created without a process (the spec lets
+create accept one) is refused here, and stays created.
+
+The init holds exec.fifo's write end from the release until its final execve (close-on-exec): after
+the byte that releases start come either EOF (the process was exec'd) or a report of what failed
+after the release, which start prints: "error:<message>" (a startContainer hook, or another step
+of the init) or the shim's and the trampoline's "<step>:<errno>" (cext/shim.c, oci_exec;
+cext/trampoline.c)."""
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 
-from ociruntime import join, poll
+from ociruntime import poll
 from ociruntime.container import state as _state
 from ociruntime.container import status as _status
-from ociruntime.errors import HookError, OCIError, StateError
+from ociruntime.errors import HookError, InitError, OCIError, StateError
 
 
 def start(ctx, cid):
@@ -15,8 +21,8 @@ def start(ctx, cid):
         _status.check_start(cid, st)
         check_process(state)
         ctx.log.debug("start %s: releasing the init (pid %d) through exec.fifo", cid, state["pid"])
-        release(sd, state)
-        run_start_hooks(ctx, sd, state)
+        report = release(sd, state)
+        run_start_hooks(ctx, sd, state, report)
         ctx.log.debug("start %s: done", cid)
     finally:
         sd.close()
@@ -28,21 +34,31 @@ def check_process(state):
         raise StateError("cannot start a container without a process (its config.json has none)")
 
 
-def run_start_hooks(ctx, sd, state):
-    """After the release: the startContainer hooks' outcome (a failure destroys the container, as
-    the spec's lifecycle says), then the poststart hooks (a failure fails start and stops the
-    container, runtime-spec v1.3.0; it stays, stopped, until deleted)."""
-    hooks = (state.get("config") or {}).get("hooks") or {}
-    if hooks.get("startContainer"):
-        err = _start_hooks_outcome(sd, state)
-        if err is not None:
-            from ociruntime.container.delete import destroy, kill_and_wait
-            kill_and_wait(state)
-            try:
-                destroy(ctx, sd, state)
-            except OCIError as e:
-                ctx.log.warning("destroy after a failed startContainer hook: %s" % e)
-            raise HookError(err)
+def run_start_hooks(ctx, sd, state, report):
+    """After the release: what the init reported (``report``, release's result: a failed
+    startContainer hook destroys the container, as the spec's lifecycle says; a failed exec leaves
+    it stopped), then the poststart hooks, once the process runs (a failure fails start and stops
+    the container, runtime-spec v1.3.0; it stays, stopped, until deleted)."""
+    cfg = state.get("config") or {}
+    hooks = cfg.get("hooks") or {}
+    if report:
+        if report.startswith("error:"):
+            err = report[len("error:"):]
+            if err.startswith("error running startContainer hook"):
+                from ociruntime.container.delete import destroy, kill_and_wait
+                kill_and_wait(state)
+                try:
+                    destroy(ctx, sd, state)
+                except OCIError as e:
+                    ctx.log.warning("destroy after a failed startContainer hook: %s" % e)
+                raise HookError(err)
+            raise InitError(err)
+        step, _, errno_text = report.strip().rpartition(":")
+        err = int(errno_text) if errno_text.isdigit() else 0
+        if step == "exec":
+            args = (cfg.get("process") or {}).get("args") or [""]
+            raise InitError("exec %s" % args[0], err)
+        raise InitError(step or report.strip(), err)
     if hooks.get("poststart"):
         from ociruntime.hooks import run_hooks
         ctx.log.debug("running the poststart hooks")
@@ -54,48 +70,9 @@ def run_start_hooks(ctx, sd, state):
             raise
 
 
-def _start_hooks_outcome(sd, state):
-    """What the init wrote to start.fifo after its startContainer hooks: None for "ok", else the
-    error; the init dying first is an error too."""
-    path = join(sd.path, "start.fifo")
-    try:
-        pidfd = os.pidfd_open(state["pid"])
-    except OSError:
-        return "startContainer hooks: the container init exited"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
-        os.close(pidfd)
-        return "startContainer hooks: open %s: %s" % (path, e.strerror)
-    data = b""
-    fds = [fd, pidfd]
-    try:
-        while True:
-            events = poll(fds)
-            if fd in events:
-                chunk = os.read(fd, 65536)
-                if chunk:
-                    data += chunk
-                    continue
-                if data:
-                    break  # the writer closed: all is read
-            if pidfd in events and not data:
-                return "startContainer hooks: the container init exited before reporting their outcome"
-            if pidfd in events:
-                fds.remove(pidfd)
-    finally:
-        os.close(fd)
-        os.close(pidfd)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-    text = data.decode(errors="replace")
-    return None if text == "ok" else text[len("error:"):] if text.startswith("error:") else text
-
-
 def release(sd, state):
-    """Open the fifo for reading (the blocked init's open completes), read its byte, remove it."""
+    """Open the fifo for reading (the blocked init's open completes), read its byte, remove the
+    fifo, then read to EOF: "" once the process is exec'd, else the init's report of what failed."""
     try:
         pidfd = os.pidfd_open(state["pid"])
     except OSError:
@@ -105,19 +82,32 @@ def release(sd, state):
     except FileNotFoundError:
         os.close(pidfd)
         raise StateError("cannot start an already running container") from None
+    data = b""
+    released = False
     try:
         while True:
-            events = poll((fd, pidfd), 10_000)
+            events = poll((fd, pidfd) if pidfd >= 0 else (fd,), -1 if released else 10_000)
             if fd in events:
-                data = os.read(fd, 1)
-                if data:
-                    break
-                raise StateError("container init exited before it was started")
+                chunk = os.read(fd, 65536)
+                if chunk and not released:
+                    released, data = True, chunk[1:]
+                    os.unlink(sd.fifo_path())
+                    continue
+                if chunk:
+                    data += chunk
+                    continue
+                if not released:
+                    raise StateError("container init exited before it was started")
+                break  # EOF: the init exec'd its process, or exited after its report
             if pidfd in events:
-                raise StateError("cannot start a container that has stopped")
+                if not released:
+                    raise StateError("cannot start a container that has stopped")
+                os.close(pidfd)  # the init is gone: what it wrote is read to EOF
+                pidfd = -1
             if not events:
                 raise StateError("timed out waiting for the container init to accept start")
     finally:
         os.close(fd)
-        os.close(pidfd)
-    os.unlink(sd.fifo_path())
+        if pidfd >= 0:
+            os.close(pidfd)
+    return data.decode(errors="replace")

@@ -21,13 +21,15 @@ Anything else, or EOF before "ready", is an error naming what was expected and w
 import marshal
 import posix
 
-from ociruntime import _sys as S
 from ociruntime.errors import InitError, OCIError
 
 
 def pair():
-    a, b = S.seqpacket_pair()  # not _socket: a library to load (the shim is loaded anyway)
-    return Channel(a), Channel(b)
+    """Two connected ends (AF_UNIX SOCK_SEQPACKET, close-on-exec); socket.py itself is not needed
+    (it imports enum), its C module is."""
+    import _socket
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    return Channel(a.detach()), Channel(b.detach())
 
 
 class Channel:

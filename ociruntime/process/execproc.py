@@ -14,13 +14,13 @@ The exchange over the channel (-> child to parent, <- parent to child):
   "cgroup_joined"  <-         (listener message,)     placed in every cgroup; b"" without a seccomp agent
   "error"          ->         (step, errno, path, text)   a step failed; the child exits after sending
 
-EOF after "cgroup_joined" without an error means the execve succeeded (the channel is
-close-on-exec).  Nothing here returns: the process ends with os._exit.
+EOF after "cgroup_joined" without an error means the trampoline was executed (the channel is
+close-on-exec); then EOF on the report pipe (``report_fd``, made by the parent) means the
+trampoline's execve of the process succeeded, "step:errno" that it failed.  Nothing here returns: the process ends with os._exit.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
-import sys
 
-from ociruntime import _sys as S
+from ociruntime import _sys as S, fork
 from ociruntime.process.channel import run_child
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step, init_write
@@ -62,21 +62,22 @@ def _stage1(plan, ch):
             except OSError as e:
                 raise InitError("become root in the user namespace", e.errno) from None
     _seal_imports()  # the container's files are at / now
-    pid = os.fork()
+    pid = fork("fork the exec process")
     if pid:
         ch.send("exec_pid", pid)
         return
     _stage2(plan, ch)
 
 
-
-
 def _stage2(plan, ch):
     """The grandchild: in every namespace of the container; becomes the process."""
-    from ociruntime.process.init import _close_all_but, _enter_cwd, _fds_of, _setgroups_allowed, join_keyring
+    from ociruntime.process.init import _enter_cwd, _setgroups_allowed, join_keyring
     from ociruntime.process.spec import final_args, umask_of
-    from ociruntime.security import procattrs, rlimits
+    from ociruntime.security import procattrs
     process = plan.process
+    # the final execve goes through the trampoline (CVE-2019-5736), made before seccomp, which
+    # may refuse memfd_create
+    tfd = _step("make the exec trampoline", S.trampoline)
     os.setsid()
     if not plan.no_new_keyring:
         join_keyring(plan.cid)
@@ -84,7 +85,9 @@ def _stage2(plan, ch):
         from ociruntime.tty import setup_console
         setup_console(plan.console_sock, process.get("consoleSize"), bind_console=False)
         plan.console_sock.close()
-    rlimits.apply(rlimits.parse(process.get("rlimits")))
+    if process.get("rlimits"):
+        from ociruntime.security import rlimits
+        rlimits.apply(rlimits.parse(process["rlimits"]))
     procattrs.apply(process, plan.linux)
     set_groups = _setgroups_allowed(process)
     (listener_msg,) = ch.expect("cgroup_joined")
@@ -93,25 +96,22 @@ def _stage2(plan, ch):
     listener = None
     if plan.seccomp_sock is not None:
         listener = (plan.seccomp_sock.fileno(), listener_msg)
-    args = final_args(process, set_groups=set_groups, seccomp=plan.seccomp, listener=listener)
-    args["cwd"] = _enter_cwd(args.get("cwd"))
+    args = final_args(process, set_groups=set_groups, seccomp=plan.seccomp, listener=listener,
+                      caps=plan.caps)
+    cwd = _enter_cwd(args["cwd"])
     os.umask(umask_of(process))
-    r, w = os.pipe2(os.O_CLOEXEC)  # the shim's "step:errno" report of a failed final step
-    args["errfd"] = w
-    keep = _fds_of(args)
-    keep.update((ch.fileno(), r))
     try:
-        _close_all_but(3 + plan.preserve_fds, keep)
-    except OSError:
-        pass  # no /proc in the container: close_range(CLOEXEC) in the shim still covers them
-    try:
-        S.exec_final(first_cloexec_fd=3 + plan.preserve_fds, **args)
+        S.finalize(user=args["user"], caps=args["caps"], last_cap=args["last_cap"],
+                   no_new_privs=args["no_new_privs"], seccomp=args["seccomp"], cwd=cwd)
     except OSError as e:
-        os.close(w)
-        report = os.read(r, 128).decode(errors="replace").strip()
-        step, _, errno_text = report.rpartition(":")
-        err = int(errno_text) if errno_text.isdigit() else e.errno
-        if step == "exec" or not step:
-            raise InitError('exec: "%s"' % args["path"], err) from None
-        raise InitError(step, err) from None
-    sys.stdout.flush()
+        raise InitError(e.filename, e.errno) from None
+    if plan.seccomp_sock is not None:
+        plan.seccomp_sock.detach()  # the shim sent the listener fd on it and closed it
+    # the channel is closed by the trampoline's execveat; a failure from then on (the
+    # trampoline's own execve) reaches the parent on plan.report_fd
+    try:
+        S.exec_trampoline(tfd, args["path"], args["argv"], args["envp"], errfd=plan.report_fd,
+                          first_cloexec_fd=3 + plan.preserve_fds)
+    except OSError:
+        pass  # reported on plan.report_fd by the shim
+    os._exit(127)

@@ -10,7 +10,7 @@ returns: the process ends with os._exit.
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import sys
 
-from ociruntime import read_file
+from ociruntime import fork, read_file
 from ociruntime import _sys as S
 from ociruntime import namespaces
 from ociruntime.process.channel import run_child
@@ -61,7 +61,7 @@ def stage1(plan, ch):
     if plan.time_offsets:
         _write("/proc/self/timens_offsets", plan.time_offsets, "set time offsets")
     if plan.fork_init:
-        pid = os.fork()
+        pid = fork("fork the container init")
         if pid:
             ch.send("init_pid", pid)
             return
@@ -110,7 +110,7 @@ def init(plan, ch):
     if plan.seccomp_sock:
         from ociruntime import jsonio
         from ociruntime.security import seccomp
-    if plan.new_flags & S.CLONE_NEWNET:  # (one create's thread made has its loopback up already)
+    if plan.new_flags & S.CLONE_NEWNET:
         from ociruntime.netdev import loopback_up
         loopback_up()
     rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))
@@ -120,6 +120,9 @@ def init(plan, ch):
         mounter = make_mounter(plan.cgroup_paths, bool(plan.new_flags & S.CLONE_NEWCGROUP))
     rootfs.apply_mounts(plan.rootfs, cfg, plan.bundle, mounter, plan.in_userns)
     _make_cwd(plan.rootfs, process.get("cwd") or "/")
+    # every execve of the container's from here on goes through the trampoline (CVE-2019-5736):
+    # made before seccomp, which may refuse memfd_create
+    plan.trampoline = _step("make the exec trampoline", S.trampoline)
 
     if not cgroupns:  # the rootfs was set up while the parent's first cgroup.procs write stalled
         ch.expect("cgroup_joined")
@@ -127,7 +130,8 @@ def init(plan, ch):
     state_json, start_json = ch.expect("hooks_done")
     if hooks.get("createContainer"):
         # in the rootfs, as runc's (hooks written for it use paths relative to the rootfs)
-        run_hooks(hooks["createContainer"], "createContainer", state_json, plan.rootfs)
+        run_hooks(hooks["createContainer"], "createContainer", state_json, plan.rootfs,
+                  trampoline=plan.trampoline)
 
     if plan.no_pivot:
         rootfs.move_root(plan.rootfs)
@@ -155,54 +159,69 @@ def init(plan, ch):
         listener = (plan.seccomp_sock.fileno(), seccomp.listener_message(
             plan.seccomp, jsonio.loads(state_json), "creating"))
     args = None
+    maps = pagemap = -1
     if "process" in cfg:
-        args = final_args(process, set_groups=plan.setgroups_ok, seccomp=plan.seccomp, listener=listener)
-        args["cwd"] = _enter_cwd(args.get("cwd"))
-    # "ready" is sent by the wait itself, after the page drop (plan.shed: the file mappings create
-    # found, start_shed_scan): create (and whoever reads the init's memory when it returns) sees
-    # the init as it waits; then block here until `start` opens the fifo for reading.  `run`
-    # starts it at once: no drop (the pages would be faulted back before the exec)
-    if plan.shed:
-        S.malloc_trim()  # free heap given back first
-    S.wait_fifo(plan.state_fd, "exec.fifo", plan.shed, ch.detach(), ch.message("ready"))
-    if hooks.get("startContainer"):
-        _start_hooks(plan.state_fd, hooks["startContainer"], start_json)
-    os.close(plan.state_fd)
-    if args is None:
-        os.write(2, b"ociruntime: the container has no process to run\n")
-        os._exit(127)
-    os.umask(umask_of(process))
-    r, w = os.pipe2(os.O_CLOEXEC)  # the shim's "step:errno" of a failed last step (else stderr)
-    args["errfd"] = w
-    _close_all_but(3 + plan.preserve_fds, _fds_of(args) | {r})
+        args = final_args(process, set_groups=plan.setgroups_ok, seccomp=plan.seccomp, listener=listener,
+                          caps=plan.caps)
+        cwd = _enter_cwd(args["cwd"])
+        if plan.drop_pages:
+            maps, pagemap = _page_maps()
+        os.umask(umask_of(process))
+        # the process's credentials, capabilities, no_new_privs and seccomp, before "ready" (runc's
+        # order): create reports their failure, and startContainer hooks run with them
+        try:
+            S.finalize(user=args["user"], caps=args["caps"], last_cap=args["last_cap"],
+                       no_new_privs=args["no_new_privs"], seccomp=args["seccomp"], cwd=cwd)
+        except OSError as e:
+            raise InitError(e.filename, e.errno) from None
+        if plan.seccomp_sock:
+            plan.seccomp_sock.detach()  # the shim sent the listener fd on it and closed it
+    # "ready" is sent by the wait itself, after the page drop (cext/shim.c, oci_wait): create (and
+    # whoever reads the init's memory when it returns) sees the init as it waits; then block until
+    # `start` opens exec.fifo for reading.  The fifo's write end then carries the rest to start
+    # (container/start.py): EOF once the process is exec'd, else what failed.
+    report = S.wait(ch.detach(), ch.message("ready"), plan.fifo_fd, maps, pagemap)
     try:
-        S.exec_final(first_cloexec_fd=3 + plan.preserve_fds, **args)
+        if args is None:  # (start refuses to release a container without a process)
+            raise InitError("the container has no process to run")
+        if hooks.get("startContainer"):
+            # in the container, with the process's credentials, capabilities, no_new_privs and
+            # seccomp (applied above), and its environment unless the hook has one
+            run_hooks(hooks["startContainer"], "startContainer", start_json, env=args["envp"],
+                      trampoline=plan.trampoline)
+        # every fd beyond stdio, --preserve-fds and the report is closed by the trampoline's
+        # execveat: nothing of the host's is open when it resolves the program's path
+        S.exec_trampoline(plan.trampoline, args["path"], args["argv"], args["envp"], errfd=report,
+                          first_cloexec_fd=3 + plan.preserve_fds)
     except OSError as e:
-        os.close(w)
-        step = os.read(r, 128).decode(errors="replace").strip().rpartition(":")[0]
-        what = "exec %s" % args["path"] if step in ("exec", "") else step
-        os.write(2, ("ociruntime: %s: %s\n" % (what, e.strerror)).encode(errors="replace"))
+        if e.filename not in ("exec", "close_range"):  # not one the shim reported itself
+            _report(report, "error:%s" % e)
+    except BaseException as e:  # start prints it
+        _report(report, "error:%s" % e)
     sys.stdout.flush()
     os._exit(127)
 
 
-def _start_hooks(state_fd, hooks, state_json):
-    """startContainer hooks, after start released the init; their outcome goes to `start` through
-    start.fifo ("ok" or the error), which reports a failure and destroys the container."""
-    from ociruntime.errors import HookError
-    from ociruntime.hooks import run_hooks
-    err = None
+def _page_maps():
+    """fds of /proc/self/maps and pagemap for the wait's page drop, opened while the init can: a
+    non-dumpable process's pagemap belongs to root, which it may no longer be after the credentials
+    change (nor is it in a user namespace: the drop is left out there)."""
     try:
-        run_hooks(hooks, "startContainer", state_json)
-    except HookError as e:
-        err = str(e)
-    fd = os.open("start.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
+        maps = os.open("/proc/self/maps", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1, -1
     try:
-        os.write(fd, b"ok" if err is None else ("error:" + err).encode(errors="replace")[:60000])
-    finally:
-        os.close(fd)
-    if err is not None:
-        os._exit(1)
+        return maps, os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        os.close(maps)
+        return -1, -1
+
+
+def _report(fd, text):
+    try:
+        os.write(fd, text.encode(errors="replace")[:60000])
+    except OSError:
+        pass
 
 
 def _setgroups_allowed(process):
@@ -224,7 +243,7 @@ def _close_inherited(plan, ch):
     """Close what the runtime's caller left open beyond stdio and --preserve-fds: those fds are
     not the runtime's (it opens everything close-on-exec) and must not be reachable, even through
     /proc/self/fd, while the init works inside the container (CVE-2024-21626)."""
-    keep = {ch.fileno(), plan.state_fd}
+    keep = {ch.fileno(), plan.fifo_fd}
     keep.update(fd for _, fd, _ in plan.joins)
     if plan.console_sock is not None:
         keep.add(plan.console_sock.fileno())
@@ -240,28 +259,6 @@ def _close_inherited(plan, ch):
 
 def _open_fds(first):
     return [fd for fd in map(int, os.listdir("/proc/self/fd")) if fd >= first]
-
-
-def _fds_of(args):
-    """fds exec_final still needs (the error pipe, a seccomp listener socket)."""
-    keep = set()
-    if args.get("errfd", -1) >= 0:
-        keep.add(args["errfd"])
-    sc = args.get("seccomp")
-    if sc is not None and len(sc) > 3 and sc[3] is not None:
-        keep.add(sc[3] if isinstance(sc[3], int) else sc[3].fileno())
-    return keep
-
-
-def _close_all_but(first, keep):
-    """Close every fd from ``first`` on except ``keep``, so no path the exec resolves (cwd,
-    args[0]) can go through /proc/self/fd/N to a file of the host."""
-    for fd in _open_fds(first):
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 def _enter_cwd(cwd):

@@ -9,13 +9,19 @@ from ociruntime.security import caps as _caps
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def check(process):
-    """Parent side, before anything is created: what can be refused from the config alone."""
+def check(process, warn=None):
+    """Parent side, before anything is created: what can be refused from the config alone.
+    Returns the capability masks for final_args (None without process.capabilities); the names
+    left out of them go to ``warn``."""
+    caps = None
     if process.get("capabilities") is not None:
-        _caps.masks(process["capabilities"])
+        caps, ignored = _caps.masks(process["capabilities"])
+        if ignored and warn is not None:
+            warn(_caps.ignored_message(ignored))
     if process.get("rlimits"):
         from ociruntime.security import rlimits
         rlimits.parse(process["rlimits"])
+    return caps
 
 
 def lookup(argv0, env):
@@ -82,23 +88,22 @@ def environ(env, uid):
     return out
 
 
-def final_args(process, set_groups=True, seccomp=None, listener=None):
-    """Keyword arguments of _sys.exec_final for this process (in the container, after pivot).
+def final_args(process, set_groups=True, seccomp=None, listener=None, caps=None):
+    """What the final steps need (in the container, after pivot): ``path``, ``argv``, ``envp``
+    for _sys.exec_trampoline, the rest keyword arguments of _sys.finalize.  ``caps``: check's
+    masks.
 
     ``seccomp`` is the container's filter (security.seccomp.compile(linux.seccomp), built before
     fork while libseccomp and the host's files are reachable); with a listenerPath, ``listener``
     is ``(connected socket fd, container process state bytes)`` (security.seccomp.connect and
     listener_message).  Without no_new_privs the filter is loaded before the credentials change
-    (it needs CAP_SYS_ADMIN then), otherwise last, right before execve."""
+    (it needs CAP_SYS_ADMIN then), otherwise last (_sys.finalize, runc's order)."""
     user = process.get("user") or {}
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     env = environ(process.get("env") or (), uid)
     args = process["args"]
     path = lookup(args[0], env)
     groups = list(user.get("additionalGids") or ())
-    caps = None
-    if process.get("capabilities") is not None:
-        caps = _caps.masks(process["capabilities"])
     nnp = bool(process.get("noNewPrivileges"))
     sec = None
     if seccomp is not None:

@@ -1,6 +1,5 @@
 """Capability names (the spec's CAP_*) to bit masks."""
 from ociruntime import read_file
-from ociruntime.errors import ConfigError
 
 NAMES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
@@ -23,19 +22,39 @@ def last_cap():
         return len(NAMES) - 1
 
 
-def mask(names, where):
-    m = 0
-    for n in names or ():
-        num = NUMBER.get(n.upper() if n.upper().startswith("CAP_") else "CAP_" + n.upper())
-        if num is None:
-            raise ConfigError('%s: unknown capability "%s"' % (where, n))
-        m |= 1 << num
-    return m
+def bounding():
+    """The runtime's own bounding set (a mask): what it can grant."""
+    try:
+        for line in read_file("/proc/self/status").split(b"\n"):
+            if line.startswith(b"CapBnd:"):
+                return int(line[7:].strip(), 16)
+    except (OSError, ValueError):
+        pass
+    return (1 << (last_cap() + 1)) - 1
 
 
-def masks(capabilities, where="config.json: process.capabilities"):
-    """(bounding, effective, permitted, inheritable, ambient) masks; capabilities above the
-    kernel's last one are dropped (the kernel would refuse them)."""
+def masks(capabilities):
+    """((bounding, effective, permitted, inheritable, ambient) masks, [names left out]).
+
+    A name the runtime does not know, or a capability it cannot grant (above the kernel's last one,
+    or outside its own bounding set: root lacks CAP_SYS_RESOURCE on some hosts), is left out of
+    the sets and listed (runtime-spec 1.1+: a warning, not an error; runc 1.1 words it "ignoring
+    unknown or unavailable capabilities")."""
     caps = capabilities or {}
-    top = (1 << (last_cap() + 1)) - 1
-    return tuple(mask(caps.get(s), "%s.%s" % (where, s)) & top for s in SETS)
+    have = bounding() & ((1 << (last_cap() + 1)) - 1)
+    out, ignored = [], set()
+    for s in SETS:
+        m = 0
+        for n in caps.get(s) or ():
+            name = n.upper() if n.upper().startswith("CAP_") else "CAP_" + n.upper()
+            num = NUMBER.get(name)
+            if num is None or not (have >> num) & 1:
+                ignored.add(n)
+                continue
+            m |= 1 << num
+        out.append(m)
+    return tuple(out), sorted(ignored)
+
+
+def ignored_message(names):
+    return "ignoring unknown or unavailable capabilities: [%s]" % " ".join(names)

@@ -53,6 +53,7 @@ FLAGS = {
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": FLAG_WAIT_KILLABLE_RECV,
 }
 EPERM = 1
+ELIBACC = 79
 FAIL_UNKNOWN = "run.oci.seccomp_fail_unknown_syscall"
 NOTIFY_REFUSED = ("sendmsg", "send")
 OCI_VERSION = "1.0.2"
@@ -189,7 +190,7 @@ def _compile(seccomp, fail_unknown):
             if ret < 0 and ret != -17:         # EEXIST: the native one is there from the start
                 raise _err(".architectures[%d]" % i, "%s: %s" % (arch, os.strerror(-ret)))
         for where, name, action, nr, conds in rules:
-            ret = lib.oci_scmp_rule_add(ctx, action, nr, tuple(conds))
+            ret = S.scmp_rule_add(ctx, action, nr, conds)
             if ret < 0:
                 raise _err(where, "adding the rule for %s: %s" % (name, os.strerror(-ret)))
         fd = os.memfd_create("seccomp", os.MFD_CLOEXEC)
@@ -237,6 +238,8 @@ def _rules(S, syscalls, default, fail_unknown):
             nr = numbers.get(name)
             if nr is None:
                 nr = numbers[name] = lib.oci_scmp_syscall_resolve(name.encode())
+            if nr == -ELIBACC:
+                raise _err(where, "libseccomp is not loaded")
             if nr == -1:               # __NR_SCMP_ERROR: not a syscall libseccomp knows
                 if fail_unknown:
                     raise _err(where + ".names", 'unknown syscall "%s"' % name)

@@ -131,7 +131,8 @@ def test_exec_process_unreachable_while_runtime_code(runtime, bundle, host_binar
     """`exec` joins a running container and is the runtime's code until its execve: a process of
     the container (in a user namespace mapping host root, with CAP_SYS_PTRACE there, so only
     non-dumpability protects the runtime) polls /proc for every new pid and tries to open its exe
-    and fds; it must never reach anything but the exec'd program."""
+    and fds; it must never reach anything but the exec'd program (or the sealed trampoline that
+    executes it)."""
     watcher = r"""
     seen=" 1 $$ "
     end=$(( $(date +%s) + 6 ))
@@ -142,6 +143,8 @@ def test_exec_process_unreachable_while_runtime_code(runtime, bundle, host_binar
         l=$(readlink $d/exe 2>/dev/null)
         if [ -n "$l" ] || { ls $d/fd/ 2>/dev/null | grep -q . && readlink $d/fd/* >/dev/null 2>&1; }; then
           case "$l" in /bin/*|/sbin/*|/usr/*) seen="$seen$p "; echo "$p $l" >> /tmp/seen; continue;; esac
+          # the sealed trampoline the final execve goes through (test_cve_2019_5736.py)
+          case "$l" in "/memfd:ociruntime-trampoline (deleted)") continue;; esac
           echo "OPENED $p $l" >> /tmp/report
         fi
       done
@@ -603,3 +606,40 @@ def test_nothing_imported_from_rootfs_after_pivot(runtime, bundle, tmp_path):
         sock.close()
     markers = sorted(p.name for p in tmp.iterdir() if p.name.startswith("PWNED"))
     assert markers == [], f"imported from the container's rootfs: {markers}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The created container's init holds nothing of the host's state directory
+
+def test_created_init_holds_no_state_dir_fd(runtime, bundle):
+    """While the container is `created` its init waits on exec.fifo.  It holds that fifo only
+    (O_PATH, as runc: reopened for writing through /proc/self/fd), never a directory of the host's
+    state dir; a process exec'd into the created container cannot reach the state dir through
+    /proc/1/fd either."""
+    b = bundle(*LONG_RUNNING)
+    cid = runtime.create(b)
+    pid = runtime.state(cid)["pid"]
+    statedir = os.path.join(runtime.root, cid)
+    held = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            held[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            pass
+    for fd, target in held.items():
+        if fd > 2 and target.startswith("/"):
+            assert not os.path.isdir(target), f"the init holds a directory: {fd} -> {target}"
+            assert not target.startswith(statedir) or target == os.path.join(statedir, "exec.fifo"), (fd, target)
+            assert not target.startswith(os.path.realpath(runtime.root) + "/") or target.endswith("/exec.fifo"), target
+    assert os.path.join(statedir, "exec.fifo") in held.values()
+    # (root with CAP_DAC_OVERRIDE may list the fd numbers; following one needs ptrace access)
+    script = ("for f in /proc/1/fd/*; do readlink $f >/dev/null 2>&1 && echo LINK $f; ls $f/ 2>/dev/null && "
+              "echo REACHED $f; ls $f/../ 2>/dev/null && echo REACHED-PARENT $f; done; echo done")
+    r = runtime.run("exec", cid, "sh", "-c", script)
+    assert r.out.splitlines()[-1:] == ["done"], r
+    assert "REACHED" not in r.out, r.out
+    if runtime.name == "ociruntime":   # non-dumpable: not even where its fds lead (runc's init shows it)
+        assert "LINK" not in r.out, r.out
+    assert runtime.status(cid) == "created"
+    runtime.start(cid)
+    runtime.wait_status(cid, "running")

@@ -266,3 +266,91 @@ def test_hook_error_in_json_log(runtime, bundle, tmp_path):
     assert entries[-1]["msg"] == ("error running createRuntime hook #0 (/bin/sh): exit status 3, "
                                   "stdout: out-createRuntime, stderr: err-createRuntime")
     assert r.err == "ociruntime: " + entries[-1]["msg"] + "\n"
+
+
+# -- startContainer hooks run as the container's process would ---------------------------------------
+
+HOOK_VIEW = ("grep -E '^(CapBnd|CapEff|CapPrm|CapInh|NoNewPrivs|Seccomp|Uid|Gid):' /proc/self/status; "
+             "env | grep -v -e '^PWD=' -e '^SHLVL=' -e '^_=' | sort")
+
+
+def start_container_view(runtime, bundle, nnp):
+    """What two startContainer hooks see (one without env, one with its own), and the process."""
+    b = bundle("sh", "-c", HOOK_VIEW)
+    b.config["root"]["readonly"] = False
+    b.copy_rootfs()
+    p = b.config["process"]
+    p["env"] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "OCI_PROCESS=1"]
+    p["noNewPrivileges"] = nnp
+    p["capabilities"] = {"bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_SETUID"],
+                         "effective": ["CAP_KILL", "CAP_DAC_OVERRIDE"], "permitted": ["CAP_KILL", "CAP_DAC_OVERRIDE"],
+                         "inheritable": ["CAP_KILL"], "ambient": []}
+    b.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdirat", "mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    b.config["hooks"] = {"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "{ %s; mkdir /x && echo mkdir=ok || echo mkdir=refused; } > /hook1" % HOOK_VIEW]},
+        {"path": "/bin/sh", "args": ["sh", "-c", "env | grep -v -e '^PWD=' -e '^SHLVL=' -e '^_=' | sort > /hook2"],
+         "env": ["OCI_HOOK=2"]}]}
+    out = runtime.output(b)
+    return (b.rootfs / "hook1").read_text(), (b.rootfs / "hook2").read_text(), out
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_start_container_hooks_see_the_process_privileges_and_env(runtime, bundle, nnp):
+    """runc 1.1 runs startContainer hooks in its init after the capabilities, no_new_privs and
+    seccomp are applied, with the process's environment unless a hook has its own: so must we."""
+    hook1, hook2, process = start_container_view(runtime, bundle, nnp)
+    view = hook1.splitlines()
+    assert view[-1] == "mkdir=refused"                 # the process's seccomp filter
+    assert "\n".join(view[:-1]) + "\n" == process      # the same caps, nnp, seccomp, ids, env
+    assert "OCI_PROCESS=1" in view and "HOME=/root" in view
+    fields = dict(line.split(":\t") for line in view if ":\t" in line)
+    assert fields["NoNewPrivs"] == ("1" if nnp else "0") and fields["Seccomp"] == "2"
+    assert int(fields["CapBnd"], 16) == (1 << 5) | (1 << 0) | (1 << 1) | (1 << 7)
+    assert [e for e in hook2.split() if not e.startswith("PATH=")] == ["OCI_HOOK=2"]   # its own env only
+
+
+@pytest.mark.needs_runc
+@pytest.mark.parametrize("nnp", [True, False])
+def test_start_container_hooks_match_runc(runtime, runc, bundle, nnp):
+    assert start_container_view(runtime, bundle, nnp) == start_container_view(runc, bundle, nnp)
+
+
+# -- poststart after the exec; a failed exec is start's ----------------------------------------------
+
+@pytest.mark.ociruntime_only
+def test_poststart_runs_once_the_process_is_executed(runtime, bundle, tmp_path):
+    """start returns, and runs poststart hooks, only after the init's final execve: the hook finds
+    the container's program running, not the runtime (runc 1.1 does not wait for it)."""
+    b = bundle("sleep", "30")
+    out = tmp_path / "exe"
+    b.config["hooks"] = {"poststart": [{"path": "/bin/sh", "args": [
+        "sh", "-c", "pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); readlink /proc/$pid/exe > %s" % out]}]}
+    for _ in range(5):
+        cid = runtime.create(b)
+        runtime.start(cid)
+        assert out.read_text().strip() == "/bin/sleep"    # (the container's root, as the host sees it)
+        runtime.delete(cid, force=True, check=True)
+
+
+@pytest.mark.ociruntime_only
+def test_a_failed_exec_is_reported_by_start(runtime, bundle, tmp_path):
+    """A program that exists but cannot be executed (its interpreter is missing) passes create's
+    lookup and fails the init's final execve: start reports it, runs no poststart hook, and the
+    container is stopped."""
+    b = bundle("/script")
+    rootfs = b.copy_rootfs()
+    b.config["root"]["readonly"] = False
+    (rootfs / "script").write_text("#!/no/such/interpreter\n")
+    (rootfs / "script").chmod(0o755)
+    b.config["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", f"touch {tmp_path}/poststart"]}]}
+    cid = runtime.create(b)
+    pid = runtime.state(cid)["pid"]
+    r = runtime.run("start", cid)
+    assert r.rc != 0
+    assert r.err == "ociruntime: exec /script: No such file or directory\n"
+    wait_exit(pid)
+    assert runtime.status(cid) == "stopped"
+    assert not (tmp_path / "poststart").exists()
+    r = runtime.run_container(b)
+    assert r.rc != 0 and r.err == "ociruntime: exec /script: No such file or directory\n"

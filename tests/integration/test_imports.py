@@ -10,13 +10,17 @@ import pytest
 
 from helpers import LONG_RUNNING, Runtime
 
-# beyond the interpreter's own start-up modules (python -I -S -c pass)
+# beyond the interpreter's own start-up modules (python -I -S -c pass).  The commands that start a
+# process in a container load the shim (a cffi module: _cffi_backend), talk to it over a _socket
+# pair, bring its lo up with fcntl's ioctl and apply rlimits with resource; the state dir lock is
+# fcntl's flock, the waits of start, run and delete select's poll.
+SHIM = {"_cffi_backend", "_socket", "fcntl"}
 ALLOWED = {
-    "create": {"_json", "_cffi_backend"},
-    "run": {"_json", "_cffi_backend"},
+    "create": {"_json", "resource"} | SHIM,
+    "run": {"_json", "resource", "select"} | SHIM,
     "start": {"fcntl", "select"},
     "state": {"_json"},
-    "exec": {"_json", "_cffi_backend"},
+    "exec": {"_json", "resource"} | SHIM,
     "kill": {"fcntl"},
     "delete": {"fcntl", "select"},
 }

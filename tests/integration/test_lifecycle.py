@@ -49,7 +49,7 @@ def _text_rss_kb(pid):
 
 def test_waiting_init_gives_back_its_program_text(runtime, bundle):
     # the interpreter's text (2-3 MB resident once run) is dropped while the init waits for start:
-    # shared and in the page cache, it comes back on use (container/create.py start_shed_scan)
+    # shared and in the page cache, it comes back on use (cext/shim.c, oci_wait)
     cid = runtime.create(bundle(*LONG_RUNNING))
     pid = runtime.state(cid)["pid"]
     assert _text_rss_kb(pid) < 1024

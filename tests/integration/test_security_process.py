@@ -66,15 +66,73 @@ def test_empty_capability_sets(runtime, bundle):
     assert set(status_caps(runtime.output(b)).values()) == {0}
 
 
-@pytest.mark.ociruntime_only
-def test_unknown_capability_refused(runtime, bundle):
-    """runc 1.1 warns and ignores an unknown name; ociruntime refuses it at create."""
-    b = bundle("true")
+def test_unknown_capability_is_a_warning(runtime, bundle):
+    """runtime-spec 1.1+: an unknown name is logged as a warning and left out (runc 1.1's words);
+    the container runs with the rest."""
+    b = bundle("grep", "^Cap", "/proc/self/status")
+    b.config["process"]["capabilities"] = {k: list(v) for k, v in SETS.items()}
     b.config["process"]["capabilities"]["effective"].append("CAP_OCI_TEST")
-    r = runtime.run("create", "--bundle", b, runtime.new_id())
+    r = runtime.run_container(b)
+    assert r.rc == 0, r.err
+    assert "ignoring unknown or unavailable capabilities: [CAP_OCI_TEST]" in r.err
+    b.config["process"]["capabilities"]["effective"].remove("CAP_OCI_TEST")
+    assert status_caps(r.out) == status_caps(runtime.output(b))
+
+
+def _bounding_of_this_process():
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("CapBnd:")).split()[1], 16)
+
+
+ALL_CAP_NAMES = ["CAP_" + n for n in (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHECKPOINT_RESTORE")]
+
+
+@pytest.mark.ociruntime_only
+@pytest.mark.parametrize("log", [False, True])
+def test_capability_the_runtime_lacks_is_a_warning(runtime, bundle, tmp_path, log):
+    """runtime-spec 1.3: a capability the runtime cannot grant (here root's bounding set lacks
+    CAP_SYS_RESOURCE) is a warning, on stderr and in --log, and the container runs without it
+    (runc 1.1.5 fails the container at start: "unable to apply caps")."""
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    have = _bounding_of_this_process()
+    missing = [n for i, n in enumerate(ALL_CAP_NAMES[:last + 1]) if not (have >> i) & 1]
+    if not missing:
+        pytest.skip("this host's root holds every capability: none the runtime lacks")
+    b = bundle("grep", "^Cap", "/proc/self/status")
+    b.config["process"]["capabilities"] = {k: ALL_CAP_NAMES[:last + 1] for k in ("bounding", "effective", "permitted")}
+    extra = ("--log", str(tmp_path / "log")) if log else ()
+    r = runtime.run(*extra, "run", "--bundle", b, runtime.new_id())
+    assert r.rc == 0, r.err
+    words = 'level=warning msg="ignoring unknown or unavailable capabilities: [%s]"' % " ".join(sorted(missing))
+    assert len(r.err.splitlines()) == 1 and r.err.rstrip("\n").endswith(words), r.err   # runc's line
+    if log:
+        assert words in (tmp_path / "log").read_text()
+    got = status_caps(r.out)
+    assert got["CapBnd"] == got["CapEff"] == got["CapPrm"] == have & ((1 << (last + 1)) - 1)
+
+
+def test_a_failed_final_step_fails_create(runtime, bundle):
+    """The credentials, capabilities, no_new_privs and seccomp are applied before create returns
+    (runc's order): their failure is create's, naming the step, and nothing is left."""
+    b = bundle("true")
+    b.config["process"]["capabilities"] = {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"],
+                                           "permitted": [], "inheritable": [], "ambient": []}
+    cid = runtime.new_id()
+    r = runtime.run("create", "--bundle", b, cid)
     assert r.rc != 0
-    assert r.err.splitlines() == [
-        'ociruntime: config.json: process.capabilities.effective: unknown capability "CAP_OCI_TEST"']
+    assert "Traceback" not in r.err
+    if runtime.name == "ociruntime":
+        assert r.err == "ociruntime: capset: Operation not permitted\n"
+    else:
+        assert "caps" in r.err
+    assert runtime.status(cid) is None
     assert os.listdir(runtime.root) == []
 
 
