@@ -96,9 +96,8 @@ def final_args(process, set_groups=True, seccomp=None, listener=None):
     args = process["args"]
     path = lookup(args[0], env)
     groups = list(user.get("additionalGids") or ())
-    caps = None
-    if process.get("capabilities") is not None:
-        caps = _caps.masks(process["capabilities"])
+    # absent (the whole object or one set) means empty, as runc: never the runtime's own
+    caps = _caps.masks(process.get("capabilities") or {})
     nnp = bool(process.get("noNewPrivileges"))
     sec = None
     if seccomp is not None:

@@ -66,6 +66,35 @@ def test_empty_capability_sets(runtime, bundle):
     assert set(status_caps(runtime.output(b)).values()) == {0}
 
 
+@pytest.mark.parametrize("user", [{"uid": 0, "gid": 0}, {"uid": 1000, "gid": 1000}])
+def test_no_capabilities_means_none(runtime, bundle, user):
+    """process.capabilities absent: every set is empty (runc), never the runtime's own sets; also
+    for a process exec'd into that container without capabilities of its own."""
+    b = bundle("sh", "-c", "grep ^Cap /proc/self/status; sleep 1000")
+    del b.config["process"]["capabilities"]
+    b.config["process"]["user"] = user
+    b.config["process"]["noNewPrivileges"] = False
+    cid = runtime.create(b)
+    runtime.start(cid)
+    out = runtime.run("exec", cid, "grep", "^Cap", "/proc/self/status", check=True).out
+    assert status_caps(out) == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0)
+    runtime.kill(cid, "KILL")
+    runtime.wait_status(cid, "stopped")
+
+
+@pytest.mark.parametrize("given", [("bounding",), ("bounding", "permitted", "effective")])
+def test_absent_capability_set_means_empty(runtime, bundle, given):
+    """A capabilities object naming some sets: the others are empty (with no_new_privs, root's
+    exec keeps its permitted set within the one given)."""
+    b = bundle("grep", "^Cap", "/proc/self/status")
+    b.config["process"]["capabilities"] = {"bounding": ["CAP_KILL", "CAP_CHOWN"]}
+    for k in given[1:]:
+        b.config["process"]["capabilities"][k] = ["CAP_KILL"]
+    prm = caps_of(["CAP_KILL"]) if len(given) > 1 else 0
+    assert status_caps(runtime.output(b)) == {"CapBnd": caps_of(["CAP_KILL", "CAP_CHOWN"]), "CapInh": 0,
+                                              "CapAmb": 0, "CapPrm": prm, "CapEff": prm}
+
+
 @pytest.mark.ociruntime_only
 def test_unknown_capability_refused(runtime, bundle):
     """runc 1.1 warns and ignores an unknown name; ociruntime refuses it at create."""
