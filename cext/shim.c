@@ -668,3 +668,47 @@ int oci_shed_wait(unsigned long **ranges)
     shed_count = 0;
     return r;
 }
+
+/* ---- the new mount API (mounts made on fds, detached until attached) and fstatfs -------- */
+#include <sys/vfs.h>
+
+/* the same number on every architecture (the unified table from 424 on) */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+
+int oci_open_tree(int dirfd, const char *path, unsigned int flags)
+{ RET(syscall(SYS_open_tree, dirfd, path, flags)); }
+
+int oci_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path, unsigned int flags)
+{ RET(syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags)); }
+
+int oci_fsopen(const char *fsname, unsigned int flags) { RET(syscall(SYS_fsopen, fsname, flags)); }
+
+int oci_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)
+{ RET(syscall(SYS_fsconfig, fd, cmd, key, value, aux)); }
+
+int oci_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
+{ RET(syscall(SYS_fsmount, fd, flags, attr_flags)); }
+
+int oci_fstatfs(int fd, unsigned long long *type, unsigned long long *flags)
+{
+    struct statfs st;
+    if (fstatfs(fd, &st) < 0)
+        return -errno;
+    *type = (unsigned long long)(unsigned long)st.f_type;
+    *flags = (unsigned long long)st.f_flags;
+    return 0;
+}

@@ -572,6 +572,66 @@ static PyObject *py_shed_wait(PyObject *m, PyObject *a)
     return out ? Py_BuildValue("iN", n < 0 ? n : 0, out) : NULL;
 }
 
+/* ---- the new mount API and fstatfs */
+
+static PyObject *py_open_tree(PyObject *m, PyObject *a)
+{
+    int dirfd;
+    const char *path;
+    unsigned int flags;
+    if (!PyArg_ParseTuple(a, "iyI", &dirfd, &path, &flags))
+        return NULL;
+    RESULT(oci_open_tree(dirfd, path, flags));
+}
+
+static PyObject *py_move_mount(PyObject *m, PyObject *a)
+{
+    int from_dirfd, to_dirfd;
+    const char *from_path, *to_path;
+    unsigned int flags;
+    if (!PyArg_ParseTuple(a, "iyiyI", &from_dirfd, &from_path, &to_dirfd, &to_path, &flags))
+        return NULL;
+    RESULT(oci_move_mount(from_dirfd, from_path, to_dirfd, to_path, flags));
+}
+
+static PyObject *py_fsopen(PyObject *m, PyObject *a)
+{
+    const char *fsname;
+    unsigned int flags;
+    if (!PyArg_ParseTuple(a, "yI", &fsname, &flags))
+        return NULL;
+    RESULT(oci_fsopen(fsname, flags));
+}
+
+static PyObject *py_fsconfig(PyObject *m, PyObject *a)
+{
+    int fd, aux;
+    unsigned int cmd;
+    const char *key, *value;
+    if (!PyArg_ParseTuple(a, "iIO&O&i", &fd, &cmd, opt_bytes, &key, opt_bytes, &value, &aux))
+        return NULL;
+    RESULT(oci_fsconfig(fd, cmd, key, value, aux));
+}
+
+static PyObject *py_fsmount(PyObject *m, PyObject *a)
+{
+    int fd;
+    unsigned int flags, attr_flags;
+    if (!PyArg_ParseTuple(a, "iII", &fd, &flags, &attr_flags))
+        return NULL;
+    RESULT(oci_fsmount(fd, flags, attr_flags));
+}
+
+static PyObject *py_fstatfs(PyObject *m, PyObject *a)
+{
+    int fd, r;
+    unsigned long long type = 0, flags = 0;
+    if (!PyArg_ParseTuple(a, "i", &fd))
+        return NULL;
+    r = oci_fstatfs(fd, &type, &flags);
+    return Py_BuildValue("iKK", r, type, flags);
+}
+
 #define F(name, fn) {name, (PyCFunction)(void (*)(void))fn, METH_VARARGS, NULL}
 static PyMethodDef methods[] = {
     F("oci_unshare", py_unshare), F("oci_setns", py_setns), F("oci_mount", py_mount),
@@ -592,6 +652,8 @@ static PyMethodDef methods[] = {
     F("oci_poll", py_poll), F("oci_rlimit_number", py_rlimit_number), F("oci_setrlimit", py_setrlimit),
     F("oci_ifup", py_ifup), F("oci_netns_start", py_netns_start), F("oci_netns_wait", py_netns_wait),
     F("oci_shed_start", py_shed_start), F("oci_shed_wait", py_shed_wait),
+    F("oci_open_tree", py_open_tree), F("oci_move_mount", py_move_mount), F("oci_fsopen", py_fsopen),
+    F("oci_fsconfig", py_fsconfig), F("oci_fsmount", py_fsmount), F("oci_fstatfs", py_fstatfs),
     {NULL, NULL, 0, NULL},
 };
 #undef F
