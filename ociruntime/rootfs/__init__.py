@@ -85,11 +85,58 @@ def pivot(rootfs):
 
 
 def move_root(rootfs):
-    """--no-pivot: move the rootfs mount over / and chroot into it."""
+    """--no-pivot: move the rootfs mount over / and chroot into it.  The old root stays in the
+    mount namespace below it, with the host's procfs and sysfs: a procfs mount there, fully
+    visible, would let a user namespace made inside the container mount a fresh, unmasked
+    /proc (the kernel's mount_too_revealing check accepts a new instance when one such mount
+    exists).  They are detached first, or covered where they cannot be (runc's msMoveRoot)."""
+    for mp in _host_proc_sys(rootfs):
+        _cover(mp)
     os.chdir(rootfs)
     _step("move rootfs to /", S.mount, rootfs, "/", None, S.MS_MOVE, path=rootfs)
     _step("chroot", os.chroot, ".", path=rootfs)
     os.chdir("/")
+
+
+def _host_proc_sys(rootfs):
+    """Mount points of whole procfs and sysfs instances outside the rootfs, outermost first."""
+    out = []
+    inside = rootfs.rstrip("/") + "/"
+    for line in read_text("/proc/self/mountinfo").split("\n"):
+        left, _, right = line.partition(" - ")
+        f = left.split()
+        if len(f) < 5 or right.split(" ", 1)[0] not in ("proc", "sysfs") or f[3] != "/":
+            continue
+        mp = _unescape(f[4])
+        if mp != rootfs and not mp.startswith(inside):
+            out.append(mp)
+    return out
+
+
+def _unescape(field):
+    if "\\" not in field:
+        return field
+    parts = field.split("\\")
+    return parts[0] + "".join(chr(int(p[:3], 8)) + p[3:] for p in parts[1:])
+
+
+def _cover(mp):
+    """Detach the mount at ``mp`` (after making it a slave, so the host's copy stays), or lay a
+    read-only tmpfs over it where it cannot be unmounted (a mount locked in a user namespace)."""
+    try:
+        S.mount(None, mp, None, S.MS_SLAVE | S.MS_REC)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # below a mount detached already
+    except OSError as e:
+        raise InitError("hide %s before moving the root" % mp, e.errno, mp) from None
+    try:
+        S.umount2(mp, S.MNT_DETACH | S.UMOUNT_NOFOLLOW)
+        return
+    except OSError as e:
+        if e.errno not in (1, 22):  # EPERM, EINVAL (locked)
+            raise InitError("hide %s before moving the root" % mp, e.errno, mp) from None
+    _step("hide %s before moving the root" % mp, S.mount, "tmpfs", mp, "tmpfs",
+          S.MS_RDONLY | S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC, "mode=0", path=mp)
 
 
 def mask_paths(masked):

@@ -302,3 +302,29 @@ def test_no_pivot(runtime, bundle):
     mi = {m["mountpoint"]: m for m in parse_mountinfo("\n".join(lines[rc_at + 1:]))}
     assert mi["/proc"]["fstype"] == "proc"
     assert "ro" in mi["/"]["options"]
+
+
+NESTED_PROC = ("unshare -Umpf --mount-proc=/dev/shm sh -c 'echo MOUNTED; ls /dev/shm/sys/kernel | wc -l'; "
+               "echo status=$?")
+
+
+@pytest.mark.parametrize("userns", [False, True])
+def test_no_pivot_hides_host_proc(runtime, bundle, userns):
+    """--no-pivot keeps the old root under the container's: the host's procfs and sysfs there are
+    detached (or covered) before the move, so a user namespace made inside the container cannot
+    mount a fresh procfs (the kernel refuses one while no fully visible procfs is in the mount
+    namespace, and the container's own is masked), as with pivot_root, and as runc."""
+    b = bundle("sh", "-c", NESTED_PROC, public=userns)
+    if userns:
+        from test_namespaces import USERNS_MAP
+        b.config["linux"]["namespaces"].append({"type": "user"})
+        b.config["linux"]["uidMappings"] = list(USERNS_MAP)
+        b.config["linux"]["gidMappings"] = list(USERNS_MAP)
+    for extra in ((), ("--no-pivot",)):
+        r = runtime.run("run", *extra, "--bundle", b, runtime.new_id())
+        assert r.rc == 0, r.err
+        assert r.out == "status=1\n", (extra, r.out)
+        assert "can't mount proc on /dev/shm" in r.err and "Operation not permitted" in r.err, r.err
+    with open("/proc/self/mountinfo") as f:   # the host's own proc and sys are still there
+        mps = {m["mountpoint"]: m["fstype"] for m in parse_mountinfo(f.read())}
+    assert mps["/proc"] == "proc" and mps["/sys"] == "sysfs"
