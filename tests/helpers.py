@@ -154,6 +154,27 @@ class Runtime:
     def delete(self, cid, force=False, **kw):
         return self.run("delete", *(["--force"] if force else []), cid, **kw)
 
+    def refused(self, res, *words, ours=()):
+        """Assert that ``res`` (a Result) is a refusal: a non-zero exit, no Python traceback
+        anywhere, and the runtime's error on one line holding each of ``words`` (and, for
+        ociruntime, of ``ours``: its own wording).  ociruntime prints that line alone, starting
+        "ociruntime: "; runc prints it as `level=error msg=...` (warnings may come before it).
+        Returns the line."""
+        assert res.rc != 0, f"not refused: exit 0\n stdout: {res.out!r}\n stderr: {res.err!r}"
+        assert_no_traceback(res.err)
+        lines = res.err.splitlines()
+        if self.name == "ociruntime":
+            assert len(lines) == 1 and lines[0].startswith("ociruntime: "), f"not one line: {res.err!r}"
+            line = lines[0]
+            words = words + tuple(ours)
+        else:
+            errors = [ln for ln in lines if "level=error" in ln or ln.startswith(("ERRO", self.name + ": "))]
+            assert len(errors) == 1, f"not one error line: {res.err!r}"
+            line = errors[0]
+        for w in words:
+            assert w in line, f"{w!r} not in {line!r}"
+        return line
+
     def run_container(self, bundle, *extra, **kw):
         """`run` in the foreground: returns the container's exit status and output."""
         return self.run("run", "--bundle", bundle, *extra, self.new_id(), **kw)
@@ -165,6 +186,15 @@ class Runtime:
         r = self.run_container(bundle)
         assert r.rc == 0, f"container exited {r.rc}\n stdout: {r.out!r}\n stderr: {r.err!r}"
         return r.out
+
+
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s+File \"[^\"]+\", line \d+", re.M)
+
+
+def assert_no_traceback(text):
+    """No Python traceback in the runtime's output (a crash is never a refusal)."""
+    m = TRACEBACK.search(text)
+    assert m is None, f"a Python traceback, not a refusal:\n{text}"
 
 
 def assert_forwards_term(runtime, *argv):

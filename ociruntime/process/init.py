@@ -10,9 +10,8 @@ returns: the process ends with os._exit.
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import sys
 
-from ociruntime import read_file
 from ociruntime import _sys as S
-from ociruntime import namespaces
+from ociruntime import namespaces, procfs
 from ociruntime.process.channel import run_child
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step, init_write as _write
@@ -35,6 +34,7 @@ def child_main(plan, ch):
         # kernel makes the process dumpable again at the final execve
         S.prctl(S.PR_SET_DUMPABLE, 0)
         _close_inherited(plan, ch)
+        procfs.open_root()  # the runtime's /proc, before anything of the container's
         stage1(plan, ch)
     run_child(ch, body, "init", "container init")
 
@@ -59,7 +59,7 @@ def stage1(plan, ch):
     if flags:
         _step("unshare namespaces", S.unshare, flags)
     if plan.time_offsets:
-        _write("/proc/self/timens_offsets", plan.time_offsets, "set time offsets")
+        procfs.write("self/timens_offsets", plan.time_offsets, "set time offsets")
     if plan.fork_init:
         pid = os.fork()
         if pid:
@@ -136,11 +136,12 @@ def init(plan, ch):
     _seal_imports()
     if process.get("terminal"):
         from ociruntime.tty import setup_console
-        setup_console(plan.console_sock, process.get("consoleSize"))
+        setup_console(plan.console_sock, process.get("consoleSize"),
+                      uid=(process.get("user") or {}).get("uid", 0))
         plan.console_sock.close()
     # before the read-only and masked paths (/proc/sys is one), as runc
     for key, value in (linux.get("sysctl") or {}).items():
-        _write("/proc/sys/" + key.replace(".", "/"), value, "set sysctl %s" % key)
+        procfs.write("sys/" + key.replace(".", "/"), value, "set sysctl %s" % key)
     rootfs.finish(cfg)
 
     if "hostname" in cfg and cfg["hostname"] is not None and plan.has_uts:
@@ -150,6 +151,7 @@ def init(plan, ch):
     if process.get("rlimits"):
         rlimits.apply(rlimits.parse(process["rlimits"]))
     procattrs.apply(process, linux)  # oomScoreAdj, scheduler, ioPriority, personality, LSM labels
+    procfs.close()  # the host's procfs: gone before anything of the container's runs
 
     if plan.seccomp_sock:
         listener = (plan.seccomp_sock.fileno(), seccomp.listener_message(
@@ -209,7 +211,7 @@ def _setgroups_allowed(process):
     """False in a user namespace whose gid_map was written without CAP_SETGID (rootless, single
     mapping): the kernel then requires setgroups "deny", and the process keeps no extra groups."""
     try:
-        if read_file("/proc/self/setgroups").strip() != b"deny":
+        if procfs.read("self/setgroups").strip() != b"deny":
             return True
     except OSError:
         return True

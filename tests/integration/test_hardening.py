@@ -603,3 +603,59 @@ def test_nothing_imported_from_rootfs_after_pivot(runtime, bundle, tmp_path):
         sock.close()
     markers = sorted(p.name for p in tmp.iterdir() if p.name.startswith("PWNED"))
     assert markers == [], f"imported from the container's rootfs: {markers}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# CVE-2025-52565: /dev/console of the image is a symlink into /proc
+
+CONSOLE_SEES = ("grep -E ' /proc' /proc/self/mountinfo | cut -d' ' -f5,9 | grep devpts; "
+                "echo shmmni=$(timeout 2 head -c 20 /proc/sys/kernel/shmmni) oom=$(timeout 2 head -c 20 /proc/1/oom_score_adj); "
+                "stat -c %F /dev/console; "
+                "echo x > /proc/sys/kernel/domainname 2>/dev/null && echo DOMAIN-WRITTEN; echo done")
+CONSOLE_TARGETS = {
+    "domainname": ("/proc/sys/kernel/domainname", {}),
+    "shmmni": ("/proc/sys/kernel/shmmni", {"linux": {"sysctl": {"kernel.shmmni": "3210"}}}),
+    "oom": ("/proc/1/oom_score_adj", {"process": {"oomScoreAdj": 123}}),
+    "relative": ("../proc/self/oom_score_adj", {"process": {"oomScoreAdj": 124}}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONSOLE_TARGETS))
+def test_console_symlink_into_proc(runtime, bundle, tmp_path, case):
+    """terminal: true with the image's /dev/console a symlink into /proc (the image's own /dev, no
+    tmpfs over it): the runtime refuses it with one line naming /dev/console, or binds the pty
+    on a /dev/console of its own; never a devpts mount under /proc (a writable file under the
+    read-only /proc/sys), and the sysctl and oom_score_adj land in the real files."""
+    if runtime.name == "runc":
+        pytest.xfail("runc 1.1.5 predates the CVE-2025-52565 fix (runc 1.2.8, 1.3.3)")
+    target, extra = CONSOLE_TARGETS[case]
+    b = bundle("sh", "-c", CONSOLE_SEES)
+    b.config["process"]["terminal"] = True
+    b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/dev"]
+    for key, values in extra.items():
+        b.config[key].update(values)
+    rootfs = b.copy_rootfs()
+    os.symlink(target, rootfs / "dev" / "console")
+    sock = ConsoleSocket(tmp_path / "c.sock")
+    try:
+        cid = runtime.new_id()
+        r = runtime.run("create", "--bundle", b, "--console-socket", sock, cid)
+        if r.rc != 0:
+            runtime.refused(r, "/dev/console")
+            assert os.listdir(runtime.root) == []
+            return
+        runtime.start(cid)
+        out = sock.output().replace("\r\n", "\n")
+    finally:
+        sock.close()
+    assert out.endswith("done\n"), out
+    lines = out.splitlines()
+    assert not [ln for ln in lines if "devpts" in ln], out
+    assert "DOMAIN-WRITTEN" not in lines
+    assert lines[-2] == "character special file", out
+    seen = dict(kv.split("=", 1) for kv in lines[-3].split())
+    if case == "shmmni":
+        assert seen["shmmni"] == "3210"
+    if case in ("oom", "relative"):
+        assert seen["oom"] == str(extra["process"]["oomScoreAdj"])
+    assert os.readlink(rootfs / "dev" / "console") == target

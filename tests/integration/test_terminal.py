@@ -256,3 +256,32 @@ def test_terminal_relay_needs_a_terminal(runtime, bundle, cmd, tmp_path):
     assert p.returncode == (1 if cmd == "run" else 255)
     assert b"open /dev/tty: no such device or address" in p.stderr
     assert sorted(os.listdir(runtime.root)) == ([] if cmd == "run" else [cid])
+
+
+OWNER = "stat -c %u:%g $(tty); echo reopened > $(tty) && echo ok; exit 6"
+
+
+@pytest.mark.parametrize("how", ["socket", "run", "exec"])
+def test_console_belongs_to_process_user(runtime, bundle, console, how):
+    """With user.uid 1000 the pty slave is the process's (its group stays tty, 5), so the process
+    can reopen its own terminal: for create with a console socket, run and exec -t (runc)."""
+    user = {"uid": 1000, "gid": 1000}
+    if how == "socket":
+        b = terminal_bundle(bundle, "sh", "-c", OWNER)
+        b.config["process"]["user"] = user
+        cid = runtime.create(b, None, "--console-socket", console)
+        pid = runtime.state(cid)["pid"]
+        runtime.start(cid)
+        wait_exit(pid)
+        out = console.output()
+    elif how == "run":
+        b = terminal_bundle(bundle, "sh", "-c", OWNER)
+        b.config["process"]["user"] = user
+        status, out, _, _ = in_pty(runtime, "run", "--bundle", b, runtime.new_id())
+        assert status == 6, out
+    else:
+        cid = runtime.create(bundle(*LONG_RUNNING))
+        runtime.start(cid)
+        status, out, _, _ = in_pty(runtime, "exec", "-t", "--user", "1000:1000", cid, "sh", "-c", OWNER)
+        assert status == 6, out
+    assert out.replace("\r\n", "\n").splitlines() == ["1000:5", "reopened", "ok"], out
