@@ -265,6 +265,7 @@ def shed_wait():
 # ---- the new mount API: a mount made or cloned detached, given its attributes, then attached
 # onto an fd (no path looked up again between the steps); fstatfs
 
+AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_EMPTY_PATH = 0x1000
 OPEN_TREE_CLONE = 1
