@@ -284,6 +284,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         # (10-20 ms here); in a user namespace it may not write the host's cgroup files
         self_cgroups=() if "user" in nsmap else tuple(k for k, v in cg.paths.items() if v[2] == 1),
         shed=(),  # what it drops (start_shed_scan)
+        mount_trees=None,  # the bind sources the child clones before a user namespace (init.py)
     )
     # the cgroups are made and limited before the fork, so the child finds them ready: a child
     # forked while this process works first ran 1.5-2 ms later here (~0.3 ms when it waits), so

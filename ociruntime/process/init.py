@@ -35,6 +35,11 @@ def child_main(plan, ch):
         S.prctl(S.PR_SET_DUMPABLE, 0)
         _close_inherited(plan, ch)
         procfs.open_root()  # the runtime's /proc, before anything of the container's
+        if plan.in_userns:
+            # the bind mounts' sources, as the runtime's user: inside the user namespace a
+            # source under a directory only the host's root may enter could not be opened
+            from ociruntime.rootfs.mounts import open_sources
+            plan.mount_trees = open_sources(plan.config, plan.bundle)
         stage1(plan, ch)
     run_child(ch, body, "init", "container init")
 
@@ -118,7 +123,7 @@ def init(plan, ch):
     if plan.cgroup_paths and plan.cgroup_mount:
         from ociruntime.cgroups.mount import make_mounter
         mounter = make_mounter(plan.cgroup_paths, bool(plan.new_flags & S.CLONE_NEWCGROUP))
-    rootfs.apply_mounts(plan.rootfs, cfg, plan.bundle, mounter, plan.in_userns)
+    rootfs.apply_mounts(plan.rootfs, cfg, plan.bundle, mounter, plan.in_userns, plan.mount_trees)
     _make_cwd(plan.rootfs, process.get("cwd") or "/")
 
     if not cgroupns:  # the rootfs was set up while the parent's first cgroup.procs write stalled

@@ -56,16 +56,23 @@ def _unshare_rootfs_mount(rootfs, kind):
         path = dirname(path)
 
 
-def apply_mounts(rootfs, config, bundle, cgroup_mounter, in_userns):
-    rootfd = _step("open rootfs", os.open, rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, path=rootfs)
+def apply_mounts(rootfs, config, bundle, cgroup_mounter, in_userns, trees=None):
+    """``trees``: {index in mounts: clone of the bind's source} made before the user namespace
+    (mounts.open_sources); each is handed to mount_one, which owns it from then on."""
+    trees = dict(trees or ())
     try:
-        mlist = mounts.parse_all(config)
-        for m in mlist:
-            mounts.mount_one(m, rootfd, bundle, cgroup_mounter)
-        dev_is_ours = not any(m.dest.rstrip("/") == "/dev" and m.is_bind for m in mlist)
-        devices.setup_dev(rootfd, config, in_userns, dev_is_ours)
+        rootfd = _step("open rootfs", os.open, rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, path=rootfs)
+        try:
+            mlist = mounts.parse_all(config)
+            for i, m in enumerate(mlist):
+                mounts.mount_one(m, rootfd, bundle, cgroup_mounter, trees.pop(i, -1))
+            dev_is_ours = not any(m.dest.rstrip("/") == "/dev" and m.is_bind for m in mlist)
+            devices.setup_dev(rootfd, config, in_userns, dev_is_ours)
+        finally:
+            os.close(rootfd)
     finally:
-        os.close(rootfd)
+        for fd in trees.values():
+            os.close(fd)
 
 
 def pivot(rootfs):

@@ -659,3 +659,71 @@ def test_console_symlink_into_proc(runtime, bundle, tmp_path, case):
     if case in ("oom", "relative"):
         assert seen["oom"] == str(extra["process"]["oomScoreAdj"])
     assert os.readlink(rootfs / "dev" / "console") == target
+
+
+# ---------------------------------------------------------------------------------------------------
+# A read-only bind whose destination is swapped for a symlink while it is mounted (issue 18.9)
+
+def test_readonly_bind_destination_swapped(runtime, bundle, tmp_path):
+    """A volume shared with another container (a host thread stands in for it) holds the
+    destination of a read-only bind; the other side swaps that directory for a symlink to the
+    volume's own root and back as fast as it can while containers are created.  Whatever
+    resolution the runtime met, the bind is never writable (the read-only flag must go to the
+    mount just made, not to whatever the destination's path names a moment later), the volume
+    itself is not made read-only in its place (the bind may land on the volume's root, where the
+    symlink points, inside the rootfs), and a failure keeps its real words."""
+    vol, ro = tmp_path / "vol", tmp_path / "ro"
+    vol.mkdir()
+    ro.mkdir()
+    (ro / "marker").write_text("ro\n")
+    # (the mounts as the kernel has them: a path may be the racer's symlink at any moment)
+    script = "awk '{print \"M\", $4, $5, $6}' /proc/self/mountinfo; echo done"
+    b = bundle("sh", "-c", script)
+    b.config["mounts"] += [{"destination": "/vol", "type": "bind", "source": str(vol), "options": ["rbind", "rw"]},
+                           {"destination": "/vol/dst", "type": "bind", "source": str(ro),
+                            "options": ["bind", "ro", "nosuid"]}]
+    stop = threading.Event()
+    flips = [0]
+
+    def racer():
+        d, link, tmp = str(vol / "dst"), str(vol / "dst.link"), str(vol / "dst.dir")
+        os.mkdir(d)
+        while not stop.is_set():
+            try:
+                os.symlink("/vol", link)
+                os.rename(d, tmp)
+                os.rename(link, d)          # now a symlink to the volume's root
+                os.unlink(d)
+                os.rename(tmp, d)           # and the directory again
+                flips[0] += 1
+            except OSError:
+                pass
+
+    t = threading.Thread(target=racer, daemon=True)
+    t.start()
+    outcomes = []
+    try:
+        for _ in range(60):
+            r = runtime.run_container(b)
+            if r.rc != 0:
+                if runtime.name == "ociruntime":
+                    line = runtime.refused(r)
+                    assert "Bad file descriptor" not in line, line
+                outcomes.append("refused")
+                continue
+            assert r.out.endswith("done\n"), r.out
+            binds = 0
+            for _, root, mp, opts in (ln.split() for ln in r.out.splitlines() if ln.startswith("M ")):
+                if root == str(ro):
+                    binds += 1
+                    assert opts.split(",")[0] == "ro", (mp, opts)
+                elif root == str(vol):
+                    assert opts.split(",")[0] == "rw", (mp, opts)
+            assert binds <= 1, r.out
+            outcomes.append("ok" if binds else "elsewhere")
+    finally:
+        stop.set()
+        t.join(5)
+    assert not (ro / "pwned").exists() and sorted(os.listdir(ro)) == ["marker"]
+    assert flips[0] > 60, "the racer did not run"
+    assert outcomes.count("ok") > 0, outcomes

@@ -61,3 +61,24 @@ def test_join_user_namespace_by_path_becomes_its_root(runtime, bundle):
     assert out[1].split() == ["0", "200000", "1000"]
     assert out[4] == os.readlink(f"/proc/{pid}/ns/user")
     assert out[5] == "ok"
+
+
+def test_bind_source_only_host_root_may_reach(runtime, bundle, tmp_path):
+    """A bind source under a directory only the host's root may enter (0700): the runtime opens
+    it before the user namespace (as runc), so the container gets it, read-only as asked, and
+    its own root (host uid 200000) can read what it may read there."""
+    locked = tmp_path / "locked"
+    (locked / "data").mkdir(parents=True)
+    os.chmod(locked, 0o700)
+    (locked / "data" / "file").write_text("behind 0700\n")
+    os.chmod(locked / "data" / "file", 0o644)
+    b = _userns_bundle(bundle, "sh", "-c", "cat /data/file /data1/file; touch /data/x 2>/dev/null || echo ro; "
+                                           "grep -c ' /data ' /proc/self/mountinfo")
+    b.config["mounts"] += [{"destination": "/data", "type": "bind", "source": str(locked / "data"),
+                            "options": ["bind", "ro"]},
+                           {"destination": "/data1", "type": "bind", "source": str(locked / "data"),
+                            "options": ["rbind"]}]
+    for d in ("data", "data1"):   # (the rootfs is the host root's: its root in the namespace cannot mkdir)
+        (b.rootfs / d).mkdir()
+    assert runtime.output(b) == "behind 0700\nbehind 0700\nro\n1\n"
+    assert sorted(os.listdir(locked / "data")) == ["file"]
