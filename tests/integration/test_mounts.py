@@ -328,3 +328,18 @@ def test_no_pivot_hides_host_proc(runtime, bundle, userns):
     with open("/proc/self/mountinfo") as f:   # the host's own proc and sys are still there
         mps = {m["mountpoint"]: m["fstype"] for m in parse_mountinfo(f.read())}
     assert mps["/proc"] == "proc" and mps["/sys"] == "sysfs"
+
+
+@pytest.mark.parametrize("link", ["/run/oci-missing/hosts", "../run/oci-missing/hosts"])
+def test_bind_onto_dangling_symlink(runtime, bundle, hostdir, link):
+    """An image's /etc/hosts that is a dangling symlink (engines always bind /etc/hosts and
+    /etc/resolv.conf): what it points at is made inside the rootfs and the file is bound there,
+    as runc does."""
+    b = bundle("sh", "-c", "cat /etc/hosts; readlink /etc/hosts; cat /run/oci-missing/hosts")
+    b.config["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": str(hostdir / "file"),
+                               "options": ["bind", "ro"]})
+    rootfs = b.copy_rootfs()
+    os.symlink(link, rootfs / "etc" / "hosts")
+    assert runtime.output(b) == f"from host\n{link}\nfrom host\n"
+    assert (rootfs / "run" / "oci-missing" / "hosts").is_file()
+    assert os.readlink(rootfs / "etc" / "hosts") == link
