@@ -64,15 +64,37 @@ def apply_mounts(rootfs, config, bundle, cgroup_mounter, in_userns, trees=None):
         rootfd = _step("open rootfs", os.open, rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, path=rootfs)
         try:
             mlist = mounts.parse_all(config)
+            # a read-only /dev is filled first (pts, shm, mqueue, devices, links), then made
+            # read-only (its own mount only), as runc does
+            ro_dev = [m for m in mlist if m.dest.rstrip("/") == "/dev" and m.flags & S.MS_RDONLY]
+            for m in ro_dev:
+                m.flags &= ~S.MS_RDONLY
             for i, m in enumerate(mlist):
                 mounts.mount_one(m, rootfd, bundle, cgroup_mounter, trees.pop(i, -1))
             dev_is_ours = not any(m.dest.rstrip("/") == "/dev" and m.is_bind for m in mlist)
             devices.setup_dev(rootfd, config, in_userns, dev_is_ours)
+            if ro_dev:
+                _dev_read_only(rootfd)
         finally:
             os.close(rootfd)
     finally:
         for fd in trees.values():
             os.close(fd)
+
+
+def _dev_read_only(rootfd):
+    try:
+        fd = mounts.paths.open_in_root(rootfd, "/dev")
+        try:
+            S.mount_setattr(fd, "", S.AT_EMPTY_PATH, S.MOUNT_ATTR_RDONLY, 0)
+        except OSError as e:
+            if e.errno != 38:  # ENOSYS (before 5.12): a bind remount keeping its other flags
+                raise
+            mounts.remount_bind(mounts.paths.fdpath(fd), S.MS_RDONLY | mounts.flags_of(fd))
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise InitError("make /dev read-only", e.errno, "/dev") from None
 
 
 def pivot(rootfs):

@@ -107,6 +107,12 @@ def _locked_flags(target):
     return sum(ms for st, ms in _ST_TO_MS if f & st)
 
 
+def flags_of(fd):
+    """The MS_* per-mount flags (ro, nosuid, nodev, noexec) the mount of ``fd`` has."""
+    f = os.fstatvfs(fd).f_flag
+    return sum(ms for st, ms in _ST_TO_MS if f & st)
+
+
 def remount_bind(target, flags):
     """Change the per-mount flags of a bind mount, keeping the flags the kernel locks."""
     want = S.MS_BIND | S.MS_REMOUNT | (flags & ~(S.MS_BIND | S.MS_REC | S.MS_REMOUNT))

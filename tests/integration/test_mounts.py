@@ -343,3 +343,18 @@ def test_bind_onto_dangling_symlink(runtime, bundle, hostdir, link):
     assert runtime.output(b) == f"from host\n{link}\nfrom host\n"
     assert (rootfs / "run" / "oci-missing" / "hosts").is_file()
     assert os.readlink(rootfs / "etc" / "hosts") == link
+
+
+def test_readonly_dev(runtime, bundle):
+    """/dev mounted with "ro": it is filled first (pts, shm, mqueue, the default devices and
+    links), then made read-only (its own mount: what is mounted below stays writable), as runc."""
+    b = bundle("sh", "-c", "touch /dev/x 2>/dev/null && echo dev-rw; touch /dev/shm/x && echo shm-rw; "
+                           "echo hi > /dev/null && readlink /dev/ptmx && readlink /dev/fd; "
+                           "awk '$5 ~ /^\\/dev/ {for (i = 7; i < NF; i++) if ($i == \"-\") "
+                           "print $5, $(i + 1), substr($6, 1, 2)}' /proc/self/mountinfo")
+    dev = next(m for m in b.config["mounts"] if m["destination"] == "/dev")
+    dev["options"].append("ro")
+    lines = runtime.output(b).splitlines()
+    assert lines[:3] == ["shm-rw", "pts/ptmx", "/proc/self/fd"], lines
+    assert sorted(lines[3:]) == \
+        sorted(["/dev tmpfs ro", "/dev/mqueue mqueue rw", "/dev/pts devpts rw", "/dev/shm tmpfs rw"]), lines
