@@ -192,13 +192,16 @@ def mount_one(m, rootfd, bundle, cgroup_mounter=None, tree=-1):
     try:
         if m.type in ("proc", "sysfs"):
             _check_ordinary_dir(rootfd, m)
+        data = m.data
+        if m.type == "tmpfs" and "mode=" not in (data or ""):
+            data = _with_mode_of(rootfd, m.dest, data)
         fd = paths.make_target(rootfd, m.dest, True)
     except OSError as e:
         raise InitError(what, e.errno, e.filename or m.dest) from None
     try:
         _check_proc_mount(rootfd, fd, m, src)
         try:
-            S.mount(src or m.type, paths.fdpath(fd), m.type, m.flags & ~S.MS_REMOUNT, m.data)
+            S.mount(src or m.type, paths.fdpath(fd), m.type, m.flags & ~S.MS_REMOUNT, data)
         except PermissionError:
             if m.type != "sysfs":
                 raise
@@ -231,6 +234,22 @@ def mount_one(m, rootfd, bundle, cgroup_mounter=None, tree=-1):
             raise InitError(what, e.errno, "", "" if e.errno else str(e)) from None
         finally:
             os.close(fd)
+
+
+def _with_mode_of(rootfd, dest, data):
+    """A tmpfs without mode= over an existing directory takes that directory's mode (runc)."""
+    try:
+        fd = paths.open_in_root(rootfd, dest)
+    except OSError:
+        return data  # made now: the tmpfs's own default
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if st.st_mode & S_IFMT != S_IFDIR:
+        return data
+    mode = "mode=%o" % (st.st_mode & 0o7777)
+    return data + "," + mode if data else mode
 
 
 def _clone_or_none(src, m):

@@ -358,3 +358,21 @@ def test_readonly_dev(runtime, bundle):
     assert lines[:3] == ["shm-rw", "pts/ptmx", "/proc/self/fd"], lines
     assert sorted(lines[3:]) == \
         sorted(["/dev tmpfs ro", "/dev/mqueue mqueue rw", "/dev/pts devpts rw", "/dev/shm tmpfs rw"]), lines
+
+
+def test_tmpfs_takes_mode_of_covered_directory(runtime, bundle):
+    """A tmpfs without mode= over an existing directory has that directory's mode (runc); over a
+    directory made for it, tmpfs's own default (1777); with mode=, that mode."""
+    b = bundle("stat", "-c", "%n %a", "/mnt", "/root", "/home", "/oci-new", "/var")
+    b.config["root"]["readonly"] = False
+    rootfs = b.copy_rootfs()
+    os.chmod(rootfs / "home", 0o711)
+    os.chmod(rootfs / "var", 0o1755)
+    b.config["mounts"] += [{"destination": d, "type": "tmpfs", "source": "tmpfs", "options": o}
+                           for d, o in (("/mnt", []), ("/root", ["nosuid", "size=1m"]), ("/home", ["nodev"]),
+                                        ("/oci-new", []), ("/var", ["noexec"]))]
+    assert runtime.output(b).splitlines() == ["/mnt 755", "/root 700", "/home 711", "/oci-new 1777", "/var 1755"]
+    if runtime.name == "ociruntime":   # (runc 1.1.5 sets the covered directory's mode over mode= too)
+        b.config["mounts"][-1]["options"].append("mode=750")
+        b.args = ["stat", "-c", "%a", "/var"]
+        assert runtime.output(b) == "750\n"
