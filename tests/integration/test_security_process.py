@@ -101,7 +101,7 @@ def test_unknown_capability_refused(runtime, bundle):
     b = bundle("true")
     b.config["process"]["capabilities"]["effective"].append("CAP_OCI_TEST")
     r = runtime.run("create", "--bundle", b, runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r)
     assert r.err.splitlines() == [
         'ociruntime: config.json: process.capabilities.effective: unknown capability "CAP_OCI_TEST"']
     assert os.listdir(runtime.root) == []
@@ -219,7 +219,7 @@ def test_sysctl_refused(runtime, bundle, key, value, nstype, words):
     if nstype == "uts":
         del b.config["hostname"]
     r = runtime.run("create", "--bundle", b, runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r)
     assert words in r.err.replace('\\"', '"') and len(r.err.splitlines()) == 1, r.err  # runc quotes its "
     assert os.listdir(runtime.root) == []
 
@@ -276,7 +276,7 @@ def test_refused(runtime, bundle, case):
     b = bundle("true")
     edit(b.config)
     r = runtime.run("create", "--bundle", b, runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r)
     assert r.err.startswith("ociruntime: ") and len(r.err.splitlines()) == 1, r.err
     assert words in r.err
     assert os.listdir(runtime.root) == []
@@ -291,5 +291,5 @@ def test_lsm_label_without_the_lsm_fails(runtime, bundle, field, value):
     b = bundle("true")
     b.config["process"][field] = value
     r = runtime.run("run", "--bundle", b, runtime.new_id())
-    assert r.rc != 0 and r.err
+    runtime.refused(r)
     assert os.listdir(runtime.root) == []

@@ -83,20 +83,20 @@ def test_run_detached_with_console(runtime, bundle, console):
 
 def test_terminal_without_console_socket_refused(runtime, bundle):
     r = runtime.run("create", "--bundle", terminal_bundle(bundle, "true"), runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r, "cannot allocate tty")
     assert os.listdir(runtime.root) == []
 
 
 def test_console_socket_without_terminal_refused(runtime, bundle, console):
     r = runtime.run("create", "--console-socket", console, "--bundle", bundle("true"), runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r, "cannot use console socket")
     assert os.listdir(runtime.root) == []
 
 
 def test_console_socket_missing_refused(runtime, bundle, tmp_path):
     r = runtime.run("create", "--console-socket", tmp_path / "nobody-listens.sock",
                     "--bundle", terminal_bundle(bundle, "true"), runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r, "nobody-listens.sock")
     assert os.listdir(runtime.root) == []
 
 

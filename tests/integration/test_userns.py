@@ -43,7 +43,7 @@ def test_unmapped_user_is_refused(runtime, bundle):
     b = _userns_bundle(bundle, "true")
     b.config["process"]["user"] = {"uid": 3000, "gid": 0}   # between the ranges: not mapped
     r = runtime.run_container(b)
-    assert r.rc != 0
+    runtime.refused(r)
     assert os.listdir(runtime.root) == []
 
 
