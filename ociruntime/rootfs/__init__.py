@@ -8,7 +8,7 @@ readonlyPaths, readonly root and rootfsPropagation.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import S_IFCHR, S_IFDIR, S_IFMT, dirname
+from ociruntime import S_IFCHR, S_IFDIR, S_IFMT, dirname, read_text
 from ociruntime import _sys as S
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step
