@@ -166,9 +166,18 @@ def open_sources(config, bundle):
         if not m.is_bind or m.type in ("cgroup", "cgroup2") or not m.source:
             continue
         try:
-            trees[i] = clone_source(bind_source(m, bundle), m)
+            tree = clone_source(bind_source(m, bundle), m)
         except OSError:
             continue
+        try:
+            # a clone stays in its source's peer group: made a slave (as the mounts of a mount
+            # namespace of a user namespace are), nothing mounted in the container propagates
+            # back to the host
+            S.mount_setattr(tree, "", S.AT_EMPTY_PATH | S.AT_RECURSIVE, 0, 0, S.MS_SLAVE)
+        except OSError:
+            os.close(tree)
+            continue
+        trees[i] = tree
     return trees
 
 

@@ -82,3 +82,31 @@ def test_bind_source_only_host_root_may_reach(runtime, bundle, tmp_path):
         (b.rootfs / d).mkdir()
     assert runtime.output(b) == "behind 0700\nbehind 0700\nro\n1\n"
     assert sorted(os.listdir(locked / "data")) == ["file"]
+
+
+def test_bind_source_mounts_do_not_propagate_to_host(runtime, bundle, tmp_path):
+    """A bind source that is a shared mount on the host (every mount is, on a systemd host): with
+    a user namespace the container's copy is a slave, so a mount made in it inside the container
+    never appears on the host (the source is opened before the user namespace, by the host's
+    root; its clone must not stay in the host's peer group)."""
+    from helpers import MS_BIND, MS_SHARED, mount, parse_mountinfo, umount
+    src = tmp_path / "shared"
+    src.mkdir()
+    mount(str(src), str(src), None, MS_BIND)
+    try:
+        mount("none", str(src), None, MS_SHARED)
+        b = _userns_bundle(bundle, "sh", "-c", "mkdir -p /vol/inner && mount -t tmpfs none /vol/inner && "
+                                               "echo mounted; grep ' /vol ' /proc/self/mountinfo")
+        b.config["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+        b.config["mounts"].append({"destination": "/vol", "type": "bind", "source": str(src), "options": ["rbind"]})
+        (b.rootfs / "vol").mkdir()
+        os.chmod(src, 0o777)
+        out = runtime.output(b).splitlines()
+        assert out[0] == "mounted"
+        (vol,) = parse_mountinfo(out[1])
+        assert not any(tag.startswith("shared:") for tag in vol["optional"]) or \
+            any(tag.startswith("master:") for tag in vol["optional"]), vol
+        with open("/proc/self/mountinfo") as f:
+            assert str(src / "inner") not in f.read()
+    finally:
+        umount(str(src))
