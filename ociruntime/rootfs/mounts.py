@@ -312,7 +312,7 @@ def _attach(tree, fd, m, src, rootfd):
         if m.rec_set or m.rec_clr:
             S.mount_setattr(tree, "", S.AT_EMPTY_PATH | S.AT_RECURSIVE, m.rec_set, m.rec_clr)
     except OSError as e:
-        if e.errno != 38:
+        if e.errno != 38 or m.rec_set or m.rec_clr:  # (recursive attributes need mount_setattr)
             raise
         late = True
     S.move_mount(tree, "", fd, "", S.MOVE_MOUNT_F_EMPTY_PATH | S.MOVE_MOUNT_T_EMPTY_PATH)

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from helpers import ConsoleSocket
+from helpers import ConsoleSocket, runtime_without_syscalls
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -30,14 +30,19 @@ CONSOLE_TARGETS = {
 }
 
 
+@pytest.mark.parametrize("api", ["new-api", "no-open-tree"])
 @pytest.mark.parametrize("case", sorted(CONSOLE_TARGETS))
-def test_console_symlink_into_proc(runtime, bundle, tmp_path, case):
+def test_console_symlink_into_proc(runtime, bundle, tmp_path, case, api):
     """terminal: true with the image's /dev/console a symlink into /proc (the image's own /dev, no
     tmpfs over it): the runtime refuses it with one line naming /dev/console, or binds the pty
     on a /dev/console of its own; never a devpts mount under /proc (a writable file under the
     read-only /proc/sys), and the sysctl and oom_score_adj land in the real files."""
     if runtime.name == "runc":
         pytest.xfail("runc 1.1.5 predates the CVE-2025-52565 fix (runc 1.2.8, 1.3.3)")
+    if api != "new-api":  # (the bind through /proc/self/fd, as on kernels without open_tree)
+        if os.uname().machine != "x86_64":
+            pytest.skip("the syscall numbers hidden are x86_64's")
+        runtime = runtime_without_syscalls(runtime, tmp_path, (428, 429, 442))
     target, extra = CONSOLE_TARGETS[case]
     b = bundle("sh", "-c", CONSOLE_SEES)
     b.config["process"]["terminal"] = True
@@ -74,14 +79,28 @@ def test_console_symlink_into_proc(runtime, bundle, tmp_path, case):
 # ---------------------------------------------------------------------------------------------------
 # A read-only bind whose destination is swapped for a symlink while it is mounted (issue 18.9)
 
-def test_readonly_bind_destination_swapped(runtime, bundle, tmp_path):
+# the new mount API's syscalls (x86_64): open_tree, move_mount, mount_setattr
+OLD_KERNELS = {"new-api": (), "no-mount-setattr": (442,), "no-open-tree": (428, 429, 442)}
+
+
+@pytest.mark.parametrize("api", sorted(OLD_KERNELS))
+def test_readonly_bind_destination_swapped(runtime, bundle, tmp_path, api, request):
     """A volume shared with another container (a host thread stands in for it) holds the
     destination of a read-only bind; the other side swaps that directory for a symlink to the
     volume's own root and back as fast as it can while containers are created.  Whatever
     resolution the runtime met, the bind is never writable (the read-only flag must go to the
     mount just made, not to whatever the destination's path names a moment later), the volume
     itself is not made read-only in its place (the bind may land on the volume's root, where the
-    symlink points, inside the rootfs), and a failure keeps its real words."""
+    symlink points, inside the rootfs), and a failure keeps its real words.  Also as on kernels
+    without mount_setattr (the read-only remount through the attached clone's fd) or without
+    open_tree (a bind by path, and the path found again checked to be the new mount)."""
+    if runtime.name == "runc":  # (it lost the race here at times: the read-only flag on the volume)
+        request.applymarker(pytest.mark.xfail(reason="runc 1.1.5 remounts the destination by its path",
+                                              strict=False))
+    if OLD_KERNELS[api]:
+        if os.uname().machine != "x86_64":
+            pytest.skip("the syscall numbers hidden are x86_64's")
+        runtime = runtime_without_syscalls(runtime, tmp_path, OLD_KERNELS[api])
     vol, ro = tmp_path / "vol", tmp_path / "ro"
     vol.mkdir()
     ro.mkdir()

@@ -376,3 +376,33 @@ def test_tmpfs_takes_mode_of_covered_directory(runtime, bundle):
         b.config["mounts"][-1]["options"].append("mode=750")
         b.args = ["stat", "-c", "%a", "/var"]
         assert runtime.output(b) == "750\n"
+
+
+# the new mount API's syscalls (x86_64): open_tree, move_mount, mount_setattr
+OLD_KERNELS = {"no-mount-setattr": (442,), "no-open-tree": (428, 429, 442)}
+
+
+@pytest.mark.parametrize("api", sorted(OLD_KERNELS))
+def test_binds_without_new_mount_api(runtime, bundle, hostdir, tmp_path, api):
+    """Binds as on a kernel without mount_setattr (before 5.12) or without open_tree (or under a
+    profile hiding them): the same flags on the same mounts; a recursive attribute (rro), which
+    needs mount_setattr, is refused with the step's words rather than dropped."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the syscall numbers hidden are x86_64's")
+    from helpers import runtime_without_syscalls
+    rt = runtime_without_syscalls(runtime, tmp_path, OLD_KERNELS[api])
+    b = bundle("sh", "-c", "cat /mnt/file /etc/oci-test-file; touch /mnt/x 2>/dev/null || echo ro; "
+                           "grep -E ' /(mnt|data|etc/oci-test-file) ' /proc/self/mountinfo | cut -d' ' -f5,6")
+    b.config["mounts"] += [
+        {"destination": "/mnt", "type": "bind", "source": str(hostdir), "options": ["bind", "ro", "nosuid"]},
+        {"destination": "/data", "type": "bind", "source": str(hostdir), "options": ["rbind", "nodev"]},
+        {"destination": "/etc/oci-test-file", "type": "bind", "source": str(hostdir / "file"), "options": ["bind", "ro"]},
+    ]
+    lines = rt.output(b).splitlines()
+    assert lines[:3] == ["from host", "from host", "ro"], lines
+    assert sorted(lines[3:]) == ["/data rw,nodev,relatime", "/etc/oci-test-file ro,relatime",
+                                 "/mnt ro,nosuid,relatime"], lines
+    b.config["mounts"][-2]["options"].append("rro")
+    r = rt.run_container(b)
+    if rt.name == "ociruntime":
+        rt.refused(r, "mount %s to /data" % hostdir, "Function not implemented")
