@@ -74,12 +74,28 @@ def apply_mounts(rootfs, config, bundle, cgroup_mounter, in_userns, trees=None):
             dev_is_ours = not any(m.dest.rstrip("/") == "/dev" and m.is_bind for m in mlist)
             devices.setup_dev(rootfd, config, in_userns, dev_is_ours)
             if ro_dev:
+                if (config.get("process") or {}).get("terminal"):
+                    _console_target(rootfd)  # the pty's bind target, made while /dev is writable
                 _dev_read_only(rootfd)
         finally:
             os.close(rootfd)
     finally:
         for fd in trees.values():
             os.close(fd)
+
+
+def _console_target(rootfd):
+    try:
+        dev = mounts.paths.open_in_root(rootfd, "/dev")
+        try:
+            os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o600, dir_fd=dev))
+        except FileExistsError:
+            pass  # (what it is, tty.bind_dev_console checks)
+        finally:
+            os.close(dev)
+    except OSError as e:
+        raise InitError("create /dev/console", e.errno, "/dev/console") from None
 
 
 def _dev_read_only(rootfd):

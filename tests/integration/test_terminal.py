@@ -285,3 +285,16 @@ def test_console_belongs_to_process_user(runtime, bundle, console, how):
         status, out, _, _ = in_pty(runtime, "exec", "-t", "--user", "1000:1000", cid, "sh", "-c", OWNER)
         assert status == 6, out
     assert out.replace("\r\n", "\n").splitlines() == ["1000:5", "reopened", "ok"], out
+
+
+def test_console_on_readonly_dev(runtime, bundle, console):
+    """A read-only /dev with a terminal: /dev/console is made while /dev is still writable, and the
+    pty bound on it (runc)."""
+    b = terminal_bundle(bundle, "sh", "-c", "stat -c '%F %t' /dev/console; touch /dev/x || echo ro")
+    next(m for m in b.config["mounts"] if m["destination"] == "/dev")["options"].append("ro")
+    cid = runtime.create(b, None, "--console-socket", console)
+    pid = runtime.state(cid)["pid"]
+    runtime.start(cid)
+    wait_exit(pid)
+    lines = console.output().replace("\r\n", "\n").splitlines()
+    assert lines[0] == "character special file 88" and lines[-1] == "ro", lines
