@@ -692,7 +692,8 @@ int oci_shed_wait(unsigned long **ranges)
 int oci_open_tree(int dirfd, const char *path, unsigned int flags)
 { RET(syscall(SYS_open_tree, dirfd, path, flags)); }
 
-int oci_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path, unsigned int flags)
+int oci_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
+                   unsigned int flags)
 { RET(syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags)); }
 
 int oci_fsopen(const char *fsname, unsigned int flags) { RET(syscall(SYS_fsopen, fsname, flags)); }
