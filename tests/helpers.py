@@ -168,7 +168,8 @@ class Runtime:
             line = lines[0]
             words = words + tuple(ours)
         else:
-            errors = [ln for ln in lines if "level=error" in ln or '"level":"error"' in ln or ln.startswith("ERRO")]
+            errors = [ln for ln in lines
+                      if "level=error" in ln or '"level":"error"' in ln or ln.startswith("ERRO")]
             if not errors:  # (with --log, runc prints the bare message)
                 errors = [ln for ln in lines if "level=warning" not in ln and not ln.startswith("WARN")]
             assert len(errors) == 1, f"not one error line: {res.err!r}"

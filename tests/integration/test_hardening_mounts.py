@@ -19,7 +19,8 @@ from helpers import ConsoleSocket, runtime_without_syscalls
 # CVE-2025-52565: /dev/console of the image is a symlink into /proc
 
 CONSOLE_SEES = ("grep -E ' /proc' /proc/self/mountinfo | cut -d' ' -f5,9 | grep devpts; "
-                "echo shmmni=$(timeout 2 head -c 20 /proc/sys/kernel/shmmni) oom=$(timeout 2 head -c 20 /proc/1/oom_score_adj); "
+                "echo shmmni=$(timeout 2 head -c 20 /proc/sys/kernel/shmmni) "
+                "oom=$(timeout 2 head -c 20 /proc/1/oom_score_adj); "
                 "stat -c %F /dev/console; "
                 "echo x > /proc/sys/kernel/domainname 2>/dev/null && echo DOMAIN-WRITTEN; echo done")
 CONSOLE_TARGETS = {
@@ -108,7 +109,8 @@ def test_readonly_bind_destination_swapped(runtime, bundle, tmp_path, api, reque
     # (the mounts as the kernel has them: a path may be the racer's symlink at any moment)
     script = "awk '{print \"M\", $4, $5, $6}' /proc/self/mountinfo; echo done"
     b = bundle("sh", "-c", script)
-    b.config["mounts"] += [{"destination": "/vol", "type": "bind", "source": str(vol), "options": ["rbind", "rw"]},
+    b.config["mounts"] += [{"destination": "/vol", "type": "bind", "source": str(vol),
+                            "options": ["rbind", "rw"]},
                            {"destination": "/vol/dst", "type": "bind", "source": str(ro),
                             "options": ["bind", "ro", "nosuid"]}]
     stop = threading.Event()

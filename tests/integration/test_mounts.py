@@ -371,7 +371,8 @@ def test_tmpfs_takes_mode_of_covered_directory(runtime, bundle):
     b.config["mounts"] += [{"destination": d, "type": "tmpfs", "source": "tmpfs", "options": o}
                            for d, o in (("/mnt", []), ("/root", ["nosuid", "size=1m"]), ("/home", ["nodev"]),
                                         ("/oci-new", []), ("/var", ["noexec"]))]
-    assert runtime.output(b).splitlines() == ["/mnt 755", "/root 700", "/home 711", "/oci-new 1777", "/var 1755"]
+    assert runtime.output(b).splitlines() == ["/mnt 755", "/root 700", "/home 711", "/oci-new 1777",
+                                              "/var 1755"]
     if runtime.name == "ociruntime":   # (runc 1.1.5 sets the covered directory's mode over mode= too)
         b.config["mounts"][-1]["options"].append("mode=750")
         b.args = ["stat", "-c", "%a", "/var"]
@@ -396,7 +397,8 @@ def test_binds_without_new_mount_api(runtime, bundle, hostdir, tmp_path, api):
     b.config["mounts"] += [
         {"destination": "/mnt", "type": "bind", "source": str(hostdir), "options": ["bind", "ro", "nosuid"]},
         {"destination": "/data", "type": "bind", "source": str(hostdir), "options": ["rbind", "nodev"]},
-        {"destination": "/etc/oci-test-file", "type": "bind", "source": str(hostdir / "file"), "options": ["bind", "ro"]},
+        {"destination": "/etc/oci-test-file", "type": "bind", "source": str(hostdir / "file"),
+         "options": ["bind", "ro"]},
     ]
     lines = rt.output(b).splitlines()
     assert lines[:3] == ["from host", "from host", "ro"], lines

@@ -97,8 +97,10 @@ def test_bind_source_mounts_do_not_propagate_to_host(runtime, bundle, tmp_path):
         mount("none", str(src), None, MS_SHARED)
         b = _userns_bundle(bundle, "sh", "-c", "mkdir -p /vol/inner && mount -t tmpfs none /vol/inner && "
                                                "echo mounted; grep ' /vol ' /proc/self/mountinfo")
-        b.config["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
-        b.config["mounts"].append({"destination": "/vol", "type": "bind", "source": str(src), "options": ["rbind"]})
+        b.config["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN"]
+                                               for k in ("bounding", "effective", "permitted")}
+        b.config["mounts"].append({"destination": "/vol", "type": "bind", "source": str(src),
+                                   "options": ["rbind"]})
         (b.rootfs / "vol").mkdir()
         os.chmod(src, 0o777)
         out = runtime.output(b).splitlines()
