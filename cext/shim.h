@@ -84,13 +84,13 @@ int oci_shed_start(void);
 int oci_shed_wait(unsigned long **ranges);
 
 /* the new mount API (open_tree, move_mount, fsopen, fsconfig, fsmount: an fd, or -errno) and
-   fstatfs (the filesystem's magic number and its ST_* mount flags) */
+   fstatfs (the magic number of the filesystem an fd is on, or -errno) */
 int oci_open_tree(int dirfd, const char *path, unsigned int flags);
 int oci_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
                    unsigned int flags);
 int oci_fsopen(const char *fsname, unsigned int flags);
 int oci_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux);
 int oci_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
-int oci_fstatfs(int fd, unsigned long long *type, unsigned long long *flags);
+long long oci_fstatfs_type(int fd);
 
 #endif

@@ -622,14 +622,12 @@ static PyObject *py_fsmount(PyObject *m, PyObject *a)
     RESULT(oci_fsmount(fd, flags, attr_flags));
 }
 
-static PyObject *py_fstatfs(PyObject *m, PyObject *a)
+static PyObject *py_fstatfs_type(PyObject *m, PyObject *a)
 {
-    int fd, r;
-    unsigned long long type = 0, flags = 0;
+    int fd;
     if (!PyArg_ParseTuple(a, "i", &fd))
         return NULL;
-    r = oci_fstatfs(fd, &type, &flags);
-    return Py_BuildValue("iKK", r, type, flags);
+    return PyLong_FromLongLong(oci_fstatfs_type(fd));
 }
 
 #define F(name, fn) {name, (PyCFunction)(void (*)(void))fn, METH_VARARGS, NULL}
@@ -653,7 +651,7 @@ static PyMethodDef methods[] = {
     F("oci_ifup", py_ifup), F("oci_netns_start", py_netns_start), F("oci_netns_wait", py_netns_wait),
     F("oci_shed_start", py_shed_start), F("oci_shed_wait", py_shed_wait),
     F("oci_open_tree", py_open_tree), F("oci_move_mount", py_move_mount), F("oci_fsopen", py_fsopen),
-    F("oci_fsconfig", py_fsconfig), F("oci_fsmount", py_fsmount), F("oci_fstatfs", py_fstatfs),
+    F("oci_fsconfig", py_fsconfig), F("oci_fsmount", py_fsmount), F("oci_fstatfs_type", py_fstatfs_type),
     {NULL, NULL, 0, NULL},
 };
 #undef F

@@ -304,8 +304,6 @@ def fsmount(fd, flags=FSMOUNT_CLOEXEC, attr_flags=0):
     return _check(lib.oci_fsmount(fd, flags, attr_flags))
 
 
-def fstatfs(fd):
-    """(f_type, f_flags) of the filesystem ``fd`` is on."""
-    ret, ftype, fflags = lib.oci_fstatfs(fd)
-    _check(ret)
-    return ftype, fflags
+def fstatfs_type(fd):
+    """The magic number (statfs f_type) of the filesystem ``fd`` is on."""
+    return _check(lib.oci_fstatfs_type(fd))
