@@ -33,7 +33,7 @@ def open_root():
     except OSError as e:
         raise InitError("open procfs", e.errno, "/proc") from None
     try:
-        kind = S.fstatfs(fd)[0]
+        kind = S.fstatfs_type(fd)
     except OSError as e:
         os.close(fd)
         raise InitError("open procfs", e.errno, "/proc") from None
@@ -73,7 +73,7 @@ def open_file(rel, flags):
     flags |= os.O_CLOEXEC if flags & os.O_PATH else os.O_CLOEXEC | os.O_NOCTTY
     fd = S.openat2(open_root(), path, flags, 0, RESOLVE)
     try:
-        kind = S.fstatfs(fd)[0]
+        kind = S.fstatfs_type(fd)
     except OSError:
         os.close(fd)
         raise

@@ -78,7 +78,7 @@ def open_pty():
         name = "/dev/pts/%d" % num
         try:
             st = os.fstat(slave)
-            kind = S.fstatfs(slave)[0]
+            kind = S.fstatfs_type(slave)
         except OSError as e:
             os.close(slave)
             raise InitError("open pty", e.errno, name) from None
@@ -121,7 +121,7 @@ def bind_dev_console(slave, name):
         if kind != S_IFREG and kind != S_IFCHR:
             raise InitError(what, 0, "/dev/console", "not a regular file or a character device (%s): refused"
                             % _KINDS.get(kind, "type %o" % kind))
-        if S.fstatfs(fd)[0] in (S.PROC_SUPER_MAGIC, SYSFS_MAGIC):
+        if S.fstatfs_type(fd) in (S.PROC_SUPER_MAGIC, SYSFS_MAGIC):
             raise InitError(what, 0, "/dev/console", "on procfs or sysfs: refused")
         _bind_fd(slave, fd)
     except OSError as e:
