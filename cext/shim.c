@@ -675,3 +675,46 @@ int oci_bpf_prog_query(int target_fd, unsigned int attach_type, uint32_t *ids, u
     *count = a.query.prog_cnt;
     return 0;
 }
+
+/* ---- the new mount API (mounts made on fds, detached until attached) and fstatfs -------- */
+#include <sys/vfs.h>
+
+/* the same number on every architecture (the unified table from 424 on) */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+
+int oci_open_tree(int dirfd, const char *path, unsigned int flags)
+{ RET(syscall(SYS_open_tree, dirfd, path, flags)); }
+
+int oci_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
+                   unsigned int flags)
+{ RET(syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags)); }
+
+int oci_fsopen(const char *fsname, unsigned int flags) { RET(syscall(SYS_fsopen, fsname, flags)); }
+
+int oci_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)
+{ RET(syscall(SYS_fsconfig, fd, cmd, key, value, aux)); }
+
+int oci_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
+{ RET(syscall(SYS_fsmount, fd, flags, attr_flags)); }
+
+long long oci_fstatfs_type(int fd)
+{
+    struct statfs st;
+    if (fstatfs(fd, &st) < 0)
+        return -errno;
+    return (long long)(unsigned int)st.f_type;  /* magic numbers are 32-bit */
+}

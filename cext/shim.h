@@ -101,4 +101,14 @@ int oci_scmp_export_bpf(void *ctx, int fd);
 int oci_scmp_rule_add(void *ctx, uint32_t action, int nr, unsigned int argc, const struct oci_scmp_arg *args);
 int oci_seccomp_flags_ok(unsigned int flags);
 
+/* the new mount API (open_tree, move_mount, fsopen, fsconfig, fsmount: an fd, or -errno) and
+   fstatfs (the magic number of the filesystem an fd is on, or -errno) */
+int oci_open_tree(int dirfd, const char *path, unsigned int flags);
+int oci_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
+                   unsigned int flags);
+int oci_fsopen(const char *fsname, unsigned int flags);
+int oci_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux);
+int oci_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
+long long oci_fstatfs_type(int fd);
+
 #endif

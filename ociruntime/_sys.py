@@ -269,3 +269,50 @@ def bpf_prog_query(target_fd, attach_type, max_ids=64):
     count = ffi.new("unsigned int *", max_ids)
     _check(lib.oci_bpf_prog_query(target_fd, attach_type, ids, count))
     return list(ids[0:count[0]])
+
+
+# ---- the new mount API: a mount made or cloned detached, given its attributes, then attached
+# onto an fd (no path looked up again between the steps); fstatfs
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+FSOPEN_CLOEXEC = 1
+FSMOUNT_CLOEXEC = 1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+MOUNT_ATTR_IDMAP = 0x100000
+PROC_SUPER_MAGIC = 0x9FA0
+DEVPTS_SUPER_MAGIC = 0x1CD1
+ST_RDONLY = 1
+
+
+def open_tree(dirfd, path, flags):
+    """An fd of the mount at ``path`` (under ``dirfd``), with OPEN_TREE_CLONE a detached copy."""
+    return _check(lib.oci_open_tree(dirfd, _b(path), flags), path or None)
+
+
+def move_mount(from_dirfd, from_path, to_dirfd, to_path, flags):
+    _check(lib.oci_move_mount(from_dirfd, _b(from_path), to_dirfd, _b(to_path), flags), to_path or None)
+
+
+def fsopen(fsname, flags=FSOPEN_CLOEXEC):
+    return _check(lib.oci_fsopen(_b(fsname), flags), fsname)
+
+
+def fsconfig(fd, cmd, key=None, value=None, aux=0):
+    _check(lib.oci_fsconfig(fd, cmd, _b(key), _b(value), aux), key)
+
+
+def fsmount(fd, flags=FSMOUNT_CLOEXEC, attr_flags=0):
+    return _check(lib.oci_fsmount(fd, flags, attr_flags))
+
+
+def fstatfs_type(fd):
+    """The magic number (statfs f_type) of the filesystem ``fd`` is on."""
+    return _check(lib.oci_fstatfs_type(fd))

@@ -2,7 +2,7 @@
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
 from ociruntime import _sys, fork
-from ociruntime.errors import ConfigError, InitError, init_step, init_write
+from ociruntime.errors import ConfigError, InitError, init_step
 
 FLAGS = {
     "user": _sys.CLONE_NEWUSER,
@@ -100,6 +100,14 @@ def write_idmaps(pid, uid_mappings, gid_mappings):
     one range mapping the caller's own id, and a gid_map only after setgroups is set to "deny";
     anything else goes through newuidmap/newgidmap (the uidmap package), which check
     /etc/subuid and /etc/subgid, as runc and podman do."""
+    from ociruntime import procfs
+    try:
+        _write_idmaps(pid, uid_mappings, gid_mappings)
+    finally:
+        procfs.close()
+
+
+def _write_idmaps(pid, uid_mappings, gid_mappings):
     if os.geteuid() == 0:
         for name, maps in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):
             if maps:
@@ -118,7 +126,8 @@ def write_idmaps(pid, uid_mappings, gid_mappings):
 
 
 def _write_map(pid, name, text):
-    init_write("/proc/%d/%s" % (pid, name), text, "write %s" % name)
+    from ociruntime import procfs
+    procfs.write("%d/%s" % (pid, name), text, "write %s" % name)
 
 
 def _run_idmap_helper(helper, pid, maps):

@@ -8,25 +8,39 @@ import termios
 
 import _socket
 
+from ociruntime import S_IFCHR, S_IFMT, S_IFREG
 from ociruntime import _sys as S
 from ociruntime.errors import InitError
 
 
-def setup_console(console_sock, size, bind_console=True):
+# <asm-generic/ioctls.h>
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
+TIOCGPTPEER = 0x5441
+UNIX98_PTY_SLAVE_MAJOR = 136  # to 143
+
+
+def setup_console(console_sock, size, bind_console=True, uid=None):
     """In the container (the init after pivot_root, or an exec'd process): a pty of its devpts; the
     master goes to the console socket, the slave becomes stdio and the controlling terminal (the
-    process leads its own session) and, for the init, /dev/console."""
-    try:
-        master, slave = os.openpty()
-    except OSError as e:
-        raise InitError("open pty", e.errno, "/dev/ptmx") from None
-    name = os.ttyname(slave)
+    process leads its own session) and, for the init, /dev/console.  The slave belongs to the
+    process's user (``uid``; its group stays the devpts one, tty), as runc makes it, so that
+    the process can reopen its own terminal."""
+    master, slave, name = open_pty()
     if size:
         fcntl.ioctl(slave, termios.TIOCSWINSZ,
                     struct.pack("HHHH", size.get("height", 0), size.get("width", 0), 0, 0))
+    if uid:
+        try:
+            os.fchown(slave, uid, -1)
+        except OSError as e:
+            # as runc: an id unmapped in the user namespace (EINVAL), an owner we may not change
+            # (EPERM), a read-only /dev (EROFS) leave the pty as it is
+            if e.errno not in (1, 22, 30):
+                raise InitError("chown %s" % name, e.errno) from None
+    if bind_console:
+        bind_dev_console(slave, name)
     try:
-        if bind_console:
-            _bind_console(name)
         send_fd(console_sock, name, master)
     except OSError as e:
         raise InitError("send pty master to console socket", e.errno) from None
@@ -41,13 +55,101 @@ def setup_console(console_sock, size, bind_console=True):
         os.close(slave)
 
 
-def _bind_console(name):
+def open_pty():
+    """(master, slave, slave's name): the master from /dev/ptmx, checked to be the pty
+    multiplexer, the slave taken from the master itself (TIOCGPTPEER), never by its path, and
+    checked to be a pty slave on devpts."""
     try:
-        fd = os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        # not blocking: whatever the container put at /dev/ptmx (a fifo) cannot stop the init
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        raise InitError("open pty", e.errno, "/dev/ptmx") from None
+    try:
+        st = os.fstat(master)
+        if st.st_mode & S_IFMT != S_IFCHR or st.st_rdev != os.makedev(5, 2):
+            raise InitError("open pty", 0, "/dev/ptmx", "not the pty multiplexer (5:2): refused")
+        os.set_blocking(master, True)
+        try:
+            fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+            num = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+            slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError as e:
+            raise InitError("open pty", e.errno, "/dev/ptmx") from None
+        name = "/dev/pts/%d" % num
+        try:
+            st = os.fstat(slave)
+            kind = S.fstatfs_type(slave)
+        except OSError as e:
+            os.close(slave)
+            raise InitError("open pty", e.errno, name) from None
+        if (st.st_mode & S_IFMT != S_IFCHR or not 136 <= os.major(st.st_rdev) <= 143
+                or kind != S.DEVPTS_SUPER_MAGIC):
+            os.close(slave)
+            raise InitError("open pty", 0, name, "not a pty slave on devpts: refused")
+    except BaseException:
+        os.close(master)
+        raise
+    return master, slave, name
+
+
+def bind_dev_console(slave, name):
+    """Bind the pty slave onto /dev/console, which must be absent (made here, an empty file) or a
+    regular file or character device: never through a symlink of the image's, which the mount
+    would follow (/dev/console -> /proc/sys/..., CVE-2025-52565).  The bind is made from the slave's
+    fd onto an O_PATH fd of that very file."""
+    what = "bind %s to /dev/console" % name
+    try:
+        dev = os.open("/dev", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise InitError(what, e.errno, "/dev") from None
+    try:
+        try:
+            fd = S.openat2(dev, "console", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0, _BENEATH)
+        except FileNotFoundError:
+            try:
+                os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o600, dir_fd=dev))
+            except OSError as e:
+                raise InitError(what, e.errno, "/dev/console") from None
+            fd = S.openat2(dev, "console", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, 0, _BENEATH)
+    except OSError as e:
+        raise InitError(what, e.errno, "/dev/console") from None
+    finally:
+        os.close(dev)
+    try:
+        kind = os.fstat(fd).st_mode & S_IFMT
+        if kind != S_IFREG and kind != S_IFCHR:
+            raise InitError(what, 0, "/dev/console", "not a regular file or a character device (%s): refused"
+                            % _KINDS.get(kind, "type %o" % kind))
+        if S.fstatfs_type(fd) in (S.PROC_SUPER_MAGIC, SYSFS_MAGIC):
+            raise InitError(what, 0, "/dev/console", "on procfs or sysfs: refused")
+        _bind_fd(slave, fd)
+    except OSError as e:
+        raise InitError(what, e.errno, "/dev/console") from None
+    finally:
         os.close(fd)
-    except OSError:
-        pass
-    S.mount(name, "/dev/console", None, S.MS_BIND)
+
+
+_BENEATH = S.RESOLVE_BENEATH | S.RESOLVE_NO_SYMLINKS | S.RESOLVE_NO_MAGICLINKS
+SYSFS_MAGIC = 0x62656572
+_KINDS = {0o120000: "a symbolic link", 0o040000: "a directory", 0o010000: "a fifo", 0o140000: "a socket",
+          0o060000: "a block device"}
+
+
+def _bind_fd(src, dst):
+    """Bind the file of fd ``src`` onto the file of fd ``dst``: a clone of it, attached onto
+    ``dst`` itself (move_mount), or through /proc/self/fd on kernels without the new mount API."""
+    try:
+        tree = S.open_tree(src, "", S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC | S.AT_EMPTY_PATH)
+    except OSError as e:
+        if e.errno != 38:  # ENOSYS
+            raise
+        S.mount("/proc/self/fd/%d" % src, "/proc/self/fd/%d" % dst, None, S.MS_BIND)
+        return
+    try:
+        S.move_mount(tree, "", dst, "", S.MOVE_MOUNT_F_EMPTY_PATH | S.MOVE_MOUNT_T_EMPTY_PATH)
+    finally:
+        os.close(tree)
 
 
 def send_fd(sock, name, fd):

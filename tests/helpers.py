@@ -154,6 +154,30 @@ class Runtime:
     def delete(self, cid, force=False, **kw):
         return self.run("delete", *(["--force"] if force else []), cid, **kw)
 
+    def refused(self, res, *words, ours=()):
+        """Assert that ``res`` (a Result) is a refusal: a non-zero exit, no Python traceback
+        anywhere, and the runtime's error on one line holding each of ``words`` (and, for
+        ociruntime, of ``ours``: its own wording).  ociruntime prints that line alone, starting
+        "ociruntime: "; runc prints it as `level=error msg=...` (warnings may come before it).
+        Returns the line."""
+        assert res.rc != 0, f"not refused: exit 0\n stdout: {res.out!r}\n stderr: {res.err!r}"
+        assert_no_traceback(res.err)
+        lines = res.err.splitlines()
+        if self.name == "ociruntime":
+            assert len(lines) == 1 and lines[0].startswith("ociruntime: "), f"not one line: {res.err!r}"
+            line = lines[0]
+            words = words + tuple(ours)
+        else:
+            errors = [ln for ln in lines
+                      if "level=error" in ln or '"level":"error"' in ln or ln.startswith("ERRO")]
+            if not errors:  # (with --log, runc prints the bare message)
+                errors = [ln for ln in lines if "level=warning" not in ln and not ln.startswith("WARN")]
+            assert len(errors) == 1, f"not one error line: {res.err!r}"
+            line = errors[0]
+        for w in words:
+            assert w in line, f"{w!r} not in {line!r}"
+        return line
+
     def run_container(self, bundle, *extra, **kw):
         """`run` in the foreground: returns the container's exit status and output."""
         return self.run("run", "--bundle", bundle, *extra, self.new_id(), **kw)
@@ -165,6 +189,15 @@ class Runtime:
         r = self.run_container(bundle)
         assert r.rc == 0, f"container exited {r.rc}\n stdout: {r.out!r}\n stderr: {r.err!r}"
         return r.out
+
+
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s+File \"[^\"]+\", line \d+", re.M)
+
+
+def assert_no_traceback(text):
+    """No Python traceback in the runtime's output (a crash is never a refusal)."""
+    m = TRACEBACK.search(text)
+    assert m is None, f"a Python traceback, not a refusal:\n{text}"
 
 
 def assert_forwards_term(runtime, *argv):
@@ -182,6 +215,24 @@ def assert_forwards_term(runtime, *argv):
             p.kill()
             p.wait()
         p.stdout.close()
+
+
+def runtime_without_syscalls(runtime, workdir, syscalls):
+    """A Runtime (a peer of ``runtime``, cleaned up with it) running the same binary with the
+    x86_64 ``syscalls`` (numbers) failing with ENOSYS, as on a kernel without them: the program
+    tests/integration/without_syscalls.c, built here with gcc, loads that seccomp filter first."""
+    workdir = Path(workdir)
+    prog = workdir / "without_syscalls"
+    if not prog.exists():
+        subprocess.run(["gcc", "-O1", "-o", str(prog), str(HERE / "integration" / "without_syscalls.c")],
+                       check=True, timeout=120)
+    nrs = ",".join(str(n) for n in syscalls)
+    script = workdir / f"{runtime.name}-without-{nrs.replace(',', '-')}"
+    script.write_text(f"#!/bin/sh\nexec {prog} {nrs} {runtime.bin} \"$@\"\n")
+    script.chmod(0o755)
+    rt = Runtime(script, runtime.root, runtime.token, "without", label="no" + nrs.replace(",", ""))
+    runtime.peers.append(rt)
+    return rt
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -253,6 +253,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         # the waiting init drops its read-only file pages (process/init.py); `run` starts it at
         # once, and the pages would be faulted back before the exec
         drop_pages=not starts_now, caps=caps,
+        mount_trees=None,  # the bind sources the child clones before a user namespace (init.py)
     )
     # the cgroups are made and limited before the fork, so the child finds them ready: a child
     # forked while this process works first ran 1.5-2 ms later here (~0.3 ms when it waits), so

@@ -21,6 +21,7 @@ trampoline's execve of the process succeeded, "step:errno" that it failed.  Noth
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
 from ociruntime import _sys as S, fork
+from ociruntime import procfs
 from ociruntime.process.channel import run_child
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step, init_write
@@ -38,6 +39,7 @@ def child_main(plan, ch):
         # before anything of the container's: nothing inside may open this process's exe (the
         # host's interpreter), memory, fds or root through /proc/PID; execve makes it dumpable again
         S.prctl(S.PR_SET_DUMPABLE, 0)
+        procfs.open_root()  # the runtime's /proc, before joining the container (procfs.py)
         _stage1(plan, ch)
     run_child(ch, body, "exec", "exec")
 
@@ -83,13 +85,15 @@ def _stage2(plan, ch):
         join_keyring(plan.cid)
     if plan.console_sock is not None:
         from ociruntime.tty import setup_console
-        setup_console(plan.console_sock, process.get("consoleSize"), bind_console=False)
+        setup_console(plan.console_sock, process.get("consoleSize"), bind_console=False,
+                      uid=(process.get("user") or {}).get("uid", 0))
         plan.console_sock.close()
     if process.get("rlimits"):
         from ociruntime.security import rlimits
         rlimits.apply(rlimits.parse(process["rlimits"]))
     procattrs.apply(process, plan.linux)
     set_groups = _setgroups_allowed(process)
+    procfs.close()  # the host's procfs: gone before anything of the container's runs
     (listener_msg,) = ch.expect("cgroup_joined")
     if plan.affinity[1] is not None:
         _step("set final CPU affinity", os.sched_setaffinity, 0, plan.affinity[1])

@@ -12,7 +12,7 @@ import sys
 
 from ociruntime import fork, read_file
 from ociruntime import _sys as S
-from ociruntime import namespaces
+from ociruntime import namespaces, procfs
 from ociruntime.process.channel import run_child
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step, init_write as _write
@@ -35,6 +35,12 @@ def child_main(plan, ch):
         # kernel makes the process dumpable again at the final execve
         S.prctl(S.PR_SET_DUMPABLE, 0)
         _close_inherited(plan, ch)
+        procfs.open_root()  # the runtime's /proc, before anything of the container's
+        if plan.in_userns:
+            # the bind mounts' sources, as the runtime's user: inside the user namespace a
+            # source under a directory only the host's root may enter could not be opened
+            from ociruntime.rootfs.mounts import open_sources
+            plan.mount_trees = open_sources(plan.config, plan.bundle)
         stage1(plan, ch)
     run_child(ch, body, "init", "container init")
 
@@ -59,7 +65,7 @@ def stage1(plan, ch):
     if flags:
         _step("unshare namespaces", S.unshare, flags)
     if plan.time_offsets:
-        _write("/proc/self/timens_offsets", plan.time_offsets, "set time offsets")
+        procfs.write("self/timens_offsets", plan.time_offsets, "set time offsets")
     if plan.fork_init:
         pid = fork("fork the container init")
         if pid:
@@ -118,7 +124,7 @@ def init(plan, ch):
     if plan.cgroup_paths and plan.cgroup_mount:
         from ociruntime.cgroups.mount import make_mounter
         mounter = make_mounter(plan.cgroup_paths, bool(plan.new_flags & S.CLONE_NEWCGROUP))
-    rootfs.apply_mounts(plan.rootfs, cfg, plan.bundle, mounter, plan.in_userns)
+    rootfs.apply_mounts(plan.rootfs, cfg, plan.bundle, mounter, plan.in_userns, plan.mount_trees)
     _make_cwd(plan.rootfs, process.get("cwd") or "/")
     # every execve of the container's from here on goes through the trampoline (CVE-2019-5736):
     # made before seccomp, which may refuse memfd_create
@@ -140,11 +146,12 @@ def init(plan, ch):
     _seal_imports()
     if process.get("terminal"):
         from ociruntime.tty import setup_console
-        setup_console(plan.console_sock, process.get("consoleSize"))
+        setup_console(plan.console_sock, process.get("consoleSize"),
+                      uid=(process.get("user") or {}).get("uid", 0))
         plan.console_sock.close()
     # before the read-only and masked paths (/proc/sys is one), as runc
     for key, value in (linux.get("sysctl") or {}).items():
-        _write("/proc/sys/" + key.replace(".", "/"), value, "set sysctl %s" % key)
+        procfs.write("sys/" + key.replace(".", "/"), value, "set sysctl %s" % key)
     rootfs.finish(cfg)
 
     if "hostname" in cfg and cfg["hostname"] is not None and plan.has_uts:
@@ -154,6 +161,7 @@ def init(plan, ch):
     if process.get("rlimits"):
         rlimits.apply(rlimits.parse(process["rlimits"]))
     procattrs.apply(process, linux)  # oomScoreAdj, scheduler, ioPriority, personality, LSM labels
+    procfs.close()  # the host's procfs: gone before anything of the container's runs
 
     if plan.seccomp_sock:
         listener = (plan.seccomp_sock.fileno(), seccomp.listener_message(
@@ -228,7 +236,7 @@ def _setgroups_allowed(process):
     """False in a user namespace whose gid_map was written without CAP_SETGID (rootless, single
     mapping): the kernel then requires setgroups "deny", and the process keeps no extra groups."""
     try:
-        if read_file("/proc/self/setgroups").strip() != b"deny":
+        if procfs.read("self/setgroups").strip() != b"deny":
             return True
     except OSError:
         return True

@@ -11,13 +11,12 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def check(process, warn=None):
     """Parent side, before anything is created: what can be refused from the config alone.
-    Returns the capability masks for final_args (None without process.capabilities); the names
-    left out of them go to ``warn``."""
-    caps = None
-    if process.get("capabilities") is not None:
-        caps, ignored = _caps.masks(process["capabilities"])
-        if ignored and warn is not None:
-            warn(_caps.ignored_message(ignored))
+    Returns the capability masks for final_args (an absent capabilities object, or an absent set
+    in it, is empty, as runc: never the runtime's own sets); the names left out of them go to
+    ``warn``."""
+    caps, ignored = _caps.masks(process.get("capabilities") or {})
+    if ignored and warn is not None:
+        warn(_caps.ignored_message(ignored))
     if process.get("rlimits"):
         from ociruntime.security import rlimits
         rlimits.parse(process["rlimits"])

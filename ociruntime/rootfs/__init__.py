@@ -8,7 +8,7 @@ readonlyPaths, readonly root and rootfsPropagation.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import S_IFCHR, S_IFDIR, S_IFMT, dirname
+from ociruntime import S_IFCHR, S_IFDIR, S_IFMT, dirname, read_text
 from ociruntime import _sys as S
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step
@@ -56,16 +56,61 @@ def _unshare_rootfs_mount(rootfs, kind):
         path = dirname(path)
 
 
-def apply_mounts(rootfs, config, bundle, cgroup_mounter, in_userns):
-    rootfd = _step("open rootfs", os.open, rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, path=rootfs)
+def apply_mounts(rootfs, config, bundle, cgroup_mounter, in_userns, trees=None):
+    """``trees``: {index in mounts: clone of the bind's source} made before the user namespace
+    (mounts.open_sources); each is handed to mount_one, which owns it from then on."""
+    trees = dict(trees or ())
     try:
-        mlist = mounts.parse_all(config)
-        for m in mlist:
-            mounts.mount_one(m, rootfd, bundle, cgroup_mounter)
-        dev_is_ours = not any(m.dest.rstrip("/") == "/dev" and m.is_bind for m in mlist)
-        devices.setup_dev(rootfd, config, in_userns, dev_is_ours)
+        rootfd = _step("open rootfs", os.open, rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, path=rootfs)
+        try:
+            mlist = mounts.parse_all(config)
+            # a read-only /dev is filled first (pts, shm, mqueue, devices, links), then made
+            # read-only (its own mount only), as runc does
+            ro_dev = [m for m in mlist if m.dest.rstrip("/") == "/dev" and m.flags & S.MS_RDONLY]
+            for m in ro_dev:
+                m.flags &= ~S.MS_RDONLY
+            for i, m in enumerate(mlist):
+                mounts.mount_one(m, rootfd, bundle, cgroup_mounter, trees.pop(i, -1))
+            dev_is_ours = not any(m.dest.rstrip("/") == "/dev" and m.is_bind for m in mlist)
+            devices.setup_dev(rootfd, config, in_userns, dev_is_ours)
+            if ro_dev:
+                if (config.get("process") or {}).get("terminal"):
+                    _console_target(rootfd)  # the pty's bind target, made while /dev is writable
+                _dev_read_only(rootfd)
+        finally:
+            os.close(rootfd)
     finally:
-        os.close(rootfd)
+        for fd in trees.values():
+            os.close(fd)
+
+
+def _console_target(rootfd):
+    try:
+        dev = mounts.paths.open_in_root(rootfd, "/dev")
+        try:
+            os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o600, dir_fd=dev))
+        except FileExistsError:
+            pass  # (what it is, tty.bind_dev_console checks)
+        finally:
+            os.close(dev)
+    except OSError as e:
+        raise InitError("create /dev/console", e.errno, "/dev/console") from None
+
+
+def _dev_read_only(rootfd):
+    try:
+        fd = mounts.paths.open_in_root(rootfd, "/dev")
+        try:
+            S.mount_setattr(fd, "", S.AT_EMPTY_PATH, S.MOUNT_ATTR_RDONLY, 0)
+        except OSError as e:
+            if e.errno != 38:  # ENOSYS (before 5.12): a bind remount keeping its other flags
+                raise
+            mounts.remount_bind(mounts.paths.fdpath(fd), S.MS_RDONLY | mounts.flags_of(fd))
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise InitError("make /dev read-only", e.errno, "/dev") from None
 
 
 def pivot(rootfs):
@@ -85,11 +130,58 @@ def pivot(rootfs):
 
 
 def move_root(rootfs):
-    """--no-pivot: move the rootfs mount over / and chroot into it."""
+    """--no-pivot: move the rootfs mount over / and chroot into it.  The old root stays in the
+    mount namespace below it, with the host's procfs and sysfs: a procfs mount there, fully
+    visible, would let a user namespace made inside the container mount a fresh, unmasked
+    /proc (the kernel's mount_too_revealing check accepts a new instance when one such mount
+    exists).  They are detached first, or covered where they cannot be (runc's msMoveRoot)."""
+    for mp in _host_proc_sys(rootfs):
+        _cover(mp)
     os.chdir(rootfs)
     _step("move rootfs to /", S.mount, rootfs, "/", None, S.MS_MOVE, path=rootfs)
     _step("chroot", os.chroot, ".", path=rootfs)
     os.chdir("/")
+
+
+def _host_proc_sys(rootfs):
+    """Mount points of whole procfs and sysfs instances outside the rootfs, outermost first."""
+    out = []
+    inside = rootfs.rstrip("/") + "/"
+    for line in read_text("/proc/self/mountinfo").split("\n"):
+        left, _, right = line.partition(" - ")
+        f = left.split()
+        if len(f) < 5 or right.split(" ", 1)[0] not in ("proc", "sysfs") or f[3] != "/":
+            continue
+        mp = _unescape(f[4])
+        if mp != rootfs and not mp.startswith(inside):
+            out.append(mp)
+    return out
+
+
+def _unescape(field):
+    if "\\" not in field:
+        return field
+    parts = field.split("\\")
+    return parts[0] + "".join(chr(int(p[:3], 8)) + p[3:] for p in parts[1:])
+
+
+def _cover(mp):
+    """Detach the mount at ``mp`` (after making it a slave, so the host's copy stays), or lay a
+    read-only tmpfs over it where it cannot be unmounted (a mount locked in a user namespace)."""
+    try:
+        S.mount(None, mp, None, S.MS_SLAVE | S.MS_REC)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # below a mount detached already
+    except OSError as e:
+        raise InitError("hide %s before moving the root" % mp, e.errno, mp) from None
+    try:
+        S.umount2(mp, S.MNT_DETACH | S.UMOUNT_NOFOLLOW)
+        return
+    except OSError as e:
+        if e.errno not in (1, 22):  # EPERM, EINVAL (locked)
+            raise InitError("hide %s before moving the root" % mp, e.errno, mp) from None
+    _step("hide %s before moving the root" % mp, S.mount, "tmpfs", mp, "tmpfs",
+          S.MS_RDONLY | S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC, "mode=0", path=mp)
 
 
 def mask_paths(masked):

@@ -1,7 +1,7 @@
 """config.json ``mounts``: option parsing and mounting onto targets resolved inside the rootfs."""
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import S_IFDIR, S_IFMT, join
+from ociruntime import S_IFDIR, S_IFMT, join, read_text
 from ociruntime import _sys
 from ociruntime.errors import ConfigError, InitError
 from ociruntime.rootfs import paths
@@ -107,6 +107,12 @@ def _locked_flags(target):
     return sum(ms for st, ms in _ST_TO_MS if f & st)
 
 
+def flags_of(fd):
+    """The MS_* per-mount flags (ro, nosuid, nodev, noexec) the mount of ``fd`` has."""
+    f = os.fstatvfs(fd).f_flag
+    return sum(ms for st, ms in _ST_TO_MS if f & st)
+
+
 def remount_bind(target, flags):
     """Change the per-mount flags of a bind mount, keeping the flags the kernel locks."""
     want = S.MS_BIND | S.MS_REMOUNT | (flags & ~(S.MS_BIND | S.MS_REC | S.MS_REMOUNT))
@@ -116,12 +122,70 @@ def remount_bind(target, flags):
         S.mount(None, target, None, want | (_locked_flags(target) & _LOCKABLE))
 
 
-def mount_one(m, rootfd, bundle, cgroup_mounter=None):
-    """Mount ``m`` at its destination inside the root referred to by ``rootfd``."""
-    what = "mount %s to %s" % (m.source or m.type, m.dest)
+# per-mount attributes a bind remount sets (all of them: MS_REMOUNT|MS_BIND resets the others)
+_MS_TO_ATTR = ((S.MS_RDONLY, S.MOUNT_ATTR_RDONLY), (S.MS_NOSUID, S.MOUNT_ATTR_NOSUID),
+               (S.MS_NODEV, S.MOUNT_ATTR_NODEV), (S.MS_NOEXEC, S.MOUNT_ATTR_NOEXEC),
+               (S.MS_NODIRATIME, S.MOUNT_ATTR_NODIRATIME), (S.MS_NOSYMFOLLOW, S.MOUNT_ATTR_NOSYMFOLLOW))
+_ALL_ATTRS = sum(a for _, a in _MS_TO_ATTR) | _ATIME_MASK
+_BIND_FLAGS = S.MS_BIND | S.MS_REC | S.MS_REMOUNT
+
+
+def _attrs_of(flags):
+    """The mount_setattr (set, clear) that a bind remount with these MS_* flags amounts to."""
+    attrs = sum(a for ms, a in _MS_TO_ATTR if flags & ms)
+    if flags & S.MS_NOATIME:
+        attrs |= S.MOUNT_ATTR_NOATIME
+    elif flags & S.MS_STRICTATIME:
+        attrs |= S.MOUNT_ATTR_STRICTATIME
+    return attrs, _ALL_ATTRS
+
+
+def bind_source(m, bundle):
+    """The host path a bind mount's source names (relative: to the bundle)."""
     src = m.source
-    if m.is_bind and src and not src.startswith("/"):
+    if src and not src.startswith("/"):
         src = join(bundle, src)
+    return src
+
+
+def clone_source(src, m):
+    """A detached copy of the mount at ``src`` (its submounts too for rbind): open_tree
+    OPEN_TREE_CLONE.  ENOSYS where the kernel (or a seccomp filter) lacks it."""
+    flags = S.OPEN_TREE_CLONE | S.OPEN_TREE_CLOEXEC | (S.AT_RECURSIVE if m.flags & S.MS_REC else 0)
+    return S.open_tree(S.AT_FDCWD, src, flags)
+
+
+def open_sources(config, bundle):
+    """Before the user namespace: detached clones of the bind mounts' sources, opened as the
+    runtime's user ({index in mounts: fd}).  Inside the namespace a source under a directory only
+    the host's root may enter (0700) could not be opened (runc opens them on the host's side too).
+    A source that cannot be cloned here (no such file, a rootless runtime) is left to mount_one,
+    which reports it."""
+    trees = {}
+    for i, m in enumerate(parse_all(config)):
+        if not m.is_bind or m.type in ("cgroup", "cgroup2") or not m.source:
+            continue
+        try:
+            tree = clone_source(bind_source(m, bundle), m)
+        except OSError:
+            continue
+        try:
+            # a clone stays in its source's peer group: made a slave (as the mounts of a mount
+            # namespace of a user namespace are), nothing mounted in the container propagates
+            # back to the host
+            S.mount_setattr(tree, "", S.AT_EMPTY_PATH | S.AT_RECURSIVE, 0, 0, S.MS_SLAVE)
+        except OSError:
+            os.close(tree)
+            continue
+        trees[i] = tree
+    return trees
+
+
+def mount_one(m, rootfd, bundle, cgroup_mounter=None, tree=-1):
+    """Mount ``m`` at its destination inside the root referred to by ``rootfd``; ``tree`` is a
+    clone of a bind's source made beforehand (open_sources), which this call owns."""
+    what = "mount %s to %s" % (m.source or m.type, m.dest)
+    src = bind_source(m, bundle) if m.is_bind else m.source
     if m.type == "cgroup" or m.type == "cgroup2":
         if cgroup_mounter is not None:
             cgroup_mounter(m, rootfd)
@@ -131,45 +195,184 @@ def mount_one(m, rootfd, bundle, cgroup_mounter=None):
         m = Mount({"destination": m.dest, "type": "bind", "source": "/sys/fs/cgroup",
                    "options": ["rbind", "ro", "nosuid", "noexec", "nodev"]})
         src = m.source
+    if m.is_bind:
+        _bind(m, src, rootfd, what, tree)
+        return
     try:
         if m.type in ("proc", "sysfs"):
             _check_ordinary_dir(rootfd, m)
-        is_dir = paths.is_dir_path(src) if m.is_bind else True
-        fd = paths.make_target(rootfd, m.dest, is_dir)
+        data = m.data
+        if m.type == "tmpfs" and "mode=" not in (data or ""):
+            data = _with_mode_of(rootfd, m.dest, data)
+        fd = paths.make_target(rootfd, m.dest, True)
     except OSError as e:
         raise InitError(what, e.errno, e.filename or m.dest) from None
     try:
         _check_proc_mount(rootfd, fd, m, src)
-    except BaseException:
-        os.close(fd)
-        raise
-    try:
-        if m.is_bind:
-            S.mount(src, paths.fdpath(fd), None, S.MS_BIND | (m.flags & S.MS_REC))
-        else:
+        try:
+            S.mount(src or m.type, paths.fdpath(fd), m.type, m.flags & ~S.MS_REMOUNT, data)
+        except PermissionError:
+            if m.type != "sysfs":
+                raise
+            # sysfs needs a network namespace of our own user namespace: bind the host's
+            # /sys instead, as runc does for rootless containers
+            m.flags |= S.MS_BIND | S.MS_REC | S.MS_RDONLY
+            tree = _clone_or_none("/sys", m)
             try:
-                S.mount(src or m.type, paths.fdpath(fd), m.type, m.flags & ~S.MS_REMOUNT, m.data)
-            except PermissionError:
-                if m.type != "sysfs":
-                    raise
-                # sysfs needs a network namespace of our own user namespace: bind the host's
-                # /sys instead, as runc does for rootless containers
-                S.mount("/sys", paths.fdpath(fd), None, S.MS_BIND | S.MS_REC)
-                m.flags |= S.MS_BIND | S.MS_RDONLY
-        os.close(fd)
-        # the fd still names the directory under the new mount: look the target up again
-        fd = paths.open_in_root(rootfd, m.dest)
-        target = paths.fdpath(fd)
-        if m.is_bind and m.flags & ~(S.MS_BIND | S.MS_REC | S.MS_REMOUNT):
-            remount_bind(target, m.flags)
-        if m.prop:
-            S.mount(None, target, None, m.prop)
-        if m.rec_set or m.rec_clr:
-            S.mount_setattr(fd, "", S.AT_RECURSIVE | 0x1000, m.rec_set, m.rec_clr)  # AT_EMPTY_PATH
+                _attach(tree, fd, m, "/sys", rootfd)
+            finally:
+                if tree >= 0:
+                    os.close(tree)
+            return
     except OSError as e:
         raise InitError(what, e.errno, "", "" if e.errno else str(e)) from None
     finally:
         os.close(fd)
+    if m.prop or m.rec_set or m.rec_clr:
+        # the fd names the directory under the new mount: the mount is found again by its path
+        try:
+            fd = paths.open_in_root(rootfd, m.dest)
+        except OSError as e:
+            raise InitError(what, e.errno, m.dest) from None
+        try:
+            if m.prop:
+                S.mount(None, paths.fdpath(fd), None, m.prop)
+            if m.rec_set or m.rec_clr:
+                S.mount_setattr(fd, "", S.AT_RECURSIVE | S.AT_EMPTY_PATH, m.rec_set, m.rec_clr)
+        except OSError as e:
+            raise InitError(what, e.errno, "", "" if e.errno else str(e)) from None
+        finally:
+            os.close(fd)
+
+
+def _with_mode_of(rootfd, dest, data):
+    """A tmpfs without mode= over an existing directory takes that directory's mode (runc)."""
+    try:
+        fd = paths.open_in_root(rootfd, dest)
+    except OSError:
+        return data  # made now: the tmpfs's own default
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if st.st_mode & S_IFMT != S_IFDIR:
+        return data
+    mode = "mode=%o" % (st.st_mode & 0o7777)
+    return data + "," + mode if data else mode
+
+
+def _clone_or_none(src, m):
+    try:
+        return clone_source(src, m)
+    except OSError as e:
+        if e.errno != 38:  # ENOSYS: mount(2) by path (_attach)
+            raise
+    return -1
+
+
+def _bind(m, src, rootfd, what, tree):
+    """A bind mount made on fds: the source cloned (or the clone given), its attributes set while
+    it is detached, then attached onto the destination resolved inside the rootfs.  No path is
+    looked up twice: a destination swapped for a symlink meanwhile changes nothing."""
+    try:
+        try:
+            if tree < 0:
+                tree = _clone_or_none(src, m)
+            st = os.fstat(tree) if tree >= 0 else None
+        except OSError as e:
+            raise InitError(what, e.errno, e.filename or src) from None
+        try:
+            is_dir = st.st_mode & S_IFMT == S_IFDIR if st is not None else paths.is_dir_path(src)
+            fd = paths.make_target(rootfd, m.dest, is_dir)
+        except OSError as e:
+            raise InitError(what, e.errno, e.filename or m.dest) from None
+        try:
+            _check_proc_mount(rootfd, fd, m, src)
+            _attach(tree, fd, m, src, rootfd)
+        except OSError as e:
+            raise InitError(what, e.errno, "", "" if e.errno else str(e)) from None
+        finally:
+            os.close(fd)
+    finally:
+        if tree >= 0:
+            os.close(tree)
+
+
+def _attach(tree, fd, m, src, rootfd):
+    """Attach the bind of ``src`` (``tree``: its detached clone, or -1) onto the target ``fd``,
+    with ``m``'s flags, propagation and recursive attributes.  ``tree`` stays the caller's."""
+    if tree < 0:
+        _attach_legacy(fd, m, src, rootfd)
+        return
+    flags = m.flags & ~_BIND_FLAGS
+    late = False  # mount_setattr missing (before 5.12): a remount through the attached clone's fd
+    try:
+        if flags:
+            _setattr_keeping_locks(tree, flags)
+        if m.rec_set or m.rec_clr:
+            S.mount_setattr(tree, "", S.AT_EMPTY_PATH | S.AT_RECURSIVE, m.rec_set, m.rec_clr)
+    except OSError as e:
+        if e.errno != 38 or m.rec_set or m.rec_clr:  # (recursive attributes need mount_setattr)
+            raise
+        late = True
+    S.move_mount(tree, "", fd, "", S.MOVE_MOUNT_F_EMPTY_PATH | S.MOVE_MOUNT_T_EMPTY_PATH)
+    target = paths.fdpath(tree)  # the mount just attached, held by its fd
+    if late and flags:
+        remount_bind(target, flags)
+    if m.prop:
+        S.mount(None, target, None, m.prop)
+
+
+def _setattr_keeping_locks(tree, flags):
+    """Set the per-mount flags of the detached ``tree`` as a bind remount would; where the kernel
+    locks some (a source mounted with them in a user namespace's parent), keep those."""
+    attr_set, attr_clr = _attrs_of(flags)
+    try:
+        S.mount_setattr(tree, "", S.AT_EMPTY_PATH, attr_set, attr_clr)
+        return
+    except PermissionError:
+        pass
+    f = os.fstatvfs(tree).f_flag
+    locked = sum(a for st, a in ((1, S.MOUNT_ATTR_RDONLY), (2, S.MOUNT_ATTR_NOSUID), (4, S.MOUNT_ATTR_NODEV),
+                                 (8, S.MOUNT_ATTR_NOEXEC)) if f & st)
+    try:
+        S.mount_setattr(tree, "", S.AT_EMPTY_PATH, attr_set | locked, attr_clr)
+    except PermissionError:  # the atime mode is locked too: left as it is
+        S.mount_setattr(tree, "", S.AT_EMPTY_PATH, (attr_set | locked) & ~_ATIME_MASK, attr_clr & ~_ATIME_MASK)
+
+
+def _attach_legacy(fd, m, src, rootfd):
+    """Without open_tree: bind by path, then find the mount again by its path and check that it
+    is the one just made (a mount on the target's directory, showing the source) before changing
+    its flags; anything else is refused."""
+    S.mount(src, paths.fdpath(fd), None, S.MS_BIND | (m.flags & S.MS_REC))
+    if not (m.flags & ~_BIND_FLAGS or m.prop or m.rec_set or m.rec_clr):
+        return
+    import errno
+    try:
+        new = paths.open_in_root(rootfd, m.dest)
+    except OSError as e:
+        raise OSError(e.errno, "find the new mount again: " + e.strerror) from None
+    try:
+        a, b = os.stat(src), os.fstat(new)
+        if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) or _mnt_id(new) == _mnt_id(fd):
+            raise OSError(errno.EXDEV, "the destination changed while it was mounted: refused")
+        target = paths.fdpath(new)
+        if m.flags & ~_BIND_FLAGS:
+            remount_bind(target, m.flags)
+        if m.prop:
+            S.mount(None, target, None, m.prop)
+        if m.rec_set or m.rec_clr:
+            S.mount_setattr(new, "", S.AT_RECURSIVE | S.AT_EMPTY_PATH, m.rec_set, m.rec_clr)
+    finally:
+        os.close(new)
+
+
+def _mnt_id(fd):
+    for line in read_text("/proc/self/fdinfo/%d" % fd).split("\n"):
+        if line.startswith("mnt_id:"):
+            return int(line[7:])
+    return -1
 
 
 # what may be mounted inside /proc (lxcfs's files), as runc allows

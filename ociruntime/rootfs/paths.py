@@ -69,8 +69,10 @@ def mkdir_all(rootfd, path, mode=0o755, _links=0):
         raise
 
 
-def make_target(rootfd, path, is_dir, mode=0o755):
-    """An O_PATH fd of the mount target, created as a directory or an empty file when missing."""
+def make_target(rootfd, path, is_dir, mode=0o755, _links=0):
+    """An O_PATH fd of the mount target, created as a directory or an empty file when missing.
+    A dangling symlink (an image's /etc/resolv.conf -> /run/...) is followed inside the root and
+    what it points at is created there, as runc does."""
     if is_dir:
         return mkdir_all(rootfd, path, mode)
     try:
@@ -85,6 +87,16 @@ def make_target(rootfd, path, is_dir, mode=0o755):
             os.close(fd)
         except FileExistsError:
             pass
+        except OSError as e:
+            if e.errno != 40:  # ELOOP: a dangling symlink
+                raise
+            target = os.readlink(name, dir_fd=pfd)
+            if _links >= 40:
+                raise
+            if not target.startswith("/"):
+                # relative to the directory it is in, as that directory is inside the root
+                target = "/".join(components(parent) + [target])
+            return make_target(rootfd, target, False, mode, _links + 1)
         return _sys.openat2(pfd, name, O_PATH, 0, RESOLVE)
     finally:
         os.close(pfd)

@@ -10,7 +10,6 @@ too.  mountLabel on an SELinux host (the `context=` mount option) is not impleme
 
 from ociruntime import exists, isdir
 from ociruntime.errors import ConfigError
-from ociruntime.errors import init_write as _write
 
 
 def apparmor_enabled():
@@ -43,14 +42,17 @@ def check(cfg):
 
 
 def apply(process):
-    """Label the next execve (after pivot_root: the container's /proc)."""
+    """Label the next execve, through the runtime's procfs (ociruntime.procfs), never the
+    container's /proc (CVE-2019-16884)."""
     profile = process.get("apparmorProfile")
+    label = process.get("selinuxLabel")
+    if profile or label:
+        from ociruntime import procfs
     if profile:
         data = "exec " + profile
-        path = "/proc/self/attr/apparmor/exec"
-        if not exists(path):
-            path = "/proc/self/attr/exec"       # kernels before 5.8
-        _write(path, data, "apply apparmor profile %s" % profile)
-    label = process.get("selinuxLabel")
+        path = "self/attr/apparmor/exec"
+        if not procfs.exists(path):
+            path = "self/attr/exec"       # kernels before 5.8
+        procfs.write(path, data, "apply apparmor profile %s" % profile)
     if label:
-        _write("/proc/self/attr/exec", label, "set selinux label %s" % label)
+        procfs.write("self/attr/exec", label, "set selinux label %s" % label)

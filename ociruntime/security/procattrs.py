@@ -9,7 +9,6 @@ inherited across execve.
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
 from ociruntime.errors import ConfigError, InitError
-from ociruntime.errors import init_write as _write
 
 POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
             "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
@@ -147,10 +146,12 @@ def _is_host_netns(path):
 
 
 def apply(process, linux):
-    """In the process about to exec, after pivot_root (needs the container's /proc)."""
+    """In the process about to exec, after pivot_root; procfs files through ociruntime.procfs (the
+    runtime's /proc, opened before)."""
     from ociruntime import _sys as S
     if process.get("oomScoreAdj") is not None:
-        _write("/proc/self/oom_score_adj", str(process["oomScoreAdj"]), "set oom_score_adj")
+        from ociruntime import procfs
+        procfs.write("self/oom_score_adj", str(process["oomScoreAdj"]), "set oom_score_adj")
     if process.get("scheduler") is not None:
         try:
             S.sched_setattr(0, *sched_params(process["scheduler"]))

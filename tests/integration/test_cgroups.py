@@ -149,11 +149,9 @@ def test_unavailable_controller_fails_create_and_leaves_nothing(runtime, bundle)
     resources(b)["hugepageLimits"] = [{"pageSize": "2MB", "limit": 2 * MiB}]
     cid = runtime.new_id()
     r = runtime.run("create", "--bundle", b, cid)
-    assert r.rc != 0
+    runtime.refused(r, ours=("hugetlb",))
     assert runtime.status(cid) is None
     assert cgroups_named(cid) == []
-    if runtime.name == "ociruntime":
-        assert r.err.count("\n") == 1 and "hugetlb" in r.err
 
 
 @pytest.mark.ociruntime_only
@@ -168,8 +166,7 @@ def test_impossible_resource_fails_create(runtime, bundle, res, words):
     resources(b).update(res)
     cid = runtime.new_id()
     r = runtime.run("create", "--bundle", b, cid)
-    assert r.rc != 0 and r.err.startswith("ociruntime: ") and r.err.count("\n") == 1
-    assert words in r.err
+    runtime.refused(r, words)
     assert runtime.status(cid) is None and cgroups_named(cid) == []
 
 
@@ -272,13 +269,13 @@ def test_pause_resume_observed_from_outside(runtime, bundle):
     time.sleep(0.4)
     assert read_count(b) == frozen                   # paused: no progress at all
     r = runtime.run("pause", cid)
-    assert r.rc != 0                                 # already paused
+    runtime.refused(r)                               # already paused
     runtime.run("resume", cid, check=True)
     assert runtime.status(cid) == "running"
     time.sleep(0.2)
     assert read_count(b) > frozen
     r = runtime.run("resume", cid)
-    assert r.rc != 0 and "not paused" in r.err
+    runtime.refused(r, "not paused")
 
 
 LIMITS = ("while :; do cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
@@ -330,10 +327,10 @@ def test_failed_update_keeps_old_limits(runtime, bundle):
     before = read_limits(b)
     # memory below what the container uses: the kernel refuses it
     r = runtime.run("update", "--memory", "4k", cid)
-    assert r.rc != 0
+    runtime.refused(r)
     # a quota that is written, then a cpuset that is refused: the quota goes back
     r = runtime.run("update", "--cpu-quota", "70000", "--cpuset-cpus", "99", cid)
-    assert r.rc != 0
+    runtime.refused(r)
     time.sleep(0.3)
     assert read_limits(b) == before
     pid = runtime.state(cid)["pid"]
@@ -349,7 +346,7 @@ def test_update_stopped_container_refused(runtime, bundle):
     runtime.start(cid)
     runtime.wait_status(cid, "stopped")
     r = runtime.run("update", "--memory", "100m", cid)
-    assert r.rc != 0 and "not running" in r.err
+    runtime.refused(r, "not running")
     assert runtime.run("ps", "--format", "json", cid, check=True).out.strip() == "null"
 
 
@@ -358,9 +355,9 @@ def test_update_bad_resources_json(runtime, bundle):
     cid = runtime.create(bundle(*LONG_RUNNING))
     for text in ("{", '{"memory": {"limit": "lots"}}', '[1]'):
         r = runtime.run("update", "-r", "-", cid, input=text)
-        assert r.rc != 0 and r.err.startswith("ociruntime: ") and r.err.count("\n") == 1, r.err
+        runtime.refused(r)
     r = runtime.run("update", "--memory", "1x", cid)
-    assert r.rc != 0 and "invalid value for --memory" in r.err
+    runtime.refused(r, "invalid value for --memory")
 
 
 def test_ps(runtime, bundle):
@@ -472,7 +469,7 @@ def test_events_of_stopped_container_refused(runtime, bundle):
     runtime.start(cid)
     runtime.wait_status(cid, "stopped")
     r = runtime.run("events", "--stats", cid)
-    assert r.rc != 0 and "is not running" in r.err
+    runtime.refused(r, "is not running")
 
 
 def test_delete_force_paused_container(runtime, bundle):

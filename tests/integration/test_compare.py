@@ -133,4 +133,5 @@ def test_spec_refuses_to_overwrite(runtime, runc, tmp_path):
     (tmp_path / "config.json").write_text("keep")
     r = runtime.run("spec", "--bundle", tmp_path)
     assert r.rc == runc.run("spec", "--bundle", tmp_path).rc != 0
+    runtime.refused(r, "config.json")
     assert (tmp_path / "config.json").read_text() == "keep"

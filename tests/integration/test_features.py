@@ -82,4 +82,4 @@ def test_features_seccomp_tables_work(features, runtime, bundle):
 
 def test_features_takes_no_argument(runtime):
     r = runtime.run("features", "extra")
-    assert r.rc != 0
+    runtime.refused(r, "features")

@@ -33,7 +33,7 @@ def test_systemd_cgroup_refused_without_systemd(runtime, bundle):
     b = bundle("true")
     cid = runtime.new_id()
     r = runtime.run("--systemd-cgroup", "run", "--bundle", b, cid)
-    assert r.rc != 0
+    runtime.refused(r)
     assert runtime.status(cid) is None          # nothing was created
     if runtime.name == "ociruntime":
         assert r.err.count("\n") == 1 and "systemd is not running" in r.err

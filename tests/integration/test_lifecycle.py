@@ -83,7 +83,7 @@ def test_start_kill_delete(runtime, bundle):
     runtime.delete(cid, check=True)
     assert cid not in os.listdir(runtime.root)
     r = runtime.run("state", cid)
-    assert r.rc != 0 and "container does not exist" in r.err
+    runtime.refused(r, "container does not exist")
 
 
 @pytest.mark.parametrize("sig,killed_by", [
@@ -154,7 +154,7 @@ def test_run_without_process_refused(runtime, bundle):
 def test_invalid_signal_refused(runtime, bundle):
     cid = runtime.create(bundle(*LONG_RUNNING))
     r = runtime.kill(cid, "NOSUCHSIG")
-    assert r.rc != 0
+    runtime.refused(r, "NOSUCHSIG")
     assert runtime.status(cid) == "created"
 
 
@@ -180,7 +180,7 @@ def test_run_forwards_a_signal_sent_as_soon_as_the_process_runs(runtime, bundle)
     for _ in range(5):
         cid = runtime.new_id()
         assert_forwards_term(runtime, "run", "--bundle", bundle(*TERM_REPORTER).write(), cid)
-        assert runtime.run("state", cid).rc != 0        # deleted: nothing left running
+        runtime.refused(runtime.run("state", cid), "does not exist")   # deleted: nothing left running
 
 
 def test_run_detached(runtime, bundle, tmp_path):
@@ -264,7 +264,7 @@ def test_unknown_container(runtime, argv):
     cid = runtime.new_id("nope")
     argv = [a.format(id=cid) for a in argv]
     r = runtime.run(*argv, *([cid] if cid not in argv else []))
-    assert r.rc != 0
+    runtime.refused(r)
     assert "container does not exist" in r.err
     assert r.out == ""
 
@@ -278,7 +278,7 @@ def test_start_twice_fails(runtime, bundle):
     cid = runtime.create(bundle(*LONG_RUNNING))
     runtime.start(cid)
     r = runtime.run("start", cid)
-    assert r.rc != 0
+    runtime.refused(r)
     assert runtime.status(cid) == "running"
 
 
@@ -286,7 +286,7 @@ def test_start_stopped_fails(runtime, bundle):
     cid = runtime.create(bundle("true"))
     runtime.start(cid)
     runtime.wait_status(cid, "stopped")
-    assert runtime.run("start", cid).rc != 0
+    runtime.refused(runtime.run("start", cid))
     assert runtime.status(cid) == "stopped"
 
 
@@ -295,7 +295,7 @@ def test_delete_running_needs_force(runtime, bundle):
     pid = runtime.state(cid)["pid"]
     runtime.start(cid)
     r = runtime.delete(cid)
-    assert r.rc != 0
+    runtime.refused(r)
     assert runtime.status(cid) == "running" and pid_alive(pid)
     runtime.delete(cid, force=True, check=True)
     assert runtime.status(cid) is None
@@ -317,7 +317,7 @@ def test_kill_stopped_fails(runtime, bundle):
     runtime.start(cid)
     runtime.wait_status(cid, "stopped")
     r = runtime.kill(cid, "KILL")
-    assert r.rc != 0
+    runtime.refused(r)
     assert "not running" in r.err
     runtime.delete(cid, check=True)
 
@@ -327,7 +327,7 @@ def test_create_id_in_use(runtime, bundle):
     cid = runtime.create(b)
     st = runtime.state(cid)
     r = runtime.run("create", "--bundle", bundle(*LONG_RUNNING), cid)
-    assert r.rc != 0
+    runtime.refused(r)
     assert "exists" in r.err
     assert runtime.state(cid) == st and pid_alive(st["pid"])
     runtime.start(cid)
@@ -338,7 +338,7 @@ def test_create_id_in_use(runtime, bundle):
 def test_invalid_id_refused(runtime, bundle, bad):
     bad = bad.format(prefix=runtime.new_id())
     r = runtime.run("create", "--bundle", bundle(*LONG_RUNNING), bad)
-    assert r.rc != 0
+    runtime.refused(r)
     assert os.listdir(runtime.root) == []
 
 

@@ -22,7 +22,7 @@ def test_error_as_json_line(runtime, bundle, tmp_path):
     log = tmp_path / "log.json"
     r = runtime.run("--log", log, "--log-format", "json", "create", "--bundle", bad_bundle(bundle),
                     runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r)
     entries = json_lines(log)
     errors = [e for e in entries if e["level"] == "error"]
     assert len(errors) == 1
@@ -37,7 +37,7 @@ def test_error_as_json_line(runtime, bundle, tmp_path):
 def test_unknown_container_logged(runtime, tmp_path):
     log = tmp_path / "log.json"
     r = runtime.run("--log", log, "--log-format", "json", "state", runtime.new_id("nope"))
-    assert r.rc != 0
+    runtime.refused(r, "container does not exist")
     (e,) = [e for e in json_lines(log) if e["level"] == "error"]
     assert e["msg"].endswith("container does not exist")
 
@@ -74,7 +74,7 @@ def test_debug_log_is_json(runtime, bundle, tmp_path):
 def test_text_log_format(runtime, bundle, tmp_path):
     log = tmp_path / "log.txt"
     r = runtime.run("--log", log, "create", "--bundle", bad_bundle(bundle), runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r)
     (line,) = [x for x in log.read_text().splitlines() if "level=error" in x]
     assert line.startswith('time="') and ' msg="' in line
 

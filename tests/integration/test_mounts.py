@@ -302,3 +302,109 @@ def test_no_pivot(runtime, bundle):
     mi = {m["mountpoint"]: m for m in parse_mountinfo("\n".join(lines[rc_at + 1:]))}
     assert mi["/proc"]["fstype"] == "proc"
     assert "ro" in mi["/"]["options"]
+
+
+NESTED_PROC = ("unshare -Umpf --mount-proc=/dev/shm sh -c 'echo MOUNTED; ls /dev/shm/sys/kernel | wc -l'; "
+               "echo status=$?")
+
+
+@pytest.mark.parametrize("userns", [False, True])
+def test_no_pivot_hides_host_proc(runtime, bundle, userns):
+    """--no-pivot keeps the old root under the container's: the host's procfs and sysfs there are
+    detached (or covered) before the move, so a user namespace made inside the container cannot
+    mount a fresh procfs (the kernel refuses one while no fully visible procfs is in the mount
+    namespace, and the container's own is masked), as with pivot_root, and as runc."""
+    b = bundle("sh", "-c", NESTED_PROC, public=userns)
+    if userns:
+        from test_namespaces import USERNS_MAP
+        b.config["linux"]["namespaces"].append({"type": "user"})
+        b.config["linux"]["uidMappings"] = list(USERNS_MAP)
+        b.config["linux"]["gidMappings"] = list(USERNS_MAP)
+    for extra in ((), ("--no-pivot",)):
+        r = runtime.run("run", *extra, "--bundle", b, runtime.new_id())
+        assert r.rc == 0, r.err
+        assert r.out == "status=1\n", (extra, r.out)
+        assert "can't mount proc on /dev/shm" in r.err and "Operation not permitted" in r.err, r.err
+    with open("/proc/self/mountinfo") as f:   # the host's own proc and sys are still there
+        mps = {m["mountpoint"]: m["fstype"] for m in parse_mountinfo(f.read())}
+    assert mps["/proc"] == "proc" and mps["/sys"] == "sysfs"
+
+
+@pytest.mark.parametrize("link", ["/run/oci-missing/hosts", "../run/oci-missing/hosts"])
+def test_bind_onto_dangling_symlink(runtime, bundle, hostdir, link):
+    """An image's /etc/hosts that is a dangling symlink (engines always bind /etc/hosts and
+    /etc/resolv.conf): what it points at is made inside the rootfs and the file is bound there,
+    as runc does."""
+    b = bundle("sh", "-c", "cat /etc/hosts; readlink /etc/hosts; cat /run/oci-missing/hosts")
+    b.config["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": str(hostdir / "file"),
+                               "options": ["bind", "ro"]})
+    rootfs = b.copy_rootfs()
+    os.symlink(link, rootfs / "etc" / "hosts")
+    assert runtime.output(b) == f"from host\n{link}\nfrom host\n"
+    assert (rootfs / "run" / "oci-missing" / "hosts").is_file()
+    assert os.readlink(rootfs / "etc" / "hosts") == link
+
+
+def test_readonly_dev(runtime, bundle):
+    """/dev mounted with "ro": it is filled first (pts, shm, mqueue, the default devices and
+    links), then made read-only (its own mount: what is mounted below stays writable), as runc."""
+    b = bundle("sh", "-c", "touch /dev/x 2>/dev/null && echo dev-rw; touch /dev/shm/x && echo shm-rw; "
+                           "echo hi > /dev/null && readlink /dev/ptmx && readlink /dev/fd; "
+                           "awk '$5 ~ /^\\/dev/ {for (i = 7; i < NF; i++) if ($i == \"-\") "
+                           "print $5, $(i + 1), substr($6, 1, 2)}' /proc/self/mountinfo")
+    dev = next(m for m in b.config["mounts"] if m["destination"] == "/dev")
+    dev["options"].append("ro")
+    lines = runtime.output(b).splitlines()
+    assert lines[:3] == ["shm-rw", "pts/ptmx", "/proc/self/fd"], lines
+    assert sorted(lines[3:]) == \
+        sorted(["/dev tmpfs ro", "/dev/mqueue mqueue rw", "/dev/pts devpts rw", "/dev/shm tmpfs rw"]), lines
+
+
+def test_tmpfs_takes_mode_of_covered_directory(runtime, bundle):
+    """A tmpfs without mode= over an existing directory has that directory's mode (runc); over a
+    directory made for it, tmpfs's own default (1777); with mode=, that mode."""
+    b = bundle("stat", "-c", "%n %a", "/mnt", "/root", "/home", "/oci-new", "/var")
+    b.config["root"]["readonly"] = False
+    rootfs = b.copy_rootfs()
+    os.chmod(rootfs / "home", 0o711)
+    os.chmod(rootfs / "var", 0o1755)
+    b.config["mounts"] += [{"destination": d, "type": "tmpfs", "source": "tmpfs", "options": o}
+                           for d, o in (("/mnt", []), ("/root", ["nosuid", "size=1m"]), ("/home", ["nodev"]),
+                                        ("/oci-new", []), ("/var", ["noexec"]))]
+    assert runtime.output(b).splitlines() == ["/mnt 755", "/root 700", "/home 711", "/oci-new 1777",
+                                              "/var 1755"]
+    if runtime.name == "ociruntime":   # (runc 1.1.5 sets the covered directory's mode over mode= too)
+        b.config["mounts"][-1]["options"].append("mode=750")
+        b.args = ["stat", "-c", "%a", "/var"]
+        assert runtime.output(b) == "750\n"
+
+
+# the new mount API's syscalls (x86_64): open_tree, move_mount, mount_setattr
+OLD_KERNELS = {"no-mount-setattr": (442,), "no-open-tree": (428, 429, 442)}
+
+
+@pytest.mark.parametrize("api", sorted(OLD_KERNELS))
+def test_binds_without_new_mount_api(runtime, bundle, hostdir, tmp_path, api):
+    """Binds as on a kernel without mount_setattr (before 5.12) or without open_tree (or under a
+    profile hiding them): the same flags on the same mounts; a recursive attribute (rro), which
+    needs mount_setattr, is refused with the step's words rather than dropped."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("the syscall numbers hidden are x86_64's")
+    from helpers import runtime_without_syscalls
+    rt = runtime_without_syscalls(runtime, tmp_path, OLD_KERNELS[api])
+    b = bundle("sh", "-c", "cat /mnt/file /etc/oci-test-file; touch /mnt/x 2>/dev/null || echo ro; "
+                           "grep -E ' /(mnt|data|etc/oci-test-file) ' /proc/self/mountinfo | cut -d' ' -f5,6")
+    b.config["mounts"] += [
+        {"destination": "/mnt", "type": "bind", "source": str(hostdir), "options": ["bind", "ro", "nosuid"]},
+        {"destination": "/data", "type": "bind", "source": str(hostdir), "options": ["rbind", "nodev"]},
+        {"destination": "/etc/oci-test-file", "type": "bind", "source": str(hostdir / "file"),
+         "options": ["bind", "ro"]},
+    ]
+    lines = rt.output(b).splitlines()
+    assert lines[:3] == ["from host", "from host", "ro"], lines
+    assert sorted(lines[3:]) == ["/data rw,nodev,relatime", "/etc/oci-test-file ro,relatime",
+                                 "/mnt ro,nosuid,relatime"], lines
+    b.config["mounts"][-2]["options"].append("rro")
+    r = rt.run_container(b)
+    if rt.name == "ociruntime":
+        rt.refused(r, "mount %s to /data" % hostdir, "Function not implemented")

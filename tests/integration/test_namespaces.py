@@ -148,7 +148,7 @@ def test_join_pidns_whose_init_exited_fails_cleanly(runtime, bundle, dead_pidns)
             ns["path"] = str(dead_pidns)
     cid = runtime.new_id()
     r = runtime.run("run", "--bundle", b, cid)
-    assert r.rc != 0 and r.err.count("\n") == 1, r.err
+    runtime.refused(r)
     assert r.err == ("ociruntime: fork the container init into its pid namespace: "
                      f"{dead_pidns}: its init has exited\n")
     assert os.listdir(runtime.root) == [] and cgroups_named(cid) == []
@@ -160,7 +160,7 @@ def test_join_bad_namespace_path_fails(runtime, bundle, tmp_path):
         if ns["type"] == "network":
             ns["path"] = str(tmp_path / "not-a-namespace")
     r = runtime.run_container(b)
-    assert r.rc != 0
+    runtime.refused(r)
     assert os.listdir(runtime.root) == []
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ID_PREFIX, children, kill_pid, pid_alive
+from helpers import ID_PREFIX, assert_no_traceback, children, kill_pid, pid_alive
 
 SUBID_FILES = ("/etc/subuid", "/etc/subgid")
 SUBID_COUNT = 65536
@@ -372,6 +372,7 @@ def test_rootless_ranges_not_delegated_are_refused(rootless, shared_rootfs):
     cid = u.new_id()
     rc, out, err = u.rt("create", "--bundle", str(b), cid)
     assert rc != 0
+    assert_no_traceback(err)
     if "ociruntime" in u.runtime_cmd[0]:
         assert err.startswith("ociruntime: ") and err.count("\n") == 1 and "newuidmap" in err, err
     root_dir = u.xdg / os.path.basename(u.runtime_cmd[0])

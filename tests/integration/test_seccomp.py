@@ -294,7 +294,7 @@ def test_refused(runtime, bundle, case):
     b.config["linux"]["seccomp"] = seccomp
     cid = runtime.new_id()
     r = runtime.run("create", "--bundle", b, cid)
-    assert r.rc != 0
+    runtime.refused(r)
     assert r.err.startswith("ociruntime: ") and len(r.err.splitlines()) == 1, r.err
     assert words in r.err
     assert os.listdir(runtime.root) == []

@@ -83,20 +83,20 @@ def test_run_detached_with_console(runtime, bundle, console):
 
 def test_terminal_without_console_socket_refused(runtime, bundle):
     r = runtime.run("create", "--bundle", terminal_bundle(bundle, "true"), runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r, "cannot allocate tty")
     assert os.listdir(runtime.root) == []
 
 
 def test_console_socket_without_terminal_refused(runtime, bundle, console):
     r = runtime.run("create", "--console-socket", console, "--bundle", bundle("true"), runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r, "cannot use console socket")
     assert os.listdir(runtime.root) == []
 
 
 def test_console_socket_missing_refused(runtime, bundle, tmp_path):
     r = runtime.run("create", "--console-socket", tmp_path / "nobody-listens.sock",
                     "--bundle", terminal_bundle(bundle, "true"), runtime.new_id())
-    assert r.rc != 0
+    runtime.refused(r, "nobody-listens.sock")
     assert os.listdir(runtime.root) == []
 
 
@@ -256,3 +256,45 @@ def test_terminal_relay_needs_a_terminal(runtime, bundle, cmd, tmp_path):
     assert p.returncode == (1 if cmd == "run" else 255)
     assert b"open /dev/tty: no such device or address" in p.stderr
     assert sorted(os.listdir(runtime.root)) == ([] if cmd == "run" else [cid])
+
+
+OWNER = "stat -c %u:%g $(tty); echo reopened > $(tty) && echo ok; exit 6"
+
+
+@pytest.mark.parametrize("how", ["socket", "run", "exec"])
+def test_console_belongs_to_process_user(runtime, bundle, console, how):
+    """With user.uid 1000 the pty slave is the process's (its group stays tty, 5), so the process
+    can reopen its own terminal: for create with a console socket, run and exec -t (runc)."""
+    user = {"uid": 1000, "gid": 1000}
+    if how == "socket":
+        b = terminal_bundle(bundle, "sh", "-c", OWNER)
+        b.config["process"]["user"] = user
+        cid = runtime.create(b, None, "--console-socket", console)
+        pid = runtime.state(cid)["pid"]
+        runtime.start(cid)
+        wait_exit(pid)
+        out = console.output()
+    elif how == "run":
+        b = terminal_bundle(bundle, "sh", "-c", OWNER)
+        b.config["process"]["user"] = user
+        status, out, _, _ = in_pty(runtime, "run", "--bundle", b, runtime.new_id())
+        assert status == 6, out
+    else:
+        cid = runtime.create(bundle(*LONG_RUNNING))
+        runtime.start(cid)
+        status, out, _, _ = in_pty(runtime, "exec", "-t", "--user", "1000:1000", cid, "sh", "-c", OWNER)
+        assert status == 6, out
+    assert out.replace("\r\n", "\n").splitlines() == ["1000:5", "reopened", "ok"], out
+
+
+def test_console_on_readonly_dev(runtime, bundle, console):
+    """A read-only /dev with a terminal: /dev/console is made while /dev is still writable, and the
+    pty bound on it (runc)."""
+    b = terminal_bundle(bundle, "sh", "-c", "stat -c '%F %t' /dev/console; touch /dev/x || echo ro")
+    next(m for m in b.config["mounts"] if m["destination"] == "/dev")["options"].append("ro")
+    cid = runtime.create(b, None, "--console-socket", console)
+    pid = runtime.state(cid)["pid"]
+    runtime.start(cid)
+    wait_exit(pid)
+    lines = console.output().replace("\r\n", "\n").splitlines()
+    assert lines[0] == "character special file 88" and lines[-1] == "ro", lines

@@ -43,7 +43,7 @@ def test_unmapped_user_is_refused(runtime, bundle):
     b = _userns_bundle(bundle, "true")
     b.config["process"]["user"] = {"uid": 3000, "gid": 0}   # between the ranges: not mapped
     r = runtime.run_container(b)
-    assert r.rc != 0
+    runtime.refused(r)
     assert os.listdir(runtime.root) == []
 
 
@@ -61,3 +61,54 @@ def test_join_user_namespace_by_path_becomes_its_root(runtime, bundle):
     assert out[1].split() == ["0", "200000", "1000"]
     assert out[4] == os.readlink(f"/proc/{pid}/ns/user")
     assert out[5] == "ok"
+
+
+def test_bind_source_only_host_root_may_reach(runtime, bundle, tmp_path):
+    """A bind source under a directory only the host's root may enter (0700): the runtime opens
+    it before the user namespace (as runc), so the container gets it, read-only as asked, and
+    its own root (host uid 200000) can read what it may read there."""
+    locked = tmp_path / "locked"
+    (locked / "data").mkdir(parents=True)
+    os.chmod(locked, 0o700)
+    (locked / "data" / "file").write_text("behind 0700\n")
+    os.chmod(locked / "data" / "file", 0o644)
+    b = _userns_bundle(bundle, "sh", "-c", "cat /data/file /data1/file; touch /data/x 2>/dev/null || echo ro; "
+                                           "grep -c ' /data ' /proc/self/mountinfo")
+    b.config["mounts"] += [{"destination": "/data", "type": "bind", "source": str(locked / "data"),
+                            "options": ["bind", "ro"]},
+                           {"destination": "/data1", "type": "bind", "source": str(locked / "data"),
+                            "options": ["rbind"]}]
+    for d in ("data", "data1"):   # (the rootfs is the host root's: its root in the namespace cannot mkdir)
+        (b.rootfs / d).mkdir()
+    assert runtime.output(b) == "behind 0700\nbehind 0700\nro\n1\n"
+    assert sorted(os.listdir(locked / "data")) == ["file"]
+
+
+def test_bind_source_mounts_do_not_propagate_to_host(runtime, bundle, tmp_path):
+    """A bind source that is a shared mount on the host (every mount is, on a systemd host): with
+    a user namespace the container's copy is a slave, so a mount made in it inside the container
+    never appears on the host (the source is opened before the user namespace, by the host's
+    root; its clone must not stay in the host's peer group)."""
+    from helpers import MS_BIND, MS_SHARED, mount, parse_mountinfo, umount
+    src = tmp_path / "shared"
+    src.mkdir()
+    mount(str(src), str(src), None, MS_BIND)
+    try:
+        mount("none", str(src), None, MS_SHARED)
+        b = _userns_bundle(bundle, "sh", "-c", "mkdir -p /vol/inner && mount -t tmpfs none /vol/inner && "
+                                               "echo mounted; grep ' /vol ' /proc/self/mountinfo")
+        b.config["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN"]
+                                               for k in ("bounding", "effective", "permitted")}
+        b.config["mounts"].append({"destination": "/vol", "type": "bind", "source": str(src),
+                                   "options": ["rbind"]})
+        (b.rootfs / "vol").mkdir()
+        os.chmod(src, 0o777)
+        out = runtime.output(b).splitlines()
+        assert out[0] == "mounted"
+        (vol,) = parse_mountinfo(out[1])
+        assert not any(tag.startswith("shared:") for tag in vol["optional"]) or \
+            any(tag.startswith("master:") for tag in vol["optional"]), vol
+        with open("/proc/self/mountinfo") as f:
+            assert str(src / "inner") not in f.read()
+    finally:
+        umount(str(src))
