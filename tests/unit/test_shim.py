@@ -171,7 +171,7 @@ ctx = lib.oci_scmp_init(0x7FFF0000)
 print(ctx != ffi.NULL, lib.oci_scmp_arch_add(ctx, 0), lib.oci_scmp_rule_add(ctx, 0x00050001, 0, 0, arg) == 0)
 lib.oci_scmp_release(ctx)
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    r = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     elibacc = str(-errno.ELIBACC)
