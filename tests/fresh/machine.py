@@ -5,9 +5,9 @@ holds, no seccomp, no masked or read-only paths (so the runtime under test can m
 sysfs of its own inside), the host's network namespace (apt and PyPI), its own pid, mount, ipc and
 uts namespaces, /proc and /sys read-write, the host's cgroup hierarchies bound read-write (no
 cgroup namespace: the paths in /proc/self/cgroup then match the mounted trees), every device
-allowed in the devices cgroup, a real-time CPU budget, and the device nodes a container runtime
-uses. The download caches (apt's archives, pip's cache) are bound in: the machine still starts
-without any of the packages.
+allowed in the devices cgroup, a real-time CPU budget, and the device nodes of a machine that a
+container runtime and its tests use. The download caches (apt's archives, pip's cache) are bound
+in: the machine still starts without any of the packages.
 """
 
 import json
@@ -29,8 +29,8 @@ def held_caps():
     return ["CAP_" + name for bit, name in enumerate(CAPS) if bnd >> bit & 1]
 
 
-def device(path, kind, major, minor):
-    return {"path": path, "type": kind, "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}
+def device(path, kind, major, minor, mode=0o666):
+    return {"path": path, "type": kind, "major": major, "minor": minor, "fileMode": mode, "uid": 0, "gid": 0}
 
 
 def main():
@@ -58,7 +58,9 @@ def main():
     devices = [device("/dev/null", "c", 1, 3), device("/dev/zero", "c", 1, 5), device("/dev/full", "c", 1, 7),
                device("/dev/random", "c", 1, 8), device("/dev/urandom", "c", 1, 9),
                device("/dev/tty", "c", 5, 0), device("/dev/fuse", "c", 10, 229),
-               device("/dev/net/tun", "c", 10, 200)]
+               device("/dev/net/tun", "c", 10, 200), device("/dev/kmsg", "c", 1, 11, 0o644),
+               device("/dev/loop-control", "c", 10, 237, 0o660)]
+    devices += [device("/dev/loop%d" % i, "b", 7, i, 0o660) for i in range(8)]
     config = {
         "ociVersion": "1.0.2",
         "process": {

@@ -90,8 +90,9 @@ cleanup() {
     return $ok
 }
 runner=""
-bounded() {  # bounded [TIMEOUT OPTIONS] SECONDS COMMAND...: timeout, in the background, so a signal to this script is handled
-    # at once (timeout puts itself in a process group of its own, out of reach of the terminal's ^C)
+bounded() {  # bounded [TIMEOUT OPTIONS] SECONDS COMMAND...: timeout, in the background, so that a
+    # signal to this script is handled at once (timeout puts itself in a process group of its own,
+    # out of reach of the terminal's ^C)
     timeout -k 30 "$@" &
     runner=$!
     wait "$runner"
