@@ -6,8 +6,8 @@ sysfs of its own inside), the host's network namespace (apt and PyPI), its own p
 uts namespaces, /proc and /sys read-write, the host's cgroup hierarchies bound read-write (no
 cgroup namespace: the paths in /proc/self/cgroup then match the mounted trees), every device
 allowed in the devices cgroup, a real-time CPU budget, and the device nodes of a machine that a
-container runtime and its tests use. The download caches (apt's archives, pip's cache) are bound
-in: the machine still starts without any of the packages.
+container runtime and its tests use. apt's download cache (its archives directory) is bound in:
+the machine still starts without any of the packages.
 """
 
 import json
@@ -53,7 +53,6 @@ def main():
          "options": ["bind", "ro"]},
         {"destination": "/var/cache/apt/archives", "type": "bind", "source": os.path.join(cache, "apt"),
          "options": bind},
-        {"destination": "/root/.cache/pip", "type": "bind", "source": os.path.join(cache, "pip"), "options": bind},
     ]
     devices = [device("/dev/null", "c", 1, 3), device("/dev/zero", "c", 1, 5), device("/dev/full", "c", 1, 7),
                device("/dev/random", "c", 1, 8), device("/dev/urandom", "c", 1, 9),
