@@ -25,7 +25,7 @@ cache=${FRESH_CACHE:-/var/cache/ociruntime-fresh}
 limit=${FRESH_TIMEOUT:-2400}
 started=$(date +%s)
 if [ $# -eq 0 ]; then
-    set -- -rs tests/unit/test_statedir.py tests/integration/test_lifecycle.py tests/integration/test_install.py
+    set -- -rfEs tests/unit/test_statedir.py tests/integration/test_lifecycle.py tests/integration/test_install.py
 fi
 say() { echo "fresh: $*"; }
 die() { echo "fresh: $*" >&2; exit 1; }
