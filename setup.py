@@ -128,20 +128,33 @@ def static_libpython():
     return static if static.endswith(".a") and os.path.isfile(static) else None
 
 
-def compile_command(cc, tmp, exe, embedded):
+def link_variants():
+    """How the embedded program may link this installation's static libpython, in order: its
+    position-independent copy where it has one (Debian ships libpython3.X-pic.a beside it), the
+    library itself into the compiler's default (PIE) program, then into a non-PIE program (a
+    library not built position-independent, as Debian's libpython3.X.a)."""
+    static = static_libpython()
+    pic = static[:-2] + "-pic.a"
+    out = [(pic, [])] if os.path.isfile(pic) else []
+    return out + [(static, []), (static, ["-no-pie"])]
+
+
+def compile_command(cc, tmp, exe, embedded, link=None):
     """The compiler command that builds the program; with ``embedded``, this installation's static
-    libpython linked in (only public C API: the standard embedding link)."""
+    libpython linked in as ``link`` (one of link_variants; only public C API: the standard
+    embedding link)."""
     cv = sysconfig.get_config_var
     cmd = cc + ["-O2", "-s", "-I", tmp, "-o", exe, os.path.join(HERE, "cext", "launcher.c")]
     if not embedded:
         return cmd
+    library, flags = link
     libs = shlex.split(cv("MODLIBS") or "") + shlex.split(cv("LIBS") or "") + \
         shlex.split(cv("SYSLIBS") or "") + shlex.split(cv("LINKFORSHARED") or "")
     # no run path: the program must not depend on where the building interpreter lives
     libs = [a for a in libs if not a.startswith(("-Wl,-rpath", "-Wl,-R", "-Wl,--enable-new-dtags"))]
     if not any("export-dynamic" in a for a in libs):  # extension modules resolve the C API from it
         libs.append("-Wl,--export-dynamic")
-    return cmd[:1] + ["-DOCI_EMBEDDED", "-I", cv("INCLUDEPY")] + cmd[1:] + [static_libpython()] + libs
+    return cmd[:1] + flags + ["-DOCI_EMBEDDED", "-I", cv("INCLUDEPY")] + cmd[1:] + [library] + libs
 
 
 def build_launcher(out, source, announce):
@@ -154,17 +167,20 @@ def build_launcher(out, source, announce):
     if not shutil.which(cc[0]):
         announce("ociruntime: no C compiler: the `ociruntime` command is the script", 3)
         return False
-    variants = [True, False] if static_libpython() and fingerprint() else [False]
+    variants = [(True, link) for link in link_variants()] if static_libpython() and fingerprint() else []
+    variants.append((False, None))
     problems = []
-    for embedded in variants:
+    for embedded, link in variants:
         with tempfile.TemporaryDirectory() as tmp:
             exe = os.path.join(tmp, "bin", "ociruntime")
             os.mkdir(os.path.dirname(exe))
             with open(os.path.join(tmp, "launcher_cfg.h"), "w", encoding="ascii") as f:
                 f.write(launcher_cfg(source, embedded))
-            r = subprocess.run(compile_command(cc, tmp, exe, embedded), capture_output=True, text=True)
+            r = subprocess.run(compile_command(cc, tmp, exe, embedded, link), capture_output=True, text=True)
             if r.returncode != 0:
-                problems.append("building it failed: %s" % r.stderr.strip()[-2000:])
+                problems.append("building it %s failed: %s" % (
+                    "with %s%s" % (os.path.basename(link[0]), " ".join([""] + link[1]))
+                    if embedded else "without the interpreter", r.stderr.strip()[-1000:]))
                 continue
             problem = probe(exe, tmp, source)
             if problem:
@@ -172,8 +188,10 @@ def build_launcher(out, source, announce):
                 continue
             shutil.copyfile(exe, out)
             os.chmod(out, 0o755)
-        for p in problems:
-            announce("ociruntime: %s; built %s" % (p, "without the interpreter"), 2)
+        if problems:
+            announce("ociruntime: the program is built %s, after: %s" % (
+                "with the interpreter" if embedded else "without the interpreter (it runs the installation's "
+                "python)", "; ".join(problems)), 3 if not embedded else 2)
         return True
     announce("ociruntime: the `ociruntime` command is the script: %s" % "; ".join(problems), 3)
     return False
