@@ -124,11 +124,25 @@ def _runtime_cmd(runtime_bin, home):
         return [runtime_bin]
     spec = importlib.util.find_spec("ociruntime")
     assert spec and spec.origin, "the ociruntime package is not importable by the test's interpreter"
-    top = str(Path(spec.origin).resolve().parent.parent)
+    site = Path(spec.origin).resolve().parent.parent
+    # a copy the user can read (the test's site-packages may be under a directory only root may
+    # enter, such as /root), without what only the tests use
+    top = home / "lib"
+    skip = ("pip", "setuptools", "pkg_resources", "_distutils_hack", "_pytest", "pytest", "py", "hypothesis",
+            "grpc", "grpc_tools", "google", "wheel", "__pycache__")
+    for entry in site.iterdir():
+        if entry.name.split(".")[0].split("-")[0] in skip or entry.name.endswith((".dist-info", ".pth")):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, top / entry.name, symlinks=True)
+        else:
+            top.mkdir(exist_ok=True)
+            shutil.copy2(entry, top / entry.name)
+    subprocess.run(["chmod", "-R", "a+rX", str(top)], check=True, timeout=60)
     launcher = home / "bin" / "ociruntime"
     launcher.parent.mkdir()
     launcher.write_text("#!/usr/bin/python3 -I\nimport sys\nsys.path.insert(0, %r)\n"
-                        "from ociruntime.__main__ import main\nmain()\n" % top)
+                        "from ociruntime.__main__ import main\nmain()\n" % str(top))
     launcher.chmod(0o755)
     launcher.parent.chmod(0o755)
     return [str(launcher)]
