@@ -24,7 +24,7 @@ uses relative jumps only, so the program is the stub's bytes followed by libsecc
 """
 import struct
 
-ENOSYS = 38
+from errno import ENOSYS
 RET_ERRNO = 0x00050000
 X32_BIT = 0x40000000
 ARCH_X86_64 = 0xC000003E       # AUDIT_ARCH_X86_64, also the kernel's arch for x32 tasks
