@@ -192,7 +192,7 @@ print(native == lib.oci_scmp_arch_resolve(b"x86_64"), native != 0)
 print(*[lib.oci_scmp_syscall_resolve_arch(lib.oci_scmp_arch_resolve(a), b"getrandom") for a in (b"x86_64", b"x86", b"x32")],
       lib.oci_scmp_syscall_resolve_arch(native, b"oci_test_no_such_syscall"))
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    r = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split() == [str(-errno.ELIBACC), "0"]
