@@ -23,8 +23,8 @@ The stub only jumps forwards into the filter libseccomp exported, which starts r
 uses relative jumps only, so the program is the stub's bytes followed by libseccomp's.
 """
 import struct
-
 from errno import ENOSYS
+
 RET_ERRNO = 0x00050000
 X32_BIT = 0x40000000
 ARCH_X86_64 = 0xC000003E       # AUDIT_ARCH_X86_64, also the kernel's arch for x32 tasks
