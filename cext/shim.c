@@ -718,3 +718,28 @@ long long oci_fstatfs_type(int fd)
         return -errno;
     return (long long)(unsigned int)st.f_type;  /* magic numbers are 32-bit */
 }
+
+/* ---- libseccomp: per-architecture syscall numbers (the -ENOSYS stub, security/seccomp.py) -------
+   Looked up on first use from the handle oci_scmp_open holds. */
+
+static int (*scmp_resolve_arch)(uint32_t, const char *);
+static uint32_t (*scmp_arch_native)(void);
+
+int oci_scmp_syscall_resolve_arch(uint32_t arch, const char *name)
+{
+    if (!scmp.h)
+        return -ELIBACC;
+    if (!scmp_resolve_arch
+        && !(*(void **)&scmp_resolve_arch = dlsym(scmp.h, "seccomp_syscall_resolve_name_arch")))
+        return -ELIBBAD;
+    return scmp_resolve_arch(arch, name);
+}
+
+uint32_t oci_scmp_arch_native(void)
+{
+    if (!scmp.h)
+        return 0;
+    if (!scmp_arch_native && !(*(void **)&scmp_arch_native = dlsym(scmp.h, "seccomp_arch_native")))
+        return 0;
+    return scmp_arch_native();
+}

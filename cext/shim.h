@@ -111,4 +111,9 @@ int oci_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, i
 int oci_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
 long long oci_fstatfs_type(int fd);
 
+/* libseccomp's per-architecture syscall numbers and the native architecture (the -ENOSYS stub of
+   security/seccomp.py); -ELIBACC / 0 while the library is not open, -ELIBBAD when it lacks them */
+int oci_scmp_syscall_resolve_arch(uint32_t arch, const char *name);
+uint32_t oci_scmp_arch_native(void);
+
 #endif

@@ -27,7 +27,7 @@ def check_config(cfg, nsmap, warn=None):
     goes to ``warn``."""
     from ociruntime.process.spec import check
     if "mount" not in nsmap:
-        raise ConfigError("config.json: linux.namespaces: a mount namespace is required")
+        _check_host_mounts(cfg, nsmap)
     if cfg.get("hostname") and "uts" not in nsmap:
         raise ConfigError("unable to set hostname without a private UTS namespace")
     if cfg.get("domainname") and "uts" not in nsmap:
@@ -55,6 +55,18 @@ def check_config(cfg, nsmap, warn=None):
     return caps
 
 
+def _check_host_mounts(cfg, nsmap):
+    """Without a mount namespace the container's mounts are made in the runtime's (rootfs/hostns.py):
+    refuse what needs one of the container's own."""
+    linux = cfg.get("linux") or {}
+    why = "needs a mount namespace (linux.namespaces has no \"mount\": the container uses the host's)"
+    for field in ("maskedPaths", "readonlyPaths", "rootfsPropagation"):
+        if linux.get(field):
+            raise ConfigError("config.json: linux.%s: %s" % (field, why))
+    if "user" in nsmap:
+        raise ConfigError("config.json: linux.namespaces: a user namespace %s" % why)
+
+
 def check_systemd():
     """--systemd-cgroup needs systemd as PID 1 (its D-Bus API creates the scope)."""
     if not isdir("/run/systemd/system"):
@@ -78,6 +90,8 @@ def preload(cfg, nsmap):
         import ociruntime.hooks  # noqa: F401
     import ociruntime.process.spec  # noqa: F401
     import ociruntime.rootfs  # noqa: F401
+    if "mount" not in nsmap:
+        import ociruntime.rootfs.hostns  # noqa: F401
     process = cfg.get("process") or {}
     if process.get("rlimits"):
         import ociruntime.security.rlimits  # noqa: F401
@@ -134,6 +148,7 @@ class Undo:
     def __init__(self, sd):
         self.sd, self.pids, self.cgroup = sd, [], None
         self.poststop = None  # (hooks, state JSON, bundle) once the container exists
+        self.host_root = None  # no mount namespace: the rootfs bind in the host's (rootfs/hostns.py)
 
     def run(self):
         for pid in self.pids:
@@ -148,6 +163,12 @@ class Undo:
         if self.cgroup is not None:
             try:
                 self.cgroup.destroy()
+            except OCIError:
+                pass
+        if self.host_root is not None:
+            from ociruntime.rootfs import hostns
+            try:
+                hostns.release(self.host_root)
             except OCIError:
                 pass
         self.sd.remove()
@@ -243,7 +264,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         time_offsets="".join("%s %d %d\n" % (clk, o.get("secs", 0), o.get("nanosecs", 0))
                              for clk, o in offsets.items()),
         cgroup_paths=cg.paths, cgroup_mount=cgroup_mount(cfg), fifo_fd=fifo_fd, console_sock=console,
-        no_pivot=no_pivot,
+        no_pivot=no_pivot, host_mounts="mount" not in nsmap,
         preserve_fds=preserve_fds, close_fds=close_fds, cid=sd.id, no_new_keyring=no_new_keyring,
         seccomp=seccomp_filter, seccomp_sock=seccomp_sock,
         # v1 hierarchies the init joins itself (writing "0" to tasks): a task moving itself skips
@@ -263,6 +284,10 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     cg.apply(linux.get("resources"))
     if ctx.log.debug_on:
         ctx.log.debug("cgroups made and limited: %s", " ".join(sorted({v[0] + v[1] for v in cg.paths.values()})))
+    if plan.host_mounts:
+        from ociruntime.rootfs import hostns
+        undo.host_root = hostns.bind_root(rootfs)
+        ctx.log.debug("no mount namespace: rootfs bound onto itself in the host's (mount id %s)", undo.host_root["id"])
     parent_ch, child_ch = channel.pair()
     pid = namespaces.fork_in_pidns(pid_join, "the container init") if pidns_here else fork("fork the container init")
     if pid == 0:
@@ -320,6 +345,8 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
         pass  # the init already failed (it builds the rootfs meanwhile): its error is read next
     st = proc_stat(init_pid)
     state = make_state(sd.id, init_pid, st[1] if st else 0, bundle, rootfs, cfg, cg)
+    if undo.host_root is not None:
+        state["host_root"] = undo.host_root  # delete detaches it
     ch.expect("runtime_hooks", died)
     log.debug("init %d has mounted the rootfs", init_pid)
     hooks = cfg.get("hooks") or {}

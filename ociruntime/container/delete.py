@@ -60,6 +60,14 @@ def destroy(ctx, sd, state):
             remove_all(state["cgroup"].get("created", ()))
         except OCIError as e:
             errors.append(str(e))
+    if state.get("host_root"):
+        # no mount namespace: the rootfs bind and the mounts under it, in the host's (rootfs/hostns.py)
+        from ociruntime.rootfs import hostns
+        ctx.log.debug("detaching the rootfs bind from the host's mount namespace")
+        try:
+            hostns.release(state["host_root"])
+        except OCIError as e:
+            errors.append(str(e))
     hooks = (state.get("config") or {}).get("hooks") or {}
     sd.remove()
     ctx.log.debug("state directory %s removed", sd.path)

@@ -144,6 +144,18 @@ def _namespaces(cfg, init_pid):
     return out
 
 
+def _host_mounts_root(cfg, init_pid):
+    """Without a mount namespace the init is chrooted into the rootfs (rootfs/hostns.py): an fd of
+    its root, which the process enters too (runc 1.1.5 leaves it at the host's root)."""
+    if any(ns.get("type") == "mount" for ns in (cfg.get("linux") or {}).get("namespaces") or ()):
+        return None
+    path = "/proc/%d/root" % init_pid
+    try:
+        return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise InitError("open the container's root", e.errno, path) from None
+
+
 def sub_cgroups(specs, cg):
     """--cgroup [ctrl[,ctrl]:]path (runc's syntax) -> Manager.add's ``sub`` ({key or "": path})."""
     if not specs:
@@ -215,7 +227,7 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
     if linux.get("seccomp"):
         from ociruntime.security import seccomp
         filt = seccomp.compile(linux["seccomp"], cfg.get("annotations"))
-    seccomp_sock = console = None
+    seccomp_sock = console = root_fd = None
     joins = []
     report_r, report_w = os.pipe2(os.O_CLOEXEC)  # the trampoline's report (process/execproc.py)
     try:
@@ -225,6 +237,7 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
             from ociruntime.tty import connect_console
             console = connect_console(console_socket)
         joins = _namespaces(cfg, init_pid)
+        root_fd = _host_mounts_root(cfg, init_pid)
         if not _status.init_alive(state):
             raise StateError("cannot exec in a stopped container")
         plan = ExecPlan(
@@ -232,6 +245,7 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
             self_cgroups=[_cgroup_dir(cg, k, sub) for k in self_keys], affinity=affinity,
             console_sock=console, seccomp=filt, seccomp_sock=seccomp_sock, preserve_fds=preserve_fds,
             no_new_keyring=bool(state.get("no_new_keyring")), caps=caps, report_fd=report_w,
+            root_fd=root_fd,
         )
         parent_ch, child_ch = channel.pair()
         if ctx.log.debug_on:
@@ -251,6 +265,8 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
         os.close(report_w)
         for _, fd in joins:
             os.close(fd)
+        if root_fd is not None:
+            os.close(root_fd)
         if console is not None:
             console.close()
     try:

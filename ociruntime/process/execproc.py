@@ -63,6 +63,11 @@ def _stage1(plan, ch):
                 os.setresuid(0, 0, 0)
             except OSError as e:
                 raise InitError("become root in the user namespace", e.errno) from None
+    if plan.root_fd is not None:  # no mount namespace: the init's chroot (rootfs/hostns.py)
+        os.fchdir(plan.root_fd)
+        _step("chroot", os.chroot, ".")
+        os.close(plan.root_fd)
+        os.chdir("/")
     _seal_imports()  # the container's files are at / now
     pid = fork("fork the exec process")
     if pid:

@@ -119,7 +119,8 @@ def init(plan, ch):
     if plan.new_flags & S.CLONE_NEWNET:
         from ociruntime.netdev import loopback_up
         loopback_up()
-    rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))
+    if not plan.host_mounts:  # (without a mount namespace, create bound the rootfs: rootfs/hostns.py)
+        rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))
     mounter = None  # rootless without cgroups: the host's, read-only
     if plan.cgroup_paths and plan.cgroup_mount:
         from ociruntime.cgroups.mount import make_mounter
@@ -139,7 +140,10 @@ def init(plan, ch):
         run_hooks(hooks["createContainer"], "createContainer", state_json, plan.rootfs,
                   trampoline=plan.trampoline)
 
-    if plan.no_pivot:
+    if plan.host_mounts:  # pivot_root or MS_MOVE would change the host's root
+        from ociruntime.rootfs import hostns
+        hostns.chroot(plan.rootfs)
+    elif plan.no_pivot:
         rootfs.move_root(plan.rootfs)
     else:
         rootfs.pivot(plan.rootfs)

@@ -15,6 +15,8 @@ Policy, compared with runc 1.1 and crun 1.8:
 - a rule whose action is the default action is skipped (libseccomp refuses it; runc skips it);
 - several conditions on the same argument become one rule per condition (runc's behaviour;
   libseccomp cannot AND two conditions on one argument);
+- syscalls numbered above the largest one the profile names get ENOSYS, per architecture, unless
+  the default action lets syscalls through (runc's -ENOSYS stub: security/enosys.py);
 - SCMP_ACT_NOTIFY: the filter is loaded with SECCOMP_FILTER_FLAG_NEW_LISTENER and the shim sends
   the listener fd, with the container process state, to ``listenerPath`` over SCM_RIGHTS.  The
   socket is connected by the parent at create (a missing agent fails create).  NOTIFY may not be
@@ -99,6 +101,9 @@ def _lib():
 
 CACHE_DIR = "/run/ociruntime-seccomp"
 CACHE_MAX = 64
+# part of the key: a change to what a profile compiles into (2: the -ENOSYS stub) must not be
+# answered with a program an older build cached
+CACHE_FORMAT = 2
 
 
 def compile(seccomp, annotations=None, cache=True):  # noqa: A001 - the module's verb
@@ -117,7 +122,7 @@ def compile(seccomp, annotations=None, cache=True):  # noqa: A001 - the module's
             from _sha256 import sha256  # hashlib itself costs ~1.5 ms to import
         except ImportError:
             from hashlib import sha256
-        key = sha256(jsonio.dumps([1, fail_unknown, seccomp]).encode()).hexdigest()
+        key = sha256(jsonio.dumps([CACHE_FORMAT, fail_unknown, seccomp]).encode()).hexdigest()
         hit = _cache_get(key)
         if hit is not None:
             return hit
@@ -179,6 +184,7 @@ def _compile(seccomp, fail_unknown):
     ctx = lib.oci_scmp_init(default)
     if not ctx:
         raise _err(".defaultAction", "libseccomp refused the default action")
+    tokens = []
     try:
         for i, arch in enumerate(seccomp.get("architectures") or ()):
             token = lib.oci_scmp_arch_resolve(arch[len("SCMP_ARCH_"):].lower().encode()) \
@@ -186,6 +192,7 @@ def _compile(seccomp, fail_unknown):
             if not token:
                 raise _err(".architectures[%d]" % i, 'unknown architecture "%s" (libseccomp %d.%d.%d)'
                            % ((arch,) + S.scmp_open()))
+            tokens.append(token)
             ret = lib.oci_scmp_arch_add(ctx, token)
             if ret < 0 and ret != -17:         # EEXIST: the native one is there from the start
                 raise _err(".architectures[%d]" % i, "%s: %s" % (arch, os.strerror(-ret)))
@@ -204,6 +211,9 @@ def _compile(seccomp, fail_unknown):
             os.close(fd)
     finally:
         lib.oci_scmp_release(ctx)
+    from ociruntime.security import enosys     # a cache miss only
+    if enosys.wanted(seccomp):
+        bpf = enosys.stub(enosys.bounds(lib, seccomp, tokens + [lib.oci_scmp_arch_native()])) + bpf
     if len(bpf) // 8 > 0xFFFF:
         raise _err("", "the filter has %d instructions, more than seccomp(2) takes" % (len(bpf) // 8))
     return Filter(bpf, flags, listener, seccomp.get("listenerMetadata") or "")

@@ -181,6 +181,28 @@ lib.oci_scmp_release(ctx)
     assert lines[2].split()[0] == "True" and lines[2].split()[2] == "True"
 
 
+def test_libseccomp_per_architecture_numbers():
+    """The -ENOSYS stub's inputs: a syscall's number on each architecture and the native one."""
+    code = r"""
+from ociruntime._shim import lib
+print(lib.oci_scmp_syscall_resolve_arch(0, b"read"), lib.oci_scmp_arch_native())
+lib.oci_scmp_open()
+native = lib.oci_scmp_arch_native()
+print(native == lib.oci_scmp_arch_resolve(b"x86_64"), native != 0)
+print(*[lib.oci_scmp_syscall_resolve_arch(lib.oci_scmp_arch_resolve(a), b"getrandom") for a in (b"x86_64", b"x86", b"x32")],
+      lib.oci_scmp_syscall_resolve_arch(native, b"oci_test_no_such_syscall"))
+"""
+    r = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == [str(-errno.ELIBACC), "0"]
+    assert lines[1].split()[1] == "True"
+    if os.uname().machine == "x86_64":
+        # x32's numbers carry __X32_SYSCALL_BIT; -1 is libseccomp's "no such syscall"
+        assert lines[1].split()[0] == "True"
+        assert lines[2].split() == ["318", "355", str(0x40000000 + 318), "-1"]
+
+
 # -- the trampoline and the final exec ---------------------------------------------------------------
 
 def test_the_trampoline_is_a_sealed_read_only_memfd():
