@@ -375,7 +375,7 @@ def teardown(record, root, cid, log):
         else:
             log.debug("network: the namespace it was made in is gone, with its links and rules: "
                       "releasing its address")
-            _release(record, root, cid, None, errors)
+            _release(record, root, cid, None, errors, log)
     finally:
         if nsfd >= 0:
             os.close(nsfd)
@@ -396,15 +396,16 @@ def _teardown_here(record, root, cid, errors, log):
         errors.append("network: netlink socket: %s" % e.strerror)
         return
     with nl:
+        log.debug("network: removing %s", record["veth"])
         try:
             if nl.delete_link(record["veth"]):
                 log.debug("network: removed %s", record["veth"])
         except OSError as e:
             errors.append("network: %s: %s" % (e.filename, e.strerror))
-        _release(record, root, cid, nl, errors)
+        _release(record, root, cid, nl, errors, log)
 
 
-def _release(record, root, cid, nl, errors):
+def _release(record, root, cid, nl, errors, log):
     """Free the container's lease and its place on the bridge; remove what the runtime added to
     the bridge (the bridge itself, when it made it) once its last user is gone (``nl``: None when
     the bridge's namespace is gone, and the bridge with it)."""
@@ -417,6 +418,7 @@ def _release(record, root, cid, nl, errors):
             if last is not None and nl is not None:
                 if last["made"]:
                     nl.delete_link(record["bridge"])
+                    log.debug("network: removed %s, made for the containers, now unused", record["bridge"])
                 else:
                     link = nl.link(record["bridge"])
                     for a in last.get("addresses") or ():
