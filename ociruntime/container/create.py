@@ -369,7 +369,11 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
     if undo.host_root is not None:
         state["host_root"] = undo.host_root  # delete detaches it
     if undo.extras is not None:  # the network: the init's namespace exists now
-        undo.extras.after_init(sd, init_pid, state, log)
+        try:
+            undo.extras.after_init(sd, init_pid, state, log)
+        except OCIError:
+            ch.expect("runtime_hooks", died)  # (the init's own error, if it failed first, is the one to tell)
+            raise
     ch.expect("runtime_hooks", died)
     log.debug("init %d has mounted the rootfs", init_pid)
     hooks = cfg.get("hooks") or {}

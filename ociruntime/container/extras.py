@@ -126,8 +126,15 @@ class Extras:
 
 
 def remove(sd, log):
-    """delete: remove what the record says the features made; returns the errors (strings)."""
-    return _remove(load_record(sd.path), sd, log)
+    """delete: remove what the record says the features made; returns the errors (strings).  A
+    record that cannot be read says nothing: the container is deleted all the same (a warning
+    says what may be left)."""
+    try:
+        doc = load_record(sd.path)
+    except OCIError as e:
+        log.warning("%s: what the container's networking or overlay made (if anything) is left" % e)
+        return []
+    return _remove(doc, sd, log)
 
 
 def _remove(doc, sd, log):

@@ -400,3 +400,29 @@ def test_a_plain_container_has_only_loopback(net, bundle):
     out = rt.output(bundle("true"), "ip -o link | cut -d: -f2")
     assert out.split() == ["lo"]
     assert net.leftovers() == []
+
+
+def test_a_container_with_a_user_namespace(net, bundle):
+    """The container's network namespace belongs to its user namespace: the runtime (root) still
+    makes eth0 there; the container's root reaches a listener on the bridge's address."""
+    rt = net.rt
+    gateway = net.prefix + ".1"
+    b = net.bundle(lambda *a: bundle(*a, public=True), *client(gateway, 6000, "from-userns"))
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    listener = subprocess.Popen(
+        ["nsenter", "--net=/run/netns/" + net.name, "--", sys.executable, "-c",
+         "import socket,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+         "for i in range(100):\n  try: s.bind((%r, 6000)); break\n  except OSError: time.sleep(0.05)\n"
+         "s.listen(); c, peer = s.accept(); line = c.makefile().readline().strip()\n"
+         "c.sendall(b'ok ' + line.encode() + b'\\n'); print(peer[0], flush=True)" % gateway],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        r = rt.run_container(b)
+        assert r.rc == 0 and r.out.strip() == "ok from-userns", r
+        assert listener.stdout.readline().strip() == net.prefix + ".2"
+    finally:
+        listener.kill()
+        listener.wait()
+    assert net.leftovers() == []
