@@ -158,8 +158,11 @@ def parse(annotations, nsmap):
 def tag_of(root, cid):
     """12 hex digits naming the container's links and rules (the root too: two roots may hold
     the same id)."""
-    import _blake2
-    return _blake2.blake2s(("%s\0%s" % (root, cid)).encode(), digest_size=6).hexdigest()
+    try:
+        from _blake2 import blake2s  # (hashlib itself loads OpenSSL first)
+    except ImportError:
+        from hashlib import blake2s
+    return blake2s(("%s\0%s" % (root, cid)).encode(), digest_size=6).hexdigest()
 
 
 SO_NETNS_COOKIE = 71
