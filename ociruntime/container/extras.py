@@ -80,7 +80,7 @@ class Extras:
             net = network.parse(ann, nsmap)
         if any(k.startswith("org.ociruntime.overlay") for k in ann):
             from ociruntime.rootfs import overlay as ovl
-            overlay = ovl.parse(ann, bundle, rootfs)
+            overlay = ovl.parse(ann, nsmap, bundle, rootfs)
         return cls(net, overlay)
 
     def _record(self, sd, name):

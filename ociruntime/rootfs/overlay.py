@@ -36,9 +36,10 @@ def _err(key, value, why):
     return ConfigError('annotation %s: "%s": %s' % (key, value, why))
 
 
-def parse(annotations, bundle, rootfs):
+def parse(annotations, nsmap, bundle, rootfs):
     """{"lowers", "upper", "keep"} the annotations ask for, None when they do not, ConfigError
-    naming the annotation when they are wrong (before anything exists)."""
+    naming the annotation when they are wrong (before anything exists).  ``nsmap``: the config's
+    namespaces (the overlay is mounted in a mount namespace of the container's own)."""
     ann = {k: v for k, v in annotations.items() if k == PREFIX or k.startswith(PREFIX + ".")}
     for key in ann:
         if key not in ANNOTATIONS:
@@ -63,6 +64,10 @@ def parse(annotations, bundle, rootfs):
             raise _err(PREFIX + ".lower", text, "%s: a lower directory's path may not hold , : or \\" % d)
         if not isdir(d):
             raise _err(PREFIX + ".lower", text, "%s: not a directory" % d)
+    ns = nsmap.get("mount", False)
+    if ns is False or ns:
+        raise ConfigError("annotation %s: the container needs a mount namespace of its own (linux.namespaces: "
+                          '{"type": "mount"} without a path): the overlay is mounted there' % PREFIX)
     upper = ann.get(PREFIX + ".upper", "state")
     keep = ann.get(PREFIX + ".keep") == "true"
     if upper == "tmpfs" or upper.startswith("tmpfs:"):

@@ -197,6 +197,21 @@ def test_bad_annotations_are_refused(runtime, bundle, lower, state_root, annotat
     assert not os.path.exists(os.path.join(str(state_root), cid))
 
 
+def test_the_container_needs_a_mount_namespace_of_its_own(runtime, bundle, lower, state_root):
+    b = ov_bundle(bundle, lower, "true", **{"": "true"})
+    for key in ("maskedPaths", "readonlyPaths"):  # (refused first without a mount namespace)
+        del b.config["linux"][key]
+    nss = b.config["linux"]["namespaces"]
+    words = 'annotation org.ociruntime.overlay: the container needs a mount namespace of its own'
+    for changed in ([n for n in nss if n["type"] != "mount"],
+                    [dict(n, path="/proc/self/ns/mnt") if n["type"] == "mount" else n for n in nss]):
+        b.config["linux"]["namespaces"] = changed
+        cid = runtime.new_id()
+        runtime.refused(runtime.run("create", "--bundle", b, cid), words)
+        assert not os.path.exists(os.path.join(str(state_root), cid))
+    assert mounts_under([str(lower)]) == []
+
+
 @pytest.mark.parametrize("upper", ["state", "tmpfs", "keep"])
 def test_in_a_user_namespace(runtime, bundle, shared_rootfs, state_root, upper):
     """The init mounts the overlay in the container's user namespace, given the directories open
