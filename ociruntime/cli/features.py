@@ -31,7 +31,9 @@ def features():
     from ociruntime.cli import SPEC_VERSION, VERSION
     from ociruntime.rootfs.mounts import FLAG_OPTS, PROPAGATION, REC_ATTRS
     from ociruntime.security import caps, lsm
+    from ociruntime.container.extras import feature_annotations
     annotations = {"org.ociruntime.version": VERSION}
+    annotations.update(feature_annotations())  # what the networking and overlay annotations take
     seccomp = _seccomp(annotations)
     doc = {
         "ociVersionMin": "1.0.0",

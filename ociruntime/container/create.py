@@ -106,6 +106,17 @@ def preload(cfg, nsmap):
         import ociruntime.netdev  # noqa: F401
 
 
+def plan_extras(cfg, nsmap, bundle, rootfs):
+    """The features beyond runc the annotations ask for (networking, a copy-on-write rootfs:
+    container/extras.py), checked now; None for a bundle that asks for none (nothing imported)."""
+    annotations = cfg.get("annotations")
+    if not annotations or not any(k.startswith(("org.ociruntime.net.", "org.ociruntime.overlay"))
+                                  for k in annotations):
+        return None
+    from ociruntime.container.extras import Extras
+    return Extras.plan(cfg, nsmap, bundle, rootfs)
+
+
 def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
            no_new_keyring=False, starts_now=False):
     """Returns the state dict of the created container (status created).  ``starts_now``: `run`,
@@ -117,6 +128,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     log.debug("create %s: bundle %s, rootfs %s: config.json is valid", cid, bundle, rootfs)
     nsmap = _config.namespaces(cfg)
     caps = check_config(cfg, nsmap, lambda msg: ctx.log.warning(msg, stderr=True))
+    extras = plan_extras(cfg, nsmap, bundle, rootfs)
     preload(cfg, nsmap)
     filt = None
     if (cfg.get("linux") or {}).get("seccomp"):
@@ -132,6 +144,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     sd = StateDir.create(ctx.root, cid)
     log.debug("state directory %s made", sd.path)
     undo = Undo(sd)
+    undo.extras = extras
     try:
         state = _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot,
                         preserve_fds, no_new_keyring, filt, starts_now, caps)
@@ -149,6 +162,7 @@ class Undo:
         self.sd, self.pids, self.cgroup = sd, [], None
         self.poststop = None  # (hooks, state JSON, bundle) once the container exists
         self.host_root = None  # no mount namespace: the rootfs bind in the host's (rootfs/hostns.py)
+        self.extras = None  # the annotations' features (container/extras.py)
 
     def run(self):
         for pid in self.pids:
@@ -160,6 +174,9 @@ class Undo:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 _wait_gone(pid)
+        if self.extras is not None:
+            from ociruntime import log
+            self.extras.undo(self.sd, log.current)
         if self.cgroup is not None:
             try:
                 self.cgroup.destroy()
@@ -256,6 +273,9 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         if pid_join is not None:
             close_fds += (pid_join[1],)
     offsets = linux.get("timeOffsets") or {}
+    overlay = None
+    if undo.extras is not None:  # the copy-on-write rootfs's directories, which the init mounts
+        overlay = undo.extras.before_fork(sd, bundle, rootfs, _host_root_ids(linux), "user" in nsmap)
     plan = Plan(
         config=cfg, bundle=bundle, rootfs=rootfs, joins=child_joins,
         new_userns=bool(new_flags & S.CLONE_NEWUSER), in_userns="user" in nsmap,
@@ -275,6 +295,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         # once, and the pages would be faulted back before the exec
         drop_pages=not starts_now, caps=caps,
         mount_trees=None,  # the bind sources the child clones before a user namespace (init.py)
+        overlay=overlay,
     )
     # the cgroups are made and limited before the fork, so the child finds them ready: a child
     # forked while this process works first ran 1.5-2 ms later here (~0.3 ms when it waits), so
@@ -347,6 +368,12 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
     state = make_state(sd.id, init_pid, st[1] if st else 0, bundle, rootfs, cfg, cg)
     if undo.host_root is not None:
         state["host_root"] = undo.host_root  # delete detaches it
+    if undo.extras is not None:  # the network: the init's namespace exists now
+        try:
+            undo.extras.after_init(sd, init_pid, state, log)
+        except OCIError:
+            ch.expect("runtime_hooks", died)  # (the init's own error, if it failed first, is the one to tell)
+            raise
     ch.expect("runtime_hooks", died)
     log.debug("init %d has mounted the rootfs", init_pid)
     hooks = cfg.get("hooks") or {}

@@ -2,6 +2,7 @@
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 import _signal as signal  # the C module: signal.py imports enum (~5 ms)
 
+from ociruntime import exists, join
 from ociruntime.container import state as _state
 from ociruntime.container import status as _status
 from ociruntime.errors import OCIError, StateError
@@ -68,6 +69,9 @@ def destroy(ctx, sd, state):
             hostns.release(state["host_root"])
         except OCIError as e:
             errors.append(str(e))
+    if exists(join(sd.path, "extras.json")):  # what the annotations' features made (container/extras.py)
+        from ociruntime.container import extras
+        errors += extras.remove(sd, ctx.log)
     hooks = (state.get("config") or {}).get("hooks") or {}
     sd.remove()
     ctx.log.debug("state directory %s removed", sd.path)

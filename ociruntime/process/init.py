@@ -121,6 +121,9 @@ def init(plan, ch):
         loopback_up()
     if not plan.host_mounts:  # (without a mount namespace, create bound the rootfs: rootfs/hostns.py)
         rootfs.prepare_root(plan.rootfs, linux.get("rootfsPropagation"))
+    if plan.overlay is not None:  # the copy-on-write rootfs, now that / is a slave (imported by create)
+        from ociruntime.rootfs.overlay import mount as mount_overlay
+        mount_overlay(plan.overlay)
     mounter = None  # rootless without cgroups: the host's, read-only
     if plan.cgroup_paths and plan.cgroup_mount:
         from ociruntime.cgroups.mount import make_mounter

@@ -83,3 +83,15 @@ def test_features_seccomp_tables_work(features, runtime, bundle):
 def test_features_takes_no_argument(runtime):
     r = runtime.run("features", "extra")
     runtime.refused(r, "features")
+
+
+@pytest.mark.ociruntime_only
+def test_features_list_the_annotations_of_networking_and_the_overlay(features):
+    """Each annotation the runtime understands is listed with what it takes (README: Networking,
+    Copy-on-write rootfs)."""
+    ann = features["annotations"]
+    for key in ("bridge", "subnet", "gateway", "address", "nat", "ports", "firewall"):
+        assert ann["org.ociruntime.net." + key]
+    for key in ("", ".lower", ".upper", ".keep"):
+        assert ann["org.ociruntime.overlay" + key]
+    assert "org.ociruntime.net.enabled" not in ann

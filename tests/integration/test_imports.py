@@ -28,9 +28,15 @@ ALLOWED = {
 # package modules a command does not need here: delete of a stopped container removes its
 # cgroups, and state and kill of a running one see whether they are frozen, without the cgroups
 # package (ociruntime/cgroupdirs.py); start touches none, create only the package
+# The features a bundle asks for with annotations (networking, the copy-on-write rootfs:
+# container/extras.py) cost a plain container nothing: none of their modules is loaded.
+EXTRAS = {"ociruntime.container.extras", "ociruntime.network", "ociruntime.network.rtnl",
+          "ociruntime.network.leases", "ociruntime.network.firewall", "ociruntime.rootfs.overlay"}
 NOT_NEEDED = {
-    "create": {"ociruntime.cgroupdirs"},
-    "delete": {"ociruntime.cgroups", "ociruntime._shim"},
+    "create": {"ociruntime.cgroupdirs"} | EXTRAS,
+    "run": EXTRAS,
+    "exec": EXTRAS,
+    "delete": {"ociruntime.cgroups", "ociruntime._shim"} | EXTRAS,
     "state": {"ociruntime.cgroups", "ociruntime._shim"},
     "kill": {"ociruntime.cgroups", "ociruntime._shim"},
     "start": {"ociruntime.cgroups", "ociruntime.cgroupdirs", "ociruntime._shim"},
