@@ -20,22 +20,37 @@ def _unescape(s):
     return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
+# a v1 hierarchy's superblock options that name no controller (systemd mounts name=systemd with
+# xattr: its controllers-option is "name=systemd", as /proc/self/cgroup names it)
+MOUNT_OPTIONS = frozenset(("rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods"))
+
+
 def detect():
-    """[(key, mountpoint, version, controllers-option)] for every cgroup mount of this namespace."""
-    out, top = [], {}
+    """[(key, mountpoint, version, controllers-option)]: each cgroup hierarchy of this mount
+    namespace once, at its first mount of the whole hierarchy (root "/") still seen, else its
+    first mount.  Other mounts of a hierarchy are not its mountpoint: a container's view of its
+    own cgroup (a bind of a subtree), or a whole hierarchy mounted again elsewhere (a container
+    running in this mount namespace mounts one under its rootfs)."""
+    top = {}
     for line in read_text("/proc/self/mountinfo").split("\n"):
         left, _, right = line.partition(" - ")
-        fs = right.split()
-        if fs:  # the last mount on a mountpoint is the one seen (a tmpfs may cover a hierarchy)
-            top[_unescape(left.split()[4])] = fs
-    for mp, fs in top.items():
-        if fs[0] in ("cgroup", "cgroup2"):
-            if fs[0] == "cgroup2":
-                out.append(("unified", mp, 2, ""))
-            else:
-                opts = [o for o in fs[2].split(",") if o not in ("rw", "ro") and "=" not in o or o.startswith("name=")]
-                out.append((mp.rpartition("/")[2], mp, 1, ",".join(opts)))
-    return out
+        fields, fs = left.split(), right.split()
+        if fs and len(fields) > 4:  # the last mount on a mountpoint is the one seen (a tmpfs may cover one)
+            top[_unescape(fields[4])] = (_unescape(fields[3]), fs)
+    found = {}  # hierarchy -> (key, mountpoint, version, opts, whole), in the order first mounted
+    for mp, (root, fs) in top.items():
+        if fs[0] not in ("cgroup", "cgroup2"):
+            continue
+        if fs[0] == "cgroup2":
+            key, version, opts = "unified", 2, ""
+        else:
+            opts = ",".join(o for o in fs[2].split(",")
+                            if o not in MOUNT_OPTIONS and "=" not in o or o.startswith("name="))
+            key, version = mp.rpartition("/")[2], 1
+        hierarchy = opts if version == 1 else ""
+        if hierarchy not in found or (root == "/" and not found[hierarchy][4]):
+            found[hierarchy] = (key, mp, version, opts, root == "/")
+    return [f[:4] for f in found.values()]
 
 
 def own_cgroups():
