@@ -118,10 +118,7 @@ def compile(seccomp, annotations=None, cache=True):  # noqa: A001 - the module's
     key = None
     if cache and os.geteuid() == 0:
         from ociruntime import jsonio
-        try:
-            from _sha256 import sha256  # hashlib itself costs ~1.5 ms to import
-        except ImportError:
-            from hashlib import sha256
+        sha256 = _sha256()
         key = sha256(jsonio.dumps([CACHE_FORMAT, fail_unknown, seccomp]).encode()).hexdigest()
         hit = _cache_get(key)
         if hit is not None:
@@ -155,6 +152,19 @@ def _cache_put(key, filt):
         os.rename(tmp, os.path.join(CACHE_DIR, key))
     except OSError:
         pass                                    # a cache only
+
+
+def _sha256():
+    """hashlib's sha256 from its built-in module (3.11: _sha256, 3.12+: _sha2), without hashlib,
+    which loads OpenSSL first."""
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        try:
+            from _sha2 import sha256
+        except ImportError:
+            from hashlib import sha256
+    return sha256
 
 
 def _compile(seccomp, fail_unknown):

@@ -165,7 +165,7 @@ def test_cache_key_changes_with_the_stub(tmp_path, monkeypatch):
     """An entry a build without the stub cached (key format 1) is not served: compile() builds
     the stubbed program, caches it under the new key, and serves that one next time."""
     import marshal
-    from _sha256 import sha256
+    from hashlib import sha256
 
     from ociruntime import jsonio
     if os.geteuid() != 0:
