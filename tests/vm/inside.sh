@@ -1,7 +1,8 @@
 #!/bin/bash
 # Inside the test VM (tests/vm/run.sh runs it from the read-only share /vm/src): copy the checkout to
 # the VM's own disk, install it into a venv from what the image carries (no network: --no-index,
-# the dependencies are Debian's), then run pytest with the arguments given, once per runtime named
+# the dependencies are Debian's; editable, as tests/setup.sh installs it: the tests import the
+# package from the tree they run in), then run pytest with the arguments given, once per runtime named
 # in $VM_RUNTIMES (default "ociruntime"; "runc" is /usr/sbin/runc).  Exit status: pytest's worst.
 #
 #   bash /vm/src/tests/vm/inside.sh [PYTEST ARG...]
@@ -14,13 +15,14 @@ tar -C /vm/src --exclude=./.venv --exclude=./.git --exclude=./build --exclude='*
     tar -C "$SRC" -xf -
 python3 -m venv --system-site-packages --without-pip "$VENV"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_INPUT=1
-if ! python3 -m pip --python "$VENV/bin/python" install -q --no-index --no-build-isolation --no-deps "$SRC"; then
+if ! python3 -m pip --python "$VENV/bin/python" install -q --no-index --no-build-isolation --no-deps -e "$SRC"; then
     echo "inside.sh: pip install of the checkout failed" >&2
     exit 3
 fi
 echo "inside.sh: installed in $(awk -v t="$t0" '{printf "%.0f", $1 - t}' /proc/uptime) s" \
      "($(cat /sys/fs/cgroup/cgroup.controllers); systemd $(systemctl --version | head -1 | cut -d' ' -f2))"
 cd "$SRC" || exit 3
+export OCI_TEST_RUNTIME_TIMEOUT=${OCI_TEST_RUNTIME_TIMEOUT:-300}
 worst=0
 for rt in ${VM_RUNTIMES:-ociruntime}; do
     case $rt in
