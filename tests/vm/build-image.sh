@@ -123,7 +123,8 @@ ln -sf /etc/systemd/system/vm-run.service "$ROOT/etc/systemd/system/multi-user.t
 # started by its tests with their own configuration
 for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
          man-db.timer dpkg-db-backup.timer systemd-tmpfiles-clean.timer containerd.service \
-         podman-auto-update.timer podman-restart.service podman-clean-transient.service \
+         podman-auto-update.timer podman-auto-update.service podman-restart.service \
+         podman-clean-transient.service podman.service podman.socket \
          serial-getty@ttyS0.service getty@tty1.service systemd-timesyncd.service \
          systemd-networkd-wait-online.service; do
     ln -sf /dev/null "$ROOT/etc/systemd/system/$u"

@@ -13,6 +13,8 @@ SELECTION=(
     tests/integration/test_cgroups_v2_host.py
     tests/integration/test_cgroups.py
     tests/integration/test_systemd_cgroup.py
+    tests/integration/test_rootless.py::test_rootless_systemd_cgroup_memory_limit_enforced
+    tests/clients/test_systemd_clients.py
     tests/integration/test_lifecycle.py
 )
 [ $# -gt 0 ] || set -- -q -rs "${SELECTION[@]}"

@@ -7,7 +7,7 @@
 #
 #   bash /vm/src/tests/vm/inside.sh [PYTEST ARG...]
 set -uo pipefail
-SRC=/root/src VENV=/root/venv
+SRC=/opt/ociruntime/src VENV=/opt/ociruntime/venv  # readable by the rootless tests' user
 t0=$(cut -d' ' -f1 /proc/uptime)
 mkdir -p "$SRC"
 tar -C /vm/src --exclude=./.venv --exclude=./.git --exclude=./build --exclude='*.egg-info' \
@@ -33,6 +33,10 @@ for rt in ${VM_RUNTIMES:-ociruntime}; do
     "$VENV/bin/python" -m pytest -p no:cacheprovider --runtime-bin="$bin" "$@"
     rc=$?
     echo "inside.sh: pytest with $rt: exit $rc"
+    if [ $rc -ne 0 ]; then
+        echo "inside.sh: the journal's last lines (systemd, not the kernel):"
+        journalctl -b --no-pager -n 300 -o short-monotonic | grep -v ' kernel: ' | tail -n 60
+    fi
     [ $rc -gt $worst ] && worst=$rc
 done
 exit $worst
