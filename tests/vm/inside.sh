@@ -1,8 +1,8 @@
 #!/bin/bash
 # Inside the test VM (tests/vm/run.sh runs it from the read-only share /vm/src): copy the checkout to
 # the VM's own disk, install it into a venv from what the image carries (no network: --no-index,
-# the dependencies are Debian's; editable, as tests/setup.sh installs it: the tests import the
-# package from the tree they run in), then run pytest with the arguments given, once per runtime named
+# the dependencies are Debian's; a normal install, as tests/setup.sh makes it, pytest run with -P
+# as tests/run.sh runs it), then run pytest with the arguments given, once per runtime named
 # in $VM_RUNTIMES (default "ociruntime"; "runc" is /usr/sbin/runc).  Exit status: pytest's worst.
 #
 #   bash /vm/src/tests/vm/inside.sh [PYTEST ARG...]
@@ -15,7 +15,7 @@ tar -C /vm/src --exclude=./.venv --exclude=./.git --exclude=./build --exclude='*
     tar -C "$SRC" -xf -
 python3 -m venv --system-site-packages --without-pip "$VENV"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_INPUT=1
-if ! python3 -m pip --python "$VENV/bin/python" install -q --no-index --no-build-isolation --no-deps -e "$SRC"; then
+if ! python3 -m pip --python "$VENV/bin/python" install -q --no-index --no-build-isolation --force-reinstall --no-deps "$SRC"; then
     echo "inside.sh: pip install of the checkout failed" >&2
     exit 3
 fi
@@ -30,7 +30,7 @@ for rt in ${VM_RUNTIMES:-ociruntime}; do
         *) bin=$VENV/bin/$rt ;;
     esac
     echo "inside.sh: pytest with $bin"
-    "$VENV/bin/python" -m pytest -p no:cacheprovider --runtime-bin="$bin" "$@"
+    "$VENV/bin/python" -P -m pytest -p no:cacheprovider --runtime-bin="$bin" "$@"
     rc=$?
     echo "inside.sh: pytest with $rt: exit $rc"
     if [ $rc -ne 0 ]; then
