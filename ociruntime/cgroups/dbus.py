@@ -1,12 +1,12 @@
 """A connection to systemd's D-Bus API (org.freedesktop.systemd1), for the systemd cgroup driver.
 
-The client is jeepney (pure Python, no event loop, no compiled part; docs/NOTES.md, "The systemd
-cgroup driver", has the measurement that chose it), imported only here, only with --systemd-cgroup.
-The messages are built and parsed by jeepney, over a blocking socket of this module's.  As root
-the manager is reached on its private socket (/run/systemd/private, what systemctl uses: no
-bus daemon in between), else on the system bus; rootless, the user's manager on the user's bus
-($DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus), as runc does.  Jobs (a unit started or
-stopped) are waited for through the manager's JobRemoved signal.
+The client is jeepney (pure Python, no event loop, no compiled part; the "deps:" commit that added
+it has the measurement that chose it), imported only here, only with --systemd-cgroup.  jeepney
+builds and parses the messages, over a blocking socket of this module's.  As root the manager is
+reached on the system bus, else (no bus daemon) on its private socket /run/systemd/private, as
+go-systemd (runc's) does; rootless, the user's manager on the user's bus
+($DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus).  Jobs (a unit started or stopped) are
+waited for through the manager's JobRemoved signal.
 """
 import os
 import socket
@@ -39,7 +39,7 @@ def _addresses(user):
         paths = [p[len("unix:path="):].split(",")[0] for p in env.split(";") if p.startswith("unix:path=")]
         run = os.environ.get("XDG_RUNTIME_DIR") or "/run/user/%d" % os.geteuid()
         return [(p, True) for p in paths] + [(run + "/bus", True)]
-    return [("/run/systemd/private", False), ("/run/dbus/system_bus_socket", True)]
+    return [("/run/dbus/system_bus_socket", True), ("/run/systemd/private", False)]
 
 
 def _connect(path):

@@ -484,8 +484,10 @@ def test_rootless_systemd_cgroup_memory_limit_enforced(rootless, shared_rootfs):
         b = u.bundle(shared_rootfs, "bundle")
         cfg = _config(b)
         cfg["process"]["terminal"] = False
+        # the scope's memory.max: /sys/fs/cgroup is the container's own cgroup where the config
+        # mounts one, else the host's hierarchy
         cfg["process"]["args"] = ["sh", "-c", "p=$(sed -n 's/^0:://p' /proc/self/cgroup); echo $p; "
-                                  "cat /sys/fs/cgroup$p/memory.max; "
+                                  "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup$p/memory.max; "
                                   "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo dd=$?"]
         cfg["linux"].setdefault("resources", {})["memory"] = {"limit": 32 << 20, "swap": 32 << 20}
         _save(b, cfg)
