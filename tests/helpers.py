@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 HERE = Path(__file__).resolve().parent
-RUNTIME_TIMEOUT = 20          # seconds for one runtime invocation; a hang fails the test instead of blocking
+# seconds for one runtime invocation; a hang fails the test instead of blocking (the test VM, where
+# processes run ~30x slower, sets a longer one: tests/vm/inside.sh)
+RUNTIME_TIMEOUT = float(os.environ.get("OCI_TEST_RUNTIME_TIMEOUT") or 20)
 ID_PREFIX = "oci-test-"       # the machine's leak checker looks for this prefix
 LONG_RUNNING = ["sh", "-c", "trap 'exit 42' TERM; sleep 1000 & wait"]
 """Args of a container that runs until signalled: TERM makes it exit 42.  PID 1 of a pid namespace
@@ -83,6 +85,7 @@ class Runtime:
         self.dirs = []            # directories the test's bundles live in (checked for mounts)
         self.public_dirs = []     # of those, the ones outside pytest's tmp_path (removed at teardown)
         self.peers = []           # other runtimes the same test used (the `runc` fixture), cleaned up together
+        self.global_args = []     # options before the command, on every call (--systemd-cgroup)
         self._tag = re.sub(r"[^A-Za-z0-9]+", "-", test_name.replace("test_", "", 1)).strip("-")[:24].strip("-")
         self._n = 0
 
@@ -93,7 +96,7 @@ class Runtime:
         detached container inherits them and would otherwise keep a pipe open forever."""
         args = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
         self._track(args)
-        cmd = [self.bin, "--root", self.root, *args]
+        cmd = [self.bin, "--root", self.root, *self.global_args, *args]
         with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
             try:
                 p = subprocess.run(cmd, input=input.encode() if isinstance(input, str) else input,

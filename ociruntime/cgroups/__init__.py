@@ -12,7 +12,7 @@ per controller.
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import time
 
-from ociruntime import exists, join, normpath, read_file, read_text
+from ociruntime import dirname, exists, join, normpath, read_file, read_text
 from ociruntime.errors import CgroupError
 
 
@@ -77,19 +77,27 @@ def _own_path(own, version, opts):
 def container_paths(cgroups_path, cid):
     """{key: (mountpoint, path inside the hierarchy, version, opts)} for the container.
 
-    Absolute cgroupsPath is taken from each hierarchy's root; a relative one (and the default,
-    the container id) nests under the runtime's own cgroup in that hierarchy, as runc does.
+    Absolute cgroupsPath is taken from each hierarchy's root.  A relative one (and the default,
+    the container id) nests, as runc's: on v1 (and a hybrid host's unified hierarchy) under the
+    runtime's own cgroup in that hierarchy; on pure v2 under the *parent* of the runtime's own
+    cgroup, which holds processes (the runtime's at least) and so, by the kernel's no-internal-
+    process rule, can enable no controller for a child.
     """
     rel = cgroups_path if cgroups_path else cid
     own = None
     out = {}
-    for key, mp, version, opts in detect():
+    found = detect()
+    pure_v2 = len(found) == 1 and found[0][2] == 2
+    for key, mp, version, opts in found:
         if rel.startswith("/"):
             p = normpath(rel)
         else:
             if own is None:
                 own = own_cgroups()
-            p = normpath(join(_own_path(own, version, opts), rel))
+            base = _own_path(own, version, opts)
+            if pure_v2:
+                base = dirname(base) or "/"
+            p = normpath(join(base, rel))
         if p == "/" or ".." in p.split("/"):
             raise CgroupError("cgroupsPath %r: must name a cgroup below the root" % cgroups_path)
         out[key] = (mp, p, version, opts)
@@ -97,16 +105,23 @@ def container_paths(cgroups_path, cid):
 
 
 class Manager:
-    def __init__(self, paths, created=()):
+    def __init__(self, paths, created=(), ancestors=False):
         self.paths = paths          # key -> (mountpoint, cgroup path, version, opts)
         self.created = list(created)  # directories made by create(), parents first
+        # create() enables controllers in the cgroups above the container's that it did not make
+        # (the host's layout is pure v2); otherwise only in those it made
+        self.ancestors = ancestors
 
     @classmethod
     def for_config(cls, config, cid):
-        return cls(container_paths(config.get("linux", {}).get("cgroupsPath") or "", cid))
+        paths = container_paths(config.get("linux", {}).get("cgroupsPath") or "", cid)
+        return cls(paths, ancestors=list(paths) == ["unified"])
 
     @classmethod
     def from_state(cls, st):
+        if st.get("systemd") and cls is Manager:  # the systemd driver's scope
+            from ociruntime.cgroups.systemd import SystemdManager
+            return SystemdManager.from_state(st)
         return cls({k: tuple(v) for k, v in st["paths"].items()}, st.get("created", ()))
 
     def to_state(self):
@@ -139,6 +154,14 @@ class Manager:
         return None
 
     def create(self):
+        """Make the container's directories.  On pure v2, as runc, the controllers the root offers
+        are enabled down the path, in each ancestor's cgroup.subtree_control from the root (best
+        effort: what an ancestor cannot pass on is refused by apply, naming the controller)."""
+        if self.v2:
+            from ociruntime.cgroups.v2 import enable_down
+            mp, p, _, _ = self.paths["unified"]
+            enable_down(mp, p, self.created, self.ancestors)
+            return
         for key, (mp, p, version, _) in self.paths.items():
             cur = mp
             for part in p.strip("/").split("/"):
@@ -150,9 +173,6 @@ class Manager:
                 except OSError as e:
                     raise CgroupError("create cgroup %s: %s" % (cur, e.strerror)) from None
                 self.created.append(cur)  # (first: destroy removes it whatever fails next)
-                if version == 2 and self.v2 and parent in self.created:
-                    from ociruntime.cgroups.v2 import enable_all
-                    enable_all(parent)
                 if key == "cpuset":
                     _inherit_cpuset(parent, cur)
 

@@ -2,13 +2,16 @@
 (pids, memory, io, cpu, devices, cpuset, hugetlb, rdma, then the ``unified`` key/values last so
 they win).
 
-A resource needs its controller in the container cgroup's ``cgroup.controllers``.  The runtime
-enables controllers (``cgroup.subtree_control``) only in the parents it created itself; a
-pre-existing parent that does not delegate a needed controller is an error naming it (runc
-would write the pre-existing parent's subtree_control; ociruntime never writes to a cgroup it
-did not create).  Ignored as runc ignores them: network (no v2 controller), swappiness,
+A resource needs its controller in the container cgroup's ``cgroup.controllers``.  As runc, the
+runtime enables the root's controllers in ``cgroup.subtree_control`` of every cgroup above the
+container's, from the root down (enable_down); one that still does not reach the container (an
+ancestor with processes of its own, or not writable by a rootless caller) is an error naming it.
+Ignored as runc ignores them: network (no v2 controller), swappiness,
 disableOOMKiller, kernel memory, blockIO leafWeight, weightDevice without BFQ.
 """
+import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+
+from ociruntime import join
 from ociruntime.cgroups import fs
 from ociruntime.cgroups.v1 import blkio_wanted, cpu_wanted
 from ociruntime.errors import CgroupError
@@ -21,11 +24,44 @@ def controllers(d):
         return set()
 
 
-def enable_all(parent):
-    """Delegate every controller the parent has to its children (parent made by the runtime)."""
-    have = controllers(parent)
-    if have:
-        fs.write(parent, "cgroup.subtree_control", " ".join("+" + c for c in sorted(have)))
+def enable_down(mp, path, created, ancestors=True):
+    """Make ``path`` (inside the hierarchy mounted at ``mp``) and its missing parents, appending
+    each directory made to ``created`` as soon as it exists (destroy removes it whatever fails
+    next), and enable the root's controllers in the cgroup.subtree_control of the root and of
+    every directory above the last, as runc's fs2 driver does (``ancestors`` False: only in those
+    it made).  An ancestor that cannot enable a controller (it holds processes, or it is not the
+    caller's: rootless) is left as it is."""
+    want = controllers(mp)
+    cur = mp
+    for part in path.strip("/").split("/"):
+        if want and (ancestors or cur in created):
+            _enable(cur, want)
+        cur = join(cur, part)
+        try:
+            os.mkdir(cur, 0o755)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise CgroupError("create cgroup %s: %s" % (cur, e.strerror)) from None
+        created.append(cur)
+
+
+def _enable(d, want):
+    try:
+        on = set(fs.read(d, "cgroup.subtree_control").split())
+    except OSError:
+        return
+    missing = [c for c in sorted(want - on) if c in controllers(d)]
+    if not missing:
+        return
+    try:
+        fs.write(d, "cgroup.subtree_control", " ".join("+" + c for c in missing))
+    except CgroupError:
+        for c in missing:  # all at once fails as a whole: each that can be
+            try:
+                fs.write(d, "cgroup.subtree_control", "+" + c)
+            except CgroupError:
+                pass
 
 
 def _memory_wanted(mem):
@@ -75,7 +111,13 @@ def apply(d, res, skip_devices=False):
         _cpu.set_v2(d, cpu)
     if not skip_devices:
         from ociruntime.cgroups import ebpf
-        ebpf.apply_v2(d, res)
+        try:
+            ebpf.apply_v2(d, res)
+        except CgroupError:
+            # rootless: loading a BPF program needs privileges the user does not have, and the
+            # devices a rootless container can reach are the user's anyway; as runc, ignored
+            if os.geteuid() == 0:
+                raise
     if cpu.get("cpus") or cpu.get("mems"):
         from ociruntime.cgroups import cpuset
         cpuset.set_any(d, cpu)

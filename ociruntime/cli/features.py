@@ -35,6 +35,8 @@ def features():
     annotations = {"org.ociruntime.version": VERSION}
     annotations.update(feature_annotations())  # what the networking and overlay annotations take
     seccomp = _seccomp(annotations)
+    from ociruntime.cgroups.systemd import available
+    systemd = available() is None  # systemd as PID 1 on pure v2
     doc = {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": SPEC_VERSION,
@@ -43,7 +45,7 @@ def features():
         "linux": {
             "namespaces": [n for n in NAMESPACES if os.path.exists("/proc/self/ns/" + _proc_ns(n))],
             "capabilities": list(caps.NAMES[:caps.last_cap() + 1]),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "cgroup": {"v1": True, "v2": True, "systemd": systemd, "systemdUser": systemd, "rdma": True},
             "seccomp": seccomp,
             # the LSMs are usable only where the host runs them (a label is refused otherwise)
             "apparmor": {"enabled": lsm.apparmor_enabled()},

@@ -68,11 +68,11 @@ def _check_host_mounts(cfg, nsmap):
 
 
 def check_systemd():
-    """--systemd-cgroup needs systemd as PID 1 (its D-Bus API creates the scope)."""
-    if not isdir("/run/systemd/system"):
-        raise ConfigError("systemd cgroup driver requested (--systemd-cgroup), but systemd is not running "
-                          "(not booted with systemd as PID 1)")
-    raise ConfigError("the systemd cgroup driver is not supported yet")
+    """--systemd-cgroup needs systemd as PID 1 (its D-Bus API creates the scope) on pure v2."""
+    from ociruntime.cgroups.systemd import available
+    why = available()
+    if why:
+        raise ConfigError(why)
 
 
 def cgroup_mount(cfg):
@@ -236,16 +236,20 @@ def _wait_gone(pid, timeout=2.0):
 
 def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds,
             no_new_keyring, seccomp_filter=None, starts_now=False, caps=None):
-    from ociruntime.cgroups import Manager
     linux = cfg.get("linux", {})
     os.mkfifo(sd.fifo_path(), 0o622)
     os.chmod(sd.fifo_path(), 0o622)  # mkfifo honours the umask
     root_uid, root_gid = _host_root_ids(linux)
     if (root_uid or root_gid) and os.geteuid() == 0:
         os.chown(sd.fifo_path(), root_uid, root_gid)
-    cg = Manager.for_config(cfg, sd.id)
-    if os.geteuid() != 0:
-        _rootless_cgroups(cg, linux)
+    if ctx.systemd_cgroup:
+        from ociruntime.cgroups.systemd import SystemdManager
+        cg = SystemdManager.for_config(cfg, sd.id, rootless=os.geteuid() != 0)
+    else:
+        from ociruntime.cgroups import Manager
+        cg = Manager.for_config(cfg, sd.id)
+        if os.geteuid() != 0:
+            _rootless_cgroups(cg, linux)
     undo.cgroup = cg
     joins = namespaces.open_joins(nsmap)
     console = None
@@ -283,8 +287,8 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         fork_init=not pidns_here and ("pid" in nsmap or bool(new_flags & S.CLONE_NEWTIME)),
         time_offsets="".join("%s %d %d\n" % (clk, o.get("secs", 0), o.get("nanosecs", 0))
                              for clk, o in offsets.items()),
-        cgroup_paths=cg.paths, cgroup_mount=cgroup_mount(cfg), fifo_fd=fifo_fd, console_sock=console,
-        no_pivot=no_pivot, host_mounts="mount" not in nsmap,
+        cgroup_paths=cg.paths, cgroup_mount=cgroup_mount(cfg), cgroup_late=bool(ctx.systemd_cgroup),
+        fifo_fd=fifo_fd, console_sock=console, no_pivot=no_pivot, host_mounts="mount" not in nsmap,
         preserve_fds=preserve_fds, close_fds=close_fds, cid=sd.id, no_new_keyring=no_new_keyring,
         seccomp=seccomp_filter, seccomp_sock=seccomp_sock,
         # v1 hierarchies the init joins itself (writing "0" to tasks): a task moving itself skips

@@ -54,11 +54,15 @@ def destroy(ctx, sd, state):
     """Remove what create made: cgroups, then the state dir; then poststop hooks (warnings only)."""
     errors = []
     if state.get("cgroup"):
-        # Manager.destroy without the cgroups package (cgroupdirs: ~0.2 ms of this command)
-        from ociruntime.cgroupdirs import remove_all
         ctx.log.debug("removing the container's cgroups")
         try:
-            remove_all(state["cgroup"].get("created", ()))
+            if state["cgroup"].get("systemd"):  # the scope is stopped (and its cgroup removed)
+                from ociruntime.cgroups import Manager
+                Manager.from_state(state["cgroup"]).destroy()
+            else:
+                # Manager.destroy without the cgroups package (cgroupdirs: ~0.2 ms of this command)
+                from ociruntime.cgroupdirs import remove_all
+                remove_all(state["cgroup"].get("created", ()))
         except OCIError as e:
             errors.append(str(e))
     if state.get("host_root"):

@@ -93,7 +93,10 @@ def init(plan, ch):
         mp, path = plan.cgroup_paths[key][:2]
         _write(mp + path + "/tasks", "0", "join cgroup")
     cgroupns = plan.new_flags & S.CLONE_NEWCGROUP
-    if cgroupns:  # its root is the cgroup we are in
+    # a cgroup namespace's root is the cgroup we are in; the systemd driver's cgroup exists only
+    # once the parent has started the scope with us in it (the cgroup mount binds it)
+    joined_first = cgroupns or plan.cgroup_late
+    if joined_first:
         ch.expect("cgroup_joined")
     plan.setgroups_ok = _setgroups_allowed(process)
     if cgroupns:
@@ -134,7 +137,7 @@ def init(plan, ch):
     # made before seccomp, which may refuse memfd_create
     plan.trampoline = _step("make the exec trampoline", S.trampoline)
 
-    if not cgroupns:  # the rootfs was set up while the parent's first cgroup.procs write stalled
+    if not joined_first:  # the rootfs was set up while the parent's first cgroup.procs write stalled
         ch.expect("cgroup_joined")
     ch.send("runtime_hooks")
     state_json, start_json = ch.expect("hooks_done")

@@ -51,6 +51,11 @@ def need(ctrl):
         pytest.skip(f"the host does not mount the cgroup v1 {ctrl} controller")
 
 
+def need_v1():
+    if not v1_mounts():
+        pytest.skip("cgroup v1 only: the host has no v1 hierarchy (pure v2: test_cgroups_v2_host.py)")
+
+
 def resources(b):
     return b.config["linux"].setdefault("resources", {})
 
@@ -143,6 +148,7 @@ def test_device_rules(runtime, bundle):
 def test_unavailable_controller_fails_create_and_leaves_nothing(runtime, bundle):
     """hugetlb is not a v1 hierarchy on a hybrid host: asking for a limit fails create, and no cgroup
     or state is left."""
+    need_v1()
     if "hugetlb" in v1_mounts():
         pytest.skip("the host mounts hugetlb on cgroup v1")
     b = bundle(*LONG_RUNNING)
@@ -162,6 +168,7 @@ def test_unavailable_controller_fails_create_and_leaves_nothing(runtime, bundle)
     ({"cpu": {"cpus": "99"}}, "cpuset.cpus"),
 ])
 def test_impossible_resource_fails_create(runtime, bundle, res, words):
+    need_v1()
     b = bundle(*LONG_RUNNING)
     resources(b).update(res)
     cid = runtime.new_id()
@@ -205,6 +212,7 @@ def test_relative_and_absolute_cgroups_path(runtime, bundle):
 @pytest.mark.needs_runc
 def test_files_match_runc(runtime, runc, bundle):
     """The same resources under runc and under the runtime give the same cgroup files."""
+    need_v1()
     res = {"memory": {"limit": 64 * MiB, "reservation": 16 * MiB, "swap": 96 * MiB, "swappiness": 20},
            "cpu": {"shares": 256, "quota": 25000, "period": 50000, "cpus": "0", "mems": "0"},
            "pids": {"limit": 33},

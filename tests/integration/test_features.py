@@ -50,7 +50,9 @@ def test_features_list_only_what_works(features, runtime, bundle):
     # nothing this host cannot do: no AppArmor/SELinux here, no systemd, no idmapped mounts
     assert linux["apparmor"] == {"enabled": os.path.isdir("/sys/kernel/security/apparmor")}
     assert linux["selinux"] == {"enabled": os.path.exists("/sys/fs/selinux/enforce")}
-    assert linux["cgroup"]["systemd"] is False
+    with open("/proc/self/mountinfo") as f:
+        pure_v2 = [ln.partition(" - ")[2].split()[0] for ln in f if " - cgroup" in ln] == ["cgroup2"]
+    assert linux["cgroup"]["systemd"] is (os.path.isdir("/run/systemd/system") and pure_v2)
     assert linux["mountExtensions"]["idmap"]["enabled"] is False
     assert "tmpcopyup" not in features["mountOptions"]
     # every listed mount option is accepted on a real mount (one container, one tmpfs per option)

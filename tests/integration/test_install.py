@@ -125,7 +125,7 @@ def test_a_wheel_built_here_runs_from_another_installation(runtime, bundle, tmp_
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run(pip + ["download", "-q", "--only-binary=:all:", "-d", str(wheels), "cffi", "jsonschema",
-                              "pyroute2"], capture_output=True, text=True, timeout=900)
+                              "jeepney", "pyroute2"], capture_output=True, text=True, timeout=900)
     if r.returncode != 0:
         pytest.skip("the dependencies' wheels cannot be fetched here: " + r.stderr.strip()[-300:])
 

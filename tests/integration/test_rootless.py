@@ -456,3 +456,56 @@ def test_rootless_delegated_cgroup_is_used(rootless, shared_rootfs):
             except OSError:
                 pass
     assert not os.path.exists(deleg)
+
+
+def _systemd_v2():
+    if not os.path.isdir("/run/systemd/system"):
+        return False
+    with open("/proc/self/mountinfo") as f:
+        return [ln.partition(" - ")[2].split()[0] for ln in f if " - cgroup" in ln] == ["cgroup2"]
+
+
+@pytest.mark.skipif(not _systemd_v2(), reason="needs systemd as PID 1 on a pure cgroup v2 host (tests/vm/ci.sh "
+                    "runs it in one)")
+def test_rootless_systemd_cgroup_memory_limit_enforced(rootless, shared_rootfs):
+    """Rootless with systemd's delegation: the user has a user@UID.service (linger), its manager makes
+    the container's scope (--systemd-cgroup, the default cgroupsPath: user.slice, runc-ID.scope) in
+    the cgroup systemd delegated to it, and the memory limit is enforced there."""
+    u = rootless
+    run_dir = f"/run/user/{u.uid}"
+    subprocess.run(["loginctl", "enable-linger", u.name], check=True, timeout=120)
+    saved = dict(u.env)
+    try:
+        deadline = time.monotonic() + 180
+        while not os.path.exists(run_dir + "/bus") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert os.path.exists(run_dir + "/bus"), "user@%d.service has no bus" % u.uid
+        u.env.update(XDG_RUNTIME_DIR=run_dir, DBUS_SESSION_BUS_ADDRESS=f"unix:path={run_dir}/bus")
+        b = u.bundle(shared_rootfs, "bundle")
+        cfg = _config(b)
+        cfg["process"]["terminal"] = False
+        # the scope's memory.max: /sys/fs/cgroup is the container's own cgroup where the config
+        # mounts one, else the host's hierarchy
+        cfg["process"]["args"] = ["sh", "-c", "p=$(sed -n 's/^0:://p' /proc/self/cgroup); echo $p; "
+                                  "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup$p/memory.max; "
+                                  "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo dd=$?"]
+        cfg["linux"].setdefault("resources", {})["memory"] = {"limit": 32 << 20, "swap": 32 << 20}
+        # the host's view of the cgroup path (runc's rootless spec has a cgroup namespace)
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+        _save(b, cfg)
+        cid = u.new_id()
+        rc, out, err = u.rt("--systemd-cgroup", "run", "--bundle", str(b), cid, timeout=300)
+        assert rc == 0, err
+        lines = out.splitlines()
+        assert lines[0] == f"/user.slice/user-{u.uid}.slice/user@{u.uid}.service/user.slice/runc-{cid}.scope"
+        assert lines[1:] == [str(32 << 20), "dd=137"], out      # killed at the limit
+        rc, _, err = u.rt("--systemd-cgroup", "delete", "--force", cid, timeout=300)
+        assert not os.path.exists("/sys/fs/cgroup" + lines[0])
+    finally:
+        u.env.clear()
+        u.env.update(saved)
+        subprocess.run(["loginctl", "disable-linger", u.name], timeout=120)
+        subprocess.run(["systemctl", "stop", f"user@{u.uid}.service"], timeout=180)
+        deadline = time.monotonic() + 60
+        while _procs_of(u.uid) and time.monotonic() < deadline:
+            time.sleep(0.5)
