@@ -149,3 +149,16 @@ def fork(what="fork"):
     """posix.fork, refused unless this process is single-threaded (single_threaded)."""
     single_threaded(what)
     return posix.fork()
+
+
+def long_wait():
+    """Before a wait that may last (run and exec in the foreground, events): the program runs a
+    command with the cyclic garbage collector off (_program.main) and turns it back on here, what
+    was made so far frozen (a first collection would scan it all).  A program that embeds the API
+    keeps its collector as it has it."""
+    program = sys.modules.get("ociruntime._program")
+    if program is not None and program.gc_off:
+        import gc
+        gc.freeze()
+        gc.enable()
+        program.gc_off = False
