@@ -1,4 +1,8 @@
-"""ociruntime: an OCI runtime (runc's command line).
+"""ociruntime: an OCI runtime (runc's command line), and its Python API.
+
+``ociruntime.Container`` and ``ociruntime.Bundle`` (ociruntime/api.py, ociruntime/bundle.py; the
+README's "Python API") are loaded when first named: ``import ociruntime`` loads only this module,
+which every command loads anyway.
 
 The path helpers below are os.path's (posixpath's, for str paths), on ``posix`` (os's C half), for
 the modules every command imports: ``import os`` alone costs ~1.6 ms (its body, and
@@ -149,6 +153,23 @@ def fork(what="fork"):
     """posix.fork, refused unless this process is single-threaded (single_threaded)."""
     single_threaded(what)
     return posix.fork()
+
+
+# the API's names, and the module each is loaded from when first asked for (PEP 562)
+_API = {"Container": "ociruntime.api", "State": "ociruntime.api", "Result": "ociruntime.api",
+        "Process": "ociruntime.api", "Event": "ociruntime.api", "Bundle": "ociruntime.bundle"}
+
+
+def __getattr__(name):
+    where = _API.get(name)
+    if where is None:
+        raise AttributeError("module 'ociruntime' has no attribute %r" % name)
+    module = __import__(where, fromlist=[name])
+    return getattr(module, name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))
 
 
 def long_wait():
