@@ -12,10 +12,11 @@ import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
 from ociruntime import abspath, join
 
-# the annotations of the two opt-in features (issue 24): the networking's are prefixed
-# org.ociruntime.net. (README, Networking); the copy-on-write rootfs's org.ociruntime.overlay.
+# the annotations of the two opt-in features of issue 24, as their modules name them
+# (ociruntime/network/__init__.py and rootfs/overlay.py: ANNOTATIONS; `ociruntime features` lists
+# them): org.ociruntime.net.<key>, and org.ociruntime.overlay[.<key>]
 NET_PREFIX = "org.ociruntime.net."
-OVERLAY_PREFIX = "org.ociruntime.overlay."
+OVERLAY = "org.ociruntime.overlay"
 
 
 class Bundle:
@@ -180,25 +181,33 @@ class Bundle:
         self.annotations[key] = _annotation_value(value)
         return self
 
-    def network(self, **settings):
-        """Ask for the runtime's networking (README, Networking): each keyword sets the
-        annotation org.ociruntime.net.<keyword> (a list is joined with ","), e.g. ``bridge="oci0",
-        subnet="10.88.0.0/24", nat=True, ports=["8080:80/tcp"]``; the container needs a network
-        namespace of its own (the default config has one)."""
-        for key, value in settings.items():
-            self.annotate(NET_PREFIX + key.replace("_", "-"), value)
+    def network(self, bridge, subnet, *, gateway=None, address=None, nat=None, ports=None, firewall=None):
+        """Ask for the runtime's networking: a veth pair to the host's ``bridge`` (made if
+        missing), eth0 inside with an address leased from ``subnet`` ("10.88.0.0/24"), a default
+        route through ``gateway``; ``address`` to lease a given one, ``nat`` to masquerade what
+        leaves the subnet, ``ports`` published (["8080:80/tcp"]), ``firewall`` "nft" or
+        "iptables".  Sets the org.ociruntime.net.* annotations (None: not set); the container
+        needs a network namespace of its own (the default config has one)."""
+        for key, value in (("bridge", bridge), ("subnet", subnet), ("gateway", gateway), ("address", address),
+                           ("nat", nat), ("ports", ports), ("firewall", firewall)):
+            if value is not None:
+                self.annotate(NET_PREFIX + key, value)
         return self
 
-    def overlay(self, *lower, **settings):
-        """Ask for a copy-on-write rootfs (README, Copy-on-write rootfs): the read-only ``lower``
-        directories (none: the bundle's rootfs is the only lower), and each keyword as the
-        annotation org.ociruntime.overlay.<keyword> (e.g. ``upper="tmpfs"``, ``keep=True``)."""
+    def overlay(self, *lower, upper=None, keep=None):
+        """Ask for a copy-on-write rootfs: an overlay whose lower directories are ``lower``
+        (uppermost first; relative to the bundle), or without them root.path alone, with the
+        upper and work directories in ``upper`` (None: the state dir, removed on delete;
+        "tmpfs[:size=N]"; or a directory of yours, kept), and kept on delete with ``keep``.
+        Sets the org.ociruntime.overlay annotations."""
         if lower:
-            self.annotate(OVERLAY_PREFIX + "lower", ":".join(os.fspath(d) for d in lower))
+            self.annotate(OVERLAY + ".lower", ":".join(os.fspath(d) for d in lower))
         else:
-            self.annotate(OVERLAY_PREFIX + "lower", "rootfs")
-        for key, value in settings.items():
-            self.annotate(OVERLAY_PREFIX + key.replace("_", "-"), value)
+            self.annotate(OVERLAY, True)
+        if upper is not None:
+            self.annotate(OVERLAY + ".upper", upper)
+        if keep is not None:
+            self.annotate(OVERLAY + ".keep", keep)
         return self
 
     # -- writing -------------------------------------------------------------------------------

@@ -61,14 +61,16 @@ def test_resources_and_namespaces(make):
 def test_annotations_load_and_feature_setters(make, runtime):
     b, c = make("sleep", "100")
     b.annotate("org.example.mode", "test").annotate("org.example.flag", True)
-    b.network(bridge="oci-api0", ports=["8080:80/tcp", "53:53/udp"])
-    b.overlay("/srv/lower1", "/srv/lower2", upper="tmpfs")
+    b.network("oci-api0", "10.99.0.0/24", nat=True, ports=["8080:80/tcp", "53:53/udp"])
+    b.overlay("/srv/lower1", "/srv/lower2", upper="tmpfs:size=1m")
     ann = b.annotations
     assert ann["org.example.flag"] == "true"
-    assert ann["org.ociruntime.net.bridge"] == "oci-api0"
-    assert ann["org.ociruntime.net.ports"] == "8080:80/tcp,53:53/udp"
-    assert ann["org.ociruntime.overlay.lower"] == "/srv/lower1:/srv/lower2"
-    assert ann["org.ociruntime.overlay.upper"] == "tmpfs"
+    assert {k: v for k, v in ann.items() if k.startswith("org.ociruntime.")} == {
+        "org.ociruntime.net.bridge": "oci-api0", "org.ociruntime.net.subnet": "10.99.0.0/24",
+        "org.ociruntime.net.nat": "true", "org.ociruntime.net.ports": "8080:80/tcp,53:53/udp",
+        "org.ociruntime.overlay.lower": "/srv/lower1:/srv/lower2", "org.ociruntime.overlay.upper": "tmpfs:size=1m"}
+    assert Bundle("x").overlay(keep=True).annotations == {"org.ociruntime.overlay": "true",
+                                                          "org.ociruntime.overlay.keep": "true"}
     for key in [k for k in ann if k.startswith("org.ociruntime.")]:
         del ann[key]                                      # (their features are not on this branch)
     b.write()
