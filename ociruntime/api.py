@@ -222,9 +222,9 @@ class Container:
         Returns a Result once the process has exited (``returncode``; ``stdout`` and ``stderr``
         bytes with ``capture_output``; ``input``: bytes for its stdin); with ``detach``, a
         Process at once.  As in run, signals are not forwarded, and anything that ends the wait
-        early kills the process.  Raises StateError (no such container,
-        stopped, paused without ``ignore_paused``), ConfigError (a process the runtime refuses),
-        InitError (a step of its setup, or the exec itself, failed)."""
+        early kills the process.  Raises StateError (no such container, stopped, paused without
+        ``ignore_paused``), ConfigError (a process the runtime refuses), InitError (a step of its
+        setup, or the exec itself, failed), UsageError (arguments that do not go together)."""
         from ociruntime.container.exec import exec_process, override
         if detach and (capture_output or input is not None):
             raise UsageError("exec: capture_output and input need to wait for the process (not detach)")
