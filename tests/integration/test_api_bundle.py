@@ -11,7 +11,8 @@ pytestmark = pytest.mark.ociruntime_only
 @pytest.fixture
 def make(runtime, shared_rootfs, tmp_path):
     def make(*args):
-        return Bundle(tmp_path / "bundle", rootfs=shared_rootfs, args=args), Container(runtime.new_id(), root=runtime.root)
+        bundle = Bundle(tmp_path / "bundle", rootfs=shared_rootfs, args=args)
+        return bundle, Container(runtime.new_id(), root=runtime.root)
     return make
 
 
