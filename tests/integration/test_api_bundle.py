@@ -72,6 +72,11 @@ def test_annotations_load_and_feature_setters(make, runtime):
         "org.ociruntime.overlay.lower": "/srv/lower1:/srv/lower2", "org.ociruntime.overlay.upper": "tmpfs:size=1m"}
     assert Bundle("x").overlay(keep=True).annotations == {"org.ociruntime.overlay": "true",
                                                           "org.ociruntime.overlay.keep": "true"}
+    from ociruntime.network import ANNOTATIONS as NET
+    from ociruntime.rootfs.overlay import ANNOTATIONS as OVERLAY
+    every = Bundle("x").network("b", "s", gateway="g", address="a", nat=False, ports=[], firewall="f")
+    assert set(every.annotations) == set(NET)             # the names the features read
+    assert set(Bundle("x").overlay("l", upper="u", keep=True).overlay().annotations) == set(OVERLAY)
     for key in [k for k in ann if k.startswith("org.ociruntime.")]:
         del ann[key]                                      # (their features are not on this branch)
     b.write()
@@ -91,3 +96,48 @@ def test_unwritable_bundle_is_a_config_error(make, tmp_path):
     with pytest.raises(ConfigError) as e:
         c.create(b)
     assert str(e.value) == "write %s: Not a directory" % (tmp_path / "file" / "bundle")
+
+
+def test_overlay_through_the_bundle(make, runtime, shared_rootfs):
+    """Bundle.overlay(): the process writes into its own upper; the lower (the shared rootfs,
+    which conftest checks byte for byte) is unchanged, and nothing is left after run."""
+    b, c = make("sh", "-c", "echo api > /etc/written; rm /bin/ls; cat /etc/written; test -e /bin/ls || echo gone")
+    b.config["root"]["readonly"] = False
+    b.overlay(upper="tmpfs:size=4m")
+    assert run_out(c, b)[:2] == ["api", "gone"]
+    assert not (shared_rootfs / "etc" / "written").exists() and (shared_rootfs / "bin" / "ls").exists()
+    assert not os.path.exists(os.path.join(c.root, c.id))
+
+
+def test_network_through_the_bundle(make, runtime, tmp_path):
+    """Bundle.network(): the container gets eth0 with the first address of the subnet and a default
+    route through the bridge.  The API runs in a network namespace the test makes (a Python child
+    entered into it with nsenter), where the bridge is made and removed; runc has no such thing."""
+    import json
+    import secrets
+    import subprocess
+    import sys
+    if not os.path.exists("/usr/bin/nsenter") and not os.path.exists("/bin/nsenter"):
+        pytest.skip("nsenter (util-linux) is not installed")
+    ns = "oci-test-%s-api%s" % (runtime.token, secrets.token_hex(2))
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, timeout=10)
+        b, c = make("sh", "-c", "ip -4 -o addr show eth0; ip route")
+        prefix = "10.%d.%d" % (200 + secrets.randbelow(50), secrets.randbelow(250))
+        b.network("br-api" + ns[-4:], prefix + ".0/24")
+        script = ("import json, sys; from ociruntime import Bundle, Container; "
+                  "b = Bundle.load(sys.argv[1]); c = Container(sys.argv[2], root=sys.argv[3]); "
+                  "r = c.run(b, capture_output=True); "
+                  "print(json.dumps([r.returncode, r.stdout.decode(), r.stderr.decode()]))")
+        b.write()
+        p = subprocess.run(["nsenter", "--net=/run/netns/" + ns, "--", sys.executable, "-P", "-c", script,
+                            str(b.path), c.id, c.root], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        rc, out, err = json.loads(p.stdout)
+        assert rc == 0, err
+        assert "inet %s.2/24" % prefix in out and "default via %s.1 dev eth0" % prefix in out
+        links = subprocess.run(["ip", "-n", ns, "-o", "link"], capture_output=True, text=True).stdout
+        assert [ln.split(":")[1].strip() for ln in links.splitlines()] == ["lo"]   # all went with the container
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns], timeout=10)
