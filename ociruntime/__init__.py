@@ -1,4 +1,8 @@
-"""ociruntime: an OCI runtime (runc's command line).
+"""ociruntime: an OCI runtime (runc's command line), and its Python API.
+
+``ociruntime.Container`` and ``ociruntime.Bundle`` (ociruntime/api.py, ociruntime/bundle.py; the
+README's "Python API") are loaded when first named: ``import ociruntime`` loads only this module,
+which every command loads anyway.
 
 The path helpers below are os.path's (posixpath's, for str paths), on ``posix`` (os's C half), for
 the modules every command imports: ``import os`` alone costs ~1.6 ms (its body, and
@@ -149,3 +153,33 @@ def fork(what="fork"):
     """posix.fork, refused unless this process is single-threaded (single_threaded)."""
     single_threaded(what)
     return posix.fork()
+
+
+# the API's names, and the module each is loaded from when first asked for (PEP 562)
+_API = {"Container": "ociruntime.api", "State": "ociruntime.api", "Result": "ociruntime.api",
+        "Process": "ociruntime.api", "Event": "ociruntime.api", "Bundle": "ociruntime.bundle"}
+
+
+def __getattr__(name):
+    where = _API.get(name)
+    if where is None:
+        raise AttributeError("module 'ociruntime' has no attribute %r" % name)
+    module = __import__(where, fromlist=[name])
+    return getattr(module, name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))
+
+
+def long_wait():
+    """Before a wait that may last (run and exec in the foreground, events): the program runs a
+    command with the cyclic garbage collector off (_program.main) and turns it back on here, what
+    was made so far frozen (a first collection would scan it all).  A program that embeds the API
+    keeps its collector as it has it."""
+    program = sys.modules.get("ociruntime._program")
+    if program is not None and program.gc_off:
+        import gc
+        gc.freeze()
+        gc.enable()
+        program.gc_off = False

@@ -91,9 +91,14 @@ def setup_paths():
         ociruntime.__path__[:] = [where] if where else []
 
 
+gc_off = False  # main turned the collector off (ociruntime.long_wait turns it back on)
+
+
 def main():
+    global gc_off
     import gc
     gc.disable()
+    gc_off = True
     if "site" not in sys.modules:
         setup_paths()
     from ociruntime.cli import finish, main as cli_main

@@ -30,6 +30,10 @@ class CgroupError(OCIError):
     """A cgroup could not be created, joined, configured or removed."""
 
 
+class WaitTimeout(OCIError, TimeoutError):
+    """The API's wait for a process gave up after its timeout (the process runs on)."""
+
+
 class InitError(OCIError):
     """A setup step of the container's init failed.
 

@@ -10,7 +10,8 @@ and exits 1, as runc.
 
 Command modules declare ``FLAGS`` (bare name -> (dest, kind), the long name first), ``ARGS``
 ((minimum, maximum or None) positional arguments), optionally ``REORDER = False``, and implement
-``run(ctx, opts, args)``; they only parse and print: the work is in ``ociruntime.container``.  Only
+``run(ctx, opts, args)``; they only parse and print: the work is in ``ociruntime.container``, whose
+functions the Python API (ociruntime/api.py) calls too, so the two are one implementation.  Only
 the module of the command being run is imported (start-up latency is a feature); the help texts
 are in cli/help.py, imported for help and usage errors only.
 """
@@ -54,24 +55,24 @@ class FlagError(UsageError):
 
 
 class Context:
-    """What every command gets: the global options and the log."""
+    """What every command gets: the global options and the log (as an ociruntime.api.Container
+    has them: the container/ functions take either)."""
 
     def __init__(self, g):
-        self.root = g.get("root") or default_root()
+        self._root = g.get("root")
         self.log_path = g.get("log")
         self.log_format = g.get("log_format") or "text"
         self.debug = bool(g.get("debug"))
         self.systemd_cgroup = bool(g.get("systemd_cgroup"))
         self.log = _log.current
 
-
-def default_root():
-    if os.geteuid() != 0:
-        import os as _os
-        xdg = _os.environ.get("XDG_RUNTIME_DIR")
-        if xdg:
-            return _os.path.join(xdg, "ociruntime")
-    return "/run/ociruntime"
+    @property
+    def root(self):
+        """--root, or the default (container/state.py)."""
+        if not self._root:
+            from ociruntime.container.state import default_root
+            self._root = default_root()
+        return self._root
 
 
 def reorder(argv, table):

@@ -35,8 +35,7 @@ def run(ctx, opts, args):
     if interval <= 0:
         raise UsageError("duration interval must be greater than 0")
 
-    def emit(event):
+    for event in stream(ctx, cid, interval, bool(opts.get("stats"))):
         sys.stdout.write(jsonio.dumps(event) + "\n")
         sys.stdout.flush()
-    stream(ctx, cid, emit, interval, bool(opts.get("stats")))
     return 0

@@ -47,12 +47,15 @@ def _run(ctx, opts, args):
         if len(args) < 2:
             raise UsageError("process args cannot be empty")
         argv = args[1:]
-        process = lambda base: from_flags(base, opts, argv)  # noqa: E731 (given the container's process)
+
+        def process(base):  # the container's own process, with the flags' changes
+            return _exec.override(base, argv, **process_options(opts))
     preserve = max(0, opts.get("preserve_fds", 0))
-    return _exec.exec_process(ctx, cid, process, detach=opts.get("detach", False),
-                              pid_file=opts.get("pid_file"), console_socket=opts.get("console_socket"),
-                              preserve_fds=preserve, cgroup=opts.get("cgroup"),
-                              ignore_paused=opts.get("ignore_paused", False))
+    status = _exec.exec_process(ctx, cid, process, detach=opts.get("detach", False),
+                                pid_file=opts.get("pid_file"), console_socket=opts.get("console_socket"),
+                                preserve_fds=preserve, cgroup=opts.get("cgroup"),
+                                ignore_paused=opts.get("ignore_paused", False))
+    return 0 if opts.get("detach") else status
 
 
 def load_process(path):
@@ -69,38 +72,24 @@ def load_process(path):
     return doc
 
 
-def from_flags(base, opts, argv):
-    """runc's getProcess: the container's own process, with the command line's changes."""
-    p = dict(base)
-    p["args"] = list(argv)
-    if opts.get("cwd"):
-        p["cwd"] = opts["cwd"]
-    if opts.get("apparmor"):
-        p["apparmorProfile"] = opts["apparmor"]
-    if opts.get("process_label"):
-        p["selinuxLabel"] = opts["process_label"]
-    caps = opts.get("cap") or []
-    if caps:
-        c = p["capabilities"] = dict(p.get("capabilities") or {})
-        for kind in ("bounding", "effective", "permitted", "ambient"):
-            c[kind] = list(c.get(kind) or ()) + caps
-    p["env"] = list(p.get("env") or ()) + list(opts.get("env") or ())
-    p["terminal"] = bool(opts.get("tty"))
-    p.pop("consoleSize", None)
-    if "no_new_privs" in opts:
-        p["noNewPrivileges"] = opts["no_new_privs"]
-    user = p["user"] = dict(p.get("user") or {})
+def process_options(opts):
+    """container.exec.override's keywords from exec's flags (runc's getProcess reads them when
+    the container has been found: parse errors come after that one)."""
+    uid = gid = None
     if opts.get("user"):
         u = opts["user"].split(":", 1)
         if len(u) > 1:
-            user["gid"] = _atoi(u[1], "gid")
-        user["uid"] = _atoi(u[0], "uid")
+            gid = _atoi(u[1], "gid")
+        uid = _atoi(u[0], "uid")
+    gids = []
     for g in opts.get("gids") or ():
-        gid = _atoi(g, "additional-gids")
-        if gid < 0:
-            raise UsageError("additional-gids must be a positive number %d" % gid)
-        user["additionalGids"] = list(user.get("additionalGids") or ()) + [gid]
-    return p
+        gid_ = _atoi(g, "additional-gids")
+        if gid_ < 0:
+            raise UsageError("additional-gids must be a positive number %d" % gid_)
+        gids.append(gid_)
+    return dict(cwd=opts.get("cwd"), env=opts.get("env") or (), tty=bool(opts.get("tty")), uid=uid, gid=gid,
+                additional_gids=gids, caps=opts.get("cap") or (), no_new_privs=opts.get("no_new_privs"),
+                apparmor=opts.get("apparmor"), process_label=opts.get("process_label"))
 
 
 def _atoi(s, what):

@@ -118,9 +118,11 @@ def plan_extras(cfg, nsmap, bundle, rootfs):
 
 
 def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False, preserve_fds=0,
-           no_new_keyring=False, starts_now=False):
+           no_new_keyring=False, starts_now=False, stdio=None):
     """Returns the state dict of the created container (status created).  ``starts_now``: `run`,
-    which starts it at once (the init then keeps its pages: process/init.py)."""
+    which starts it at once (the init then keeps its pages: process/init.py).  ``stdio``: fds
+    (or None) the process gets as its stdin, stdout and stderr instead of this process's
+    (ociruntime.api's stdin=, stdout=, stderr=)."""
     if ctx.systemd_cgroup:
         check_systemd()
     cfg, bundle, rootfs = _config.load_bundle(bundle)
@@ -147,7 +149,7 @@ def create(ctx, cid, bundle, pid_file=None, console_socket=None, no_pivot=False,
     undo.extras = extras
     try:
         state = _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot,
-                        preserve_fds, no_new_keyring, filt, starts_now, caps)
+                        preserve_fds, no_new_keyring, filt, starts_now, caps, stdio)
     except BaseException:
         undo.run()
         raise
@@ -235,7 +237,7 @@ def _wait_gone(pid, timeout=2.0):
 
 
 def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds,
-            no_new_keyring, seccomp_filter=None, starts_now=False, caps=None):
+            no_new_keyring, seccomp_filter=None, starts_now=False, caps=None, stdio=None):
     linux = cfg.get("linux", {})
     os.mkfifo(sd.fifo_path(), 0o622)
     os.chmod(sd.fifo_path(), 0o622)  # mkfifo honours the umask
@@ -297,7 +299,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         self_cgroups=() if "user" in nsmap else tuple(k for k, v in cg.paths.items() if v[2] == 1),
         # the waiting init drops its read-only file pages (process/init.py); `run` starts it at
         # once, and the pages would be faulted back before the exec
-        drop_pages=not starts_now, caps=caps,
+        drop_pages=not starts_now, caps=caps, stdio=stdio,
         mount_trees=None,  # the bind sources the child clones before a user namespace (init.py)
         overlay=overlay,
     )

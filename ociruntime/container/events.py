@@ -22,15 +22,19 @@ def stats_event(cid, mgr):
     return {"type": "stats", "id": cid, "data": mgr.stats()}
 
 
-def stream(ctx, cid, emit, interval=5.0, stats_only=False):
-    """Call ``emit(event)`` for each event; returns when the container has stopped."""
-    import gc
-    gc.freeze()  # what was made so far stays: a first collection would scan it all (~0.25 ms)
-    gc.enable()  # off for the short-lived part (tools/ociruntime); this may last
-    state = _load(ctx, cid)
+def stream(ctx, cid, interval=5.0, stats_only=False):
+    """An iterator of the events (dicts, runc's shape) as they come, which ends when the container
+    has stopped (with ``stats_only``, after the one stats event).  A container that is not running
+    is refused now, not at the first event."""
+    return _stream(cid, _load(ctx, cid), interval, stats_only)
+
+
+def _stream(cid, state, interval, stats_only):
+    from ociruntime import long_wait
+    long_wait()
     mgr = Manager.from_state(state["cgroup"])
     if stats_only:
-        emit(stats_event(cid, mgr))
+        yield stats_event(cid, mgr)
         return
     watch = None
     try:
@@ -47,17 +51,23 @@ def stream(ctx, cid, emit, interval=5.0, stats_only=False):
             if now >= next_tick:
                 if not _status.init_alive(state):
                     return
-                emit(stats_event(cid, mgr))
+                yield stats_event(cid, mgr)
                 next_tick = now + interval
             timeout = max(0.0, min(next_tick - time.monotonic(), 0.5))
             if poller.poll(int(timeout * 1000)) and watch is not None:
                 for _ in range(watch.check()):
-                    emit({"type": "oom", "id": cid})
+                    yield {"type": "oom", "id": cid}
             if not _status.init_alive(state):
                 if watch is not None:
                     for _ in range(watch.check()):
-                        emit({"type": "oom", "id": cid})
+                        yield {"type": "oom", "id": cid}
                 return
     finally:
         if watch is not None:
             watch.close()
+
+
+def stats(ctx, cid):
+    """The container's stats now (runc's "stats" data)."""
+    state = _load(ctx, cid)
+    return Manager.from_state(state["cgroup"]).stats()

@@ -4,8 +4,9 @@ The parent (this command) prepares everything before fork: the process spec (the
 ``process`` with the command line's overrides, or a ``--process`` file), fds of the init's
 namespaces, the seccomp filter, the console socket.  The child side is
 ``ociruntime.process.execproc`` (no re-exec of an interpreter).  Without ``--detach`` the command
-forwards signals to the process, waits for it and returns its exit status (128+n when killed by
-signal n, as runc); with it, it writes the pid file once the process has exec'd and returns.
+forwards signals to the process (the API's Container.exec only when asked), waits for it and
+returns its exit status (128+n when killed by signal n, as runc); with it, it writes the pid file
+once the process has exec'd and returns its pid.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
@@ -25,8 +26,13 @@ NOT_FORWARDED = frozenset((9, 17, 19, 20, 21, 22, 23, 28))  # KILL CHLD STOP TST
 
 
 def exec_process(ctx, cid, process, detach=False, pid_file=None, console_socket=None,
-                 preserve_fds=0, cgroup=None, ignore_paused=False):
-    """Returns the exit status (without detach) or 0."""
+                 preserve_fds=0, cgroup=None, ignore_paused=False, stdio=None, forward=True):
+    """Returns the exit status (without detach) or the process's pid (detach: it is this
+    process's child, as a subreaper, for the caller to wait for).  ``process``: the runtime-spec
+    process, or a function of the container's own that returns it (``override``).  ``stdio``: fds
+    (or None) for the process's stdin, stdout and stderr instead of this process's.  ``forward``:
+    the signals runc's exec forwards reach the process while this waits; without it a
+    failure to wait (KeyboardInterrupt) kills the process."""
     sd, state, st = _state.load(ctx.root, cid, lock=True)
     relay = fwd = None
     try:
@@ -50,10 +56,10 @@ def exec_process(ctx, cid, process, detach=False, pid_file=None, console_socket=
         if console_socket and not proc.get("terminal"):
             raise ConfigError("cannot use console socket if ociruntime will not detach or allocate tty")
         S.prctl(S.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild: adopt it
-        if not detach:
+        if forward and not detach:
             # from before the process can run: a signal that comes before its pid is known waits
             fwd = Forwarder()
-        pid, ch = _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup, paused, caps)
+        pid, ch = _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup, paused, caps, stdio)
         ctx.log.debug("exec %s: the process (pid %d) has exec'd", cid, pid)
     except BaseException:
         if fwd is not None:
@@ -71,7 +77,7 @@ def exec_process(ctx, cid, process, detach=False, pid_file=None, console_socket=
                 _kill(pid)
                 raise
         if detach:
-            return 0
+            return pid
         status = wait(pid, fwd, relay)
         ctx.log.debug("exec %s: the process (pid %d) exited with status %d", cid, pid, status)
         return status
@@ -80,6 +86,38 @@ def exec_process(ctx, cid, process, detach=False, pid_file=None, console_socket=
             fwd.stop()
         if relay is not None:
             relay.close()
+
+
+def override(base, args, cwd=None, env=(), tty=False, uid=None, gid=None, additional_gids=(), caps=(),
+             no_new_privs=None, apparmor=None, process_label=None):
+    """runc's getProcess: the container's own process (``base``) running ``args`` instead, with
+    the changes exec's flags make (``env`` entries, "K=V", and ``caps`` added; None leaves a
+    field as it is)."""
+    p = dict(base)
+    p["args"] = list(args)
+    if cwd:
+        p["cwd"] = cwd
+    if apparmor:
+        p["apparmorProfile"] = apparmor
+    if process_label:
+        p["selinuxLabel"] = process_label
+    if caps:
+        c = p["capabilities"] = dict(p.get("capabilities") or {})
+        for kind in ("bounding", "effective", "permitted", "ambient"):
+            c[kind] = list(c.get(kind) or ()) + list(caps)
+    p["env"] = list(p.get("env") or ()) + list(env or ())
+    p["terminal"] = bool(tty)
+    p.pop("consoleSize", None)
+    if no_new_privs is not None:
+        p["noNewPrivileges"] = bool(no_new_privs)
+    user = p["user"] = dict(p.get("user") or {})
+    if uid is not None:
+        user["uid"] = uid
+    if gid is not None:
+        user["gid"] = gid
+    if additional_gids:
+        user["additionalGids"] = list(user.get("additionalGids") or ()) + list(additional_gids)
+    return p
 
 
 def complete(process, cfg):
@@ -206,7 +244,7 @@ def preload(proc, terminal):
         import ociruntime.tty  # noqa: F401
 
 
-def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs, paused, caps=None):
+def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs, paused, caps=None, stdio=None):
     from ociruntime.process.execproc import ExecPlan, child_main
     linux = cfg.get("linux") or {}
     init_pid = state["pid"]
@@ -245,7 +283,7 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
             self_cgroups=[_cgroup_dir(cg, k, sub) for k in self_keys], affinity=affinity,
             console_sock=console, seccomp=filt, seccomp_sock=seccomp_sock, preserve_fds=preserve_fds,
             no_new_keyring=bool(state.get("no_new_keyring")), caps=caps, report_fd=report_w,
-            root_fd=root_fd,
+            root_fd=root_fd, stdio=stdio,
         )
         parent_ch, child_ch = channel.pair()
         if ctx.log.debug_on:
@@ -436,13 +474,23 @@ class Forwarder:
 
 
 def wait(pid, fwd, relay=None):
-    """Forward signals to the process (fwd, a Forwarder) until it exits, relaying its tty meanwhile
-    (tty.Relay); its exit status, 128+n for signal n."""
-    import gc
-    gc.freeze()  # what was made so far stays: a first collection would scan it all (~0.25 ms)
-    gc.enable()  # off for the short-lived part (tools/ociruntime); this may last
+    """Forward signals to the process (fwd, a Forwarder, or None) until it exits, relaying its tty
+    meanwhile (tty.Relay); its exit status, 128+n for signal n.  Without a Forwarder, anything that
+    ends the wait early (KeyboardInterrupt) kills the process first."""
+    from ociruntime import long_wait
+    long_wait()
     try:
-        if relay is None:
+        if fwd is None:
+            try:
+                if relay is not None:
+                    relay.copy(pid)
+                st = os.waitpid(pid, 0)[1]
+            except ChildProcessError:
+                raise
+            except BaseException:
+                _kill(pid)
+                raise
+        elif relay is None:
             st = fwd.wait(pid)
         else:
             fwd.handle()

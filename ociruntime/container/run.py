@@ -1,5 +1,5 @@
-"""run: create + start, then (unless detached) wait for the init, forward signals to it, delete
-the container and exit with its status."""
+"""run: create + start, then (unless detached) wait for the init, forward signals to it (the
+API's Container.run only when asked), delete the container and exit with its status."""
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import _signal as signal  # the C module: signal.py imports enum (~5 ms)
 
@@ -14,7 +14,9 @@ FORWARD = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.
            signal.SIGUSR2, signal.SIGWINCH)
 
 
-def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
+def run(ctx, cid, bundle, detach=False, keep=False, forward=True, **create_kw):
+    """The container's exit status; detached, the state dict of the started container (its init
+    a child of this process, or adopted by it when it is not: a subreaper)."""
     if not detach:
         # the init is our grandchild when it is PID 1 of a new pid namespace: adopt it to wait
         S.prctl(S.PR_SET_CHILD_SUBREAPER, 1)
@@ -32,7 +34,7 @@ def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
             r.close()
         raise
     relay = relay[0] if relay else None
-    if not detach:
+    if forward and not detach:
         # from before the process runs until it has exited: a signal for it is never lost, nor does
         # it end this command first (the init was forked with the caller's mask: only we block)
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARD + (signal.SIGCHLD,))
@@ -52,14 +54,45 @@ def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
         _cleanup(ctx, cid)
         raise
     if detach:
-        return 0
+        return state
+    if not forward:
+        return wait_plain(ctx, cid, state["pid"], keep, relay)
     return wait_and_delete(ctx, cid, state["pid"], keep, relay)
 
 
+def wait_plain(ctx, cid, pid, keep, relay=None):
+    """Wait for the init ``pid`` alone (a program that embeds the API has children of its own,
+    whose statuses are not ours to reap), then delete the container unless ``keep``; anything
+    that ends the wait early (KeyboardInterrupt) kills the container first."""
+    from ociruntime import long_wait
+    long_wait()
+    try:
+        try:
+            if relay is not None:
+                relay.copy(pid)
+        finally:
+            if relay is not None:
+                relay.close()
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    except ChildProcessError:
+        status = 255
+    except BaseException:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        if not keep:
+            _cleanup(ctx, cid)
+        raise
+    if not keep:
+        _cleanup(ctx, cid)
+    return 128 - status if status < 0 else status
+
+
 def wait_and_delete(ctx, cid, pid, keep, relay=None):
-    import gc
-    gc.freeze()  # what was made so far stays: a first collection would scan it all (~0.25 ms)
-    gc.enable()  # off for the short-lived part (tools/ociruntime); this may last
+    from ociruntime import long_wait
+    long_wait()
 
     def forward(signum, frame):
         try:

@@ -1,11 +1,20 @@
 """The container's record (state.json) and the runtime-spec state runc's `state` prints."""
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 
-from ociruntime import join
+from ociruntime import fsdecode, join
 from ociruntime.container import status as _status
 from ociruntime.container.statedir import StateDir
 
 OCI_VERSION = "1.3.0"
+
+
+def default_root():
+    """runc's default state root: /run/ociruntime, or $XDG_RUNTIME_DIR/ociruntime for a user."""
+    if os.geteuid() != 0:
+        xdg = os.environ.get(b"XDG_RUNTIME_DIR")
+        if xdg:
+            return join(fsdecode(xdg), "ociruntime")
+    return "/run/ociruntime"
 
 
 def rfc3339_now():

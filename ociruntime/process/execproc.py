@@ -22,6 +22,7 @@ import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
 from ociruntime import _sys as S, fork
 from ociruntime import procfs
+from ociruntime.process import take_stdio
 from ociruntime.process.channel import run_child
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step, init_write
@@ -39,6 +40,7 @@ def child_main(plan, ch):
         # before anything of the container's: nothing inside may open this process's exe (the
         # host's interpreter), memory, fds or root through /proc/PID; execve makes it dumpable again
         S.prctl(S.PR_SET_DUMPABLE, 0)
+        take_stdio(plan.stdio)
         procfs.open_root()  # the runtime's /proc, before joining the container (procfs.py)
         _stage1(plan, ch)
     run_child(ch, body, "exec", "exec")

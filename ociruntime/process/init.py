@@ -13,6 +13,7 @@ import sys
 from ociruntime import fork, read_file
 from ociruntime import _sys as S
 from ociruntime import namespaces, procfs
+from ociruntime.process import take_stdio
 from ociruntime.process.channel import run_child
 from ociruntime.errors import InitError
 from ociruntime.errors import init_step as _step, init_write as _write
@@ -34,6 +35,7 @@ def child_main(plan, ch):
         # host's interpreter), fds, memory, cwd or root through /proc/PID (CVE-2019-5736); the
         # kernel makes the process dumpable again at the final execve
         S.prctl(S.PR_SET_DUMPABLE, 0)
+        take_stdio(plan.stdio)
         _close_inherited(plan, ch)
         procfs.open_root()  # the runtime's /proc, before anything of the container's
         if plan.in_userns:
