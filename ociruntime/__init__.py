@@ -110,7 +110,7 @@ def read_text(path):
     return read_file(path).decode(sys.getfilesystemencoding(), "surrogateescape")
 
 
-LOCK_EX = 2
+LOCK_EX, LOCK_NB, LOCK_UN = 2, 4, 8
 
 
 def flock(fd, op=LOCK_EX):
@@ -149,3 +149,16 @@ def fork(what="fork"):
     """posix.fork, refused unless this process is single-threaded (single_threaded)."""
     single_threaded(what)
     return posix.fork()
+
+
+# The tests' fault injection (tests/integration/test_leaks_kill9.py): OCIRUNTIME_TEST_KILL_AT
+# names a step of a lifecycle command ("create:cgroups", "delete:cgroups-removed", ...) at which
+# the command SIGKILLs itself, so that each step a kill -9 can interrupt is shown to leave a
+# machine `delete --force` makes clean.  Unset, a step costs one comparison.
+_KILL_AT = posix.environ.get(b"OCIRUNTIME_TEST_KILL_AT")
+
+
+def kill_point(step):
+    """Where the runtime may be killed: SIGKILL this process if the tests named ``step``."""
+    if _KILL_AT is not None and _KILL_AT == step.encode():
+        posix.kill(posix.getpid(), 9)

@@ -9,7 +9,7 @@ signal n, as runc); with it, it writes the pid file once the process has exec'd 
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 
-from ociruntime import fork, join, normpath
+from ociruntime import fork, join, kill_point, normpath
 from ociruntime import _sys as S
 from ociruntime.container import state as _state
 from ociruntime.container import status as _status
@@ -256,6 +256,7 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
             parent_ch.close()
             os.close(sd.fd)  # the state dir's lock is this command's alone
             child_main(plan, child_ch)
+        kill_point("exec:forked")
         child_ch.close()
         ctx.log.debug("forked the exec's first process (pid %d)", stage1)
     except BaseException:
@@ -290,6 +291,7 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
     finally:
         parent_ch.close()
         os.close(report_r)
+    kill_point("exec:started")
     return pid, None
 
 
@@ -307,6 +309,7 @@ def _drive(ctx, state, cg, sub, self_keys, filt, seccomp_sock, stage1, ch, relay
             relay.attach()  # the child sends the master before it waits for cgroup_joined
         if cg is not None:
             cg.add(pid, sub=sub, skip=self_keys)
+        kill_point("exec:joined")
         msg = b""
         if seccomp_sock is not None:
             from ociruntime.security.seccomp import listener_message

@@ -4,6 +4,7 @@ import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import _signal as signal  # the C module: signal.py imports enum (~5 ms)
 
 from ociruntime import _sys as S
+from ociruntime import kill_point
 from ociruntime.container import create as _create
 from ociruntime.container import delete as _delete
 from ociruntime.container import start as _start
@@ -57,6 +58,7 @@ def run(ctx, cid, bundle, detach=False, keep=False, **create_kw):
 
 
 def wait_and_delete(ctx, cid, pid, keep, relay=None):
+    kill_point("run:waiting")
     import gc
     gc.freeze()  # what was made so far stays: a first collection would scan it all (~0.25 ms)
     gc.enable()  # off for the short-lived part (tools/ociruntime); this may last

@@ -3,11 +3,14 @@
 A container is ``stopped`` when its init is gone (or a zombie, or its pid now belongs to another
 process: the start time in /proc/PID/stat is compared with the one recorded at create),
 ``created`` while ``exec.fifo`` exists, ``paused`` when its cgroup is frozen, else ``running``.
+One whose create wrote only its record of what it made (statedir.py, made.json) is ``creating``
+while that create still holds the container's lock, and ``stopped`` once it is gone: it can only
+be deleted.
 """
 from ociruntime import read_file
 from ociruntime.errors import StateError
 
-CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
 def proc_stat(pid):
@@ -30,10 +33,25 @@ def init_alive(state):
     return st[1] == state.get("start_time")
 
 
+def waits_for_start(pid):
+    """Whether the init is still this program, blocked in its open of exec.fifo (the kernel's
+    wait for a fifo's other end): created, even when exec.fifo has gone from the state dir."""
+    try:
+        if read_file("/proc/%d/wchan" % pid) != b"wait_for_partner":
+            return False
+        import posix
+        a, b = posix.stat("/proc/%d/exe" % pid), posix.stat("/proc/self/exe")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def status_of(state, sd):
+    if state.get("incomplete"):
+        return CREATING if sd.held_elsewhere() else STOPPED
     if not init_alive(state):
         return STOPPED
-    if sd.has_fifo():
+    if sd.has_fifo() or waits_for_start(state["pid"]):
         return CREATED
     if state.get("cgroup"):
         from ociruntime.cgroupdirs import frozen  # (not the cgroups package: ~0.2 ms)
@@ -45,6 +63,8 @@ def status_of(state, sd):
 def check_start(cid, status):
     if status == CREATED:
         return
+    if status == CREATING:
+        raise StateError("cannot start a container that is still being created")
     if status == STOPPED:
         raise StateError("cannot start a container that has stopped")
     if status == PAUSED:

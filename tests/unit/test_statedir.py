@@ -9,7 +9,7 @@ from ociruntime import jsonio
 from ociruntime.container.statedir import CACHE_FILE, STATE_FILE, StateDir
 from ociruntime.errors import StateError
 
-STATE = {"id": "c1", "pid": 42, "bundle": "/b", "cgroup": {"paths": {"pids": ["/x", "/y", 1]}},
+STATE = {"id": "c1", "pid": 42, "bundle": "/b", "rootfs": "/b/rootfs", "created": "2026-01-01T00:00:00Z", "cgroup": {"paths": {"pids": ["/x", "/y", 1]}},
          "config": {"process": {"args": ["sh", "-c", "echo \u00e9"]}, "annotations": {}}, "n": 1.5,
          "none": None, "flag": True}
 
