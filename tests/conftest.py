@@ -54,6 +54,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "ociruntime_only: checks ociruntime's own messages; skipped for "
                                        "other runtimes")
     config.addinivalue_line("markers", "needs_runc: compares with runc; skipped when runc is missing")
+    config.addinivalue_line("markers", "load: a bounded-time load test (about a minute here); `-m 'not load'` "
+                                       "leaves it out of a quick run, the full suite runs it")
     helpers.make_subreaper()
 
 
