@@ -5,7 +5,6 @@ failed create leaves the machine as if it never ran.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import _signal as signal  # the C module: signal.py imports enum (~5 ms)
-import time
 
 from ociruntime import dirname, fork, isdir, kill_point
 from ociruntime import _sys as S
@@ -15,7 +14,7 @@ from ociruntime import namespaces
 # there cost ~0.6 ms, beside the child)
 from ociruntime.container.state import make_record, make_state, state_json
 from ociruntime.container.statedir import StateDir, write_pid_file
-from ociruntime.container.status import proc_stat
+from ociruntime.container.status import proc_stat, wait_gone
 from ociruntime.errors import ConfigError, OCIError
 from ociruntime.process import channel
 from ociruntime.process.init import Plan, child_main
@@ -171,7 +170,7 @@ class Undo:
             except ProcessLookupError:
                 continue
         for pid in self.pids:
-            _wait_gone(pid, reap=True)  # (bounded: a task in a frozen v1 cgroup does not die)
+            wait_gone(pid, reap=True)  # (bounded: a task in a frozen v1 cgroup does not die)
         if self.extras is not None:
             from ociruntime import log
             self.extras.undo(self.sd, log.current)
@@ -227,25 +226,6 @@ def _rootless_cgroups(cg, linux):
                           "(delegate a cgroup to the user)" % ", ".join(sorted(limits)))
 
 
-def _wait_gone(pid, timeout=2.0, reap=False):
-    """Wait (at most ``timeout`` s) until ``pid`` is gone or a zombie; ``reap``: our child, reaped."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if reap:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    return
-            except ChildProcessError:
-                reap = False  # not (or no longer) ours: watched through /proc
-        try:
-            with open("/proc/%d/stat" % pid, "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    return
-        except FileNotFoundError:
-            return
-        time.sleep(0.002)
-
-
 def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds,
             no_new_keyring, seccomp_filter=None, starts_now=False, caps=None):
     linux = cfg.get("linux", {})
@@ -265,7 +245,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     planned = cg.plan()
     # what is about to be made, recorded first: a create killed from here on leaves a container
     # that `delete` removes, cgroups and processes with it (statedir.py, made.json)
-    sd.save_record(make_record(sd.id, bundle, rootfs, cfg, cg, planned))
+    sd.save_record(make_record(sd.id, bundle, rootfs, cfg, cg, planned), first=True)
     kill_point("create:recorded")
     undo.cgroup = cg
     joins = namespaces.open_joins(nsmap)

@@ -362,12 +362,14 @@ def _reap(pid):
         return None
 
 
-def _kill(pid):
+def _kill(pid, timeout=2.0):
+    """SIGKILL and reap the process, waiting at most ``timeout`` s (one that joined a frozen v1
+    cgroup, exec --ignore-paused, dies only once thawed: it is left to the thaw)."""
     try:
         os.kill(pid, 9)
     except ProcessLookupError:
         return
-    _reap(pid)
+    _status.wait_gone(pid, timeout, reap=True)
 
 
 class Forwarder:

@@ -197,10 +197,23 @@ class StateDir:
         except OSError:
             pass
 
-    def save_record(self, record):
-        """Write made.json (see the module's docstring)."""
+    def save_record(self, record, first=False):
+        """Write made.json (see the module's docstring).  The ``first`` one straight into a new
+        file (no temp file and rename): nothing is made before it is written whole."""
         from ociruntime import jsonio
-        self._write_or_fail(RECORD_FILE, jsonio.dumps(record).encode())
+        data = jsonio.dumps(record).encode()
+        if not first:
+            return self._write_or_fail(RECORD_FILE, data)
+        path = join(self.path, RECORD_FILE)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                if os.write(fd, data) != len(data):
+                    raise OSError(28, "No space left on device")  # (a short write to a regular file)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise StateError("container %s: write %s: %s" % (self.id, path, e.strerror)) from None
 
     def _write_or_fail(self, name, data):
         try:

@@ -12,7 +12,6 @@ CI's full suite runs it).  Also run against runc."""
 
 import json
 import os
-import random
 import subprocess
 import sys
 import threading
