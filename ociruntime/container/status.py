@@ -58,6 +58,9 @@ def waits_for_start(pid):
     try:
         if read_file("/proc/%d/wchan" % pid) != b"wait_for_partner":
             return False
+    except OSError:
+        return False
+    try:
         a, b = os.stat("/proc/%d/exe" % pid), os.stat("/proc/self/exe")
     except OSError:
         return False

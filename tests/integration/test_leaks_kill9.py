@@ -151,6 +151,20 @@ def test_what_a_killed_create_leaves_is_a_stopped_container(runtime, bundle, tmp
     assert_nothing_left(runtime, cid)
 
 
+def test_a_start_killed_after_the_release(runtime, bundle, tmp_path):
+    """start killed after the init read its go-ahead but before it removed exec.fifo: the
+    container runs; a second start says so at once (the init no longer holds the state dir) and
+    removes the stale fifo, after which `state` says running."""
+    cid = runtime.create(_bundle(bundle, tmp_path, "plain"))
+    _killed_at(runtime, "start:released", "start", cid)
+    assert os.path.exists(os.path.join(runtime.root, cid, "exec.fifo"))
+    t0 = time.monotonic()
+    r = runtime.run("start", cid)
+    assert r.rc != 0 and r.err.strip() == "ociruntime: cannot start an already running container", r.err
+    assert time.monotonic() - t0 < 5
+    assert runtime.state(cid)["status"] == "running"
+
+
 def test_a_create_at_work_is_creating(runtime, bundle, tmp_path):
     """While create holds the container (here: a prestart hook that waits), `state` says
     "creating"; a `delete --force` meanwhile waits for it, then removes the container."""
