@@ -197,6 +197,40 @@ def test_a_create_at_work_is_creating(runtime, bundle, tmp_path):
     assert_nothing_left(runtime, cid)
 
 
+def test_a_command_waiting_for_the_lock_ends_on_a_signal(runtime, bundle, tmp_path):
+    """Commands on one container wait for each other (the state dir's flock), which is not
+    bounded (a create's hooks may take long): SIGINT ends the waiting one at once (exit 130, no
+    traceback), SIGTERM too, and the holder carries on."""
+    b = _bundle(bundle, tmp_path, "plain")
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    b.config["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"read x < {gate}"]}]}
+    cid = runtime.new_id()
+    p = subprocess.Popen([runtime.bin, "--root", runtime.root, "create", "--bundle", os.fspath(b), cid],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while runtime.status(cid) != "creating" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for sig, rc in ((signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)):
+            k = subprocess.Popen([runtime.bin, "--root", runtime.root, "kill", cid, "KILL"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(0.3)
+            assert k.poll() is None  # waits for the lock
+            t0 = time.monotonic()
+            k.send_signal(sig)
+            assert k.wait(5) == rc
+            assert time.monotonic() - t0 < 1 and k.stderr.read() == b""
+        with open(gate, "w") as f:
+            f.write("go\n")
+        assert p.wait(20) == 0, p.stderr.read()
+        assert runtime.state(cid)["status"] == "created"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 @pytest.mark.parametrize("cmd", ["create", "run"])
 def test_killed_after_increasing_delays(runtime, bundle, tmp_path, cmd):
     """SIGKILL from outside after 0 to 150 ms: wherever create (or run) was, `delete --force`
