@@ -194,8 +194,8 @@ def _cleanup(runtimes, shared_rootfs, grace=3.0):
         helpers.reap_zombies()  # (a pid namespace's init waits until its tasks' zombies are reaped)
         live = [pid for pid, state in helpers.children() if state not in "ZX"]
         live += [p for p in helpers.processes_rooted_under(rt.dirs) if p not in live and helpers.pid_alive(p)]
-        live += [p for cg in helpers.cgroups_named(prefix) for p in helpers.cgroup_procs(cg)
-                 if p not in live and helpers.pid_alive(p)]
+        in_cgroups = {p for cg in helpers.cgroups_named(prefix) for p in helpers.cgroup_procs(cg)}
+        live += [p for p in sorted(in_cgroups) if p not in live and helpers.pid_alive(p)]
         if not live or time.monotonic() > deadline:
             break
         time.sleep(0.02)
