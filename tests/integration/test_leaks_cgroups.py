@@ -199,3 +199,27 @@ def test_a_parent_made_beforehand_is_left(runtime, bundle, host_cgroups):
     assert all(os.path.isdir(os.path.join(p, cid)) for p in parents)
     assert runtime.delete(cid, force=True).rc == 0
     assert all(os.path.isdir(p) and not os.path.exists(os.path.join(p, cid)) for p in parents)
+
+
+@pytest.mark.ociruntime_only  # runc 1.1.5 changes the host's mounts for good without a mount namespace
+def test_cgroup_mounts_under_a_hosts_mount_namespace_container_are_not_hierarchies(runtime, bundle):
+    """A container without a mount namespace has its cgroup mounts under its rootfs in the host's
+    mount namespace while it runs: another container created meanwhile still gets its cgroups in
+    the host's hierarchies (it got them under the first one's rootfs, and create failed with
+    EROFS there)."""
+    a = bundle(*LONG_RUNNING)
+    linux = a.config["linux"]
+    linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "mount"]
+    linux.pop("maskedPaths", None)
+    linux.pop("readonlyPaths", None)
+    first = runtime.create(a)
+    with open("/proc/self/mountinfo") as f:
+        under = [ln.split()[4] for ln in f if " - cgroup" in ln and ln.split()[4].startswith(str(a.rootfs) + "/")]
+    assert under, "the first container's cgroup mounts are not in the host's mount namespace"
+    second = runtime.create(bundle(*LONG_RUNNING))
+    runtime.start(second)
+    assert runtime.state(second)["status"] == "running"
+    dirs = cgroups_named(second)
+    assert dirs and all(d.startswith(CGROUP_ROOT + "/") and not d.startswith(str(a.rootfs)) for d in dirs)
+    for cid in (second, first):
+        assert runtime.delete(cid, force=True).rc == 0
