@@ -36,6 +36,11 @@ STEPS = (
     + [("update", "update:applied", "plain"), ("pause", "pause:written", "plain")]
     + [("delete", s, v) for s in ("delete:killed", "delete:cgroups-removed", "delete:files-removed",
                                   "delete:records-removed") for v in ("plain", "host-pid")]
+    # no mount namespace: the rootfs bound onto itself in the host's, the mounts under it there
+    + [("create", s, "host-mounts") for s in CREATE_STEPS[CREATE_STEPS.index("create:resources"):]]
+    + [("create", "create:host-root", "host-mounts")]
+    + [("delete", s, "host-mounts") for s in ("delete:killed", "delete:cgroups-removed", "delete:host-root-released",
+                                              "delete:files-removed")]
 )
 
 
@@ -46,6 +51,11 @@ def _bundle(bundle, tmp_path, variant, args=LONG_RUNNING):
     c["hooks"] = {"prestart": [{"path": "/bin/true"}]}
     if variant == "host-pid":
         c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "pid"]
+    if variant == "host-mounts":
+        b.copy_rootfs()  # (its own: the binds are made on it, in the host's mount namespace)
+        c["linux"]["namespaces"] = [ns for ns in c["linux"]["namespaces"] if ns["type"] != "mount"]
+        c["linux"].pop("maskedPaths", None)
+        c["linux"].pop("readonlyPaths", None)
     if variant == "shared-mounts":
         # the bundle (and its rootfs) on a shared mount, the container's root shared too: a mount
         # that escaped the container's namespace would show on the host side, under the bundle
@@ -91,14 +101,15 @@ def assert_nothing_left(runtime, cid, before_mounts=()):
 
 
 def _prepare(runtime, bundle, tmp_path, cmd, variant):
-    """The container the command acts on (None for create and run), in the status it needs."""
+    """The container the command acts on (None for create and run), in the status it needs, and
+    its bundle."""
     if cmd in ("create", "run"):
-        return None
+        return None, None
     b = _bundle(bundle, tmp_path, variant)
     cid = runtime.create(b)
     if cmd != "start":
         runtime.start(cid)
-    return cid
+    return cid, b
 
 
 def _argv(cmd, cid, b, tmp_path):
@@ -116,15 +127,14 @@ def _argv(cmd, cid, b, tmp_path):
 @pytest.mark.parametrize("cmd,step,variant", STEPS, ids=["-".join(s) for s in STEPS])
 def test_killed_at_each_step(runtime, bundle, tmp_path, cmd, step, variant):
     try:
-        cid = _prepare(runtime, bundle, tmp_path, cmd, variant)
-        b = None
+        cid, b = _prepare(runtime, bundle, tmp_path, cmd, variant)
         if cid is None:
             args = LONG_RUNNING
             if cmd == "run":  # what outlives the init (host-pid); it exits, for run's delete
                 args = ("sh", "-c", "sleep 1000 & " + ("sleep 0.3" if step.startswith("delete:") else "exec sleep 1000"))
             b = _bundle(bundle, tmp_path, variant, args)
             cid = runtime.new_id()
-        ours = mounts_under(runtime.dirs + [runtime.root])  # (the shared bundle's own)
+        ours = [str(b.path)] if variant == "shared-mounts" else []  # (the test's own shared bind)
         _killed_at(runtime, step, *_argv(cmd, cid, b, tmp_path))
         assert_state_and_list_survive(runtime, cid)
         r = runtime.run("delete", "--force", cid)
