@@ -165,7 +165,8 @@ def test_200_containers_under_load(runtime, bundle, tmp_path, request):
     for op, cid, rc, out, err in results:
         _check([op, cid, rc, out, err], f"{op} {cid}", EXPECTED_REFUSALS if op != "delete" else ())
         if op == "state" and rc == 0:
-            assert json.loads(out)["status"] in ("running", "stopped"), out
+            # (paused: a delete --force meanwhile freezes the cgroup around its SIGKILLs, as runc's)
+            assert json.loads(out)["status"] in ("running", "stopped", "paused"), out
     # every container was deleted by someone; a last delete --force of each still succeeds
     assert rt.run("list", "-q", check=True).out == ""
     assert os.listdir(rt.root) == []
