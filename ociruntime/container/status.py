@@ -37,9 +37,10 @@ def wait_gone(pid, timeout=2.0, reap=False):
             except ChildProcessError:
                 reap = False  # not (or no longer) ours: watched through /proc
         st = proc_stat(pid)
-        if st is None or st[0] in ("Z", "X"):
+        if st is None or st[0] in ("Z", "X") and not reap:
             return
-        time.sleep(0.002)
+        if st[0] not in ("Z", "X"):  # (a zombie of ours is reaped at once, on the next turn)
+            time.sleep(0.002)
 
 
 def init_alive(state):
