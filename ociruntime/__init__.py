@@ -114,7 +114,7 @@ def read_text(path):
     return read_file(path).decode(sys.getfilesystemencoding(), "surrogateescape")
 
 
-LOCK_EX = 2
+LOCK_EX, LOCK_NB, LOCK_UN = 2, 4, 8
 
 
 def flock(fd, op=LOCK_EX):
@@ -183,3 +183,15 @@ def long_wait():
         gc.freeze()
         gc.enable()
         program.gc_off = False
+
+# The tests' fault injection (tests/integration/test_leaks_kill9.py): OCIRUNTIME_TEST_KILL_AT
+# names a step of a lifecycle command ("create:cgroups", "delete:cgroups-removed", ...) at which
+# the command SIGKILLs itself, so that each step a kill -9 can interrupt is shown to leave a
+# machine `delete --force` makes clean.  Unset, a step costs one comparison.
+_KILL_AT = posix.environ.get(b"OCIRUNTIME_TEST_KILL_AT")
+
+
+def kill_point(step):
+    """Where the runtime may be killed: SIGKILL this process if the tests named ``step``."""
+    if _KILL_AT is not None and _KILL_AT == step.encode():
+        posix.kill(posix.getpid(), 9)

@@ -5,8 +5,10 @@ default `ociruntime` from PATH), e.g. `python3 -m pytest tests/integration --run
 Only the fixtures `runtime` and `bundle` touch the machine; unit tests need none of this.
 
 After each test that used `runtime`, every container it created is `delete --force`d and the test fails
-(error at teardown) if anything is left: a mount under its directories, a state dir in the root, a live
-process, a cgroup or netns named after the session, or a write into the shared read-only rootfs.
+(error at teardown) if anything is left: a mount under its directories or the state root (made on the
+host side), a state dir in the root (and `list`/`state` crashing on it), a live process (the test's
+children, those rooted in its directories, those in the session's cgroups), a cgroup or netns named
+after the session, or a write into the shared read-only rootfs.
 """
 
 import os
@@ -52,6 +54,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "ociruntime_only: checks ociruntime's own messages; skipped for "
                                        "other runtimes")
     config.addinivalue_line("markers", "needs_runc: compares with runc; skipped when runc is missing")
+    config.addinivalue_line("markers", "load: a bounded-time load test (about a minute here); `-m 'not load'` "
+                                       "leaves it out of a quick run, the full suite runs it")
     helpers.make_subreaper()
 
 
@@ -137,6 +141,17 @@ def runc(request, runtime, tmp_path_factory, session_token):
 
 
 @pytest.fixture
+def host_cgroups(runtime):
+    """helpers.HostCgroups: cgroups the test makes as another tool would (named oci-test-<token>...);
+    removed after the test, before the leftover checks (which would report them)."""
+    hc = helpers.HostCgroups()
+    yield hc
+    errors = hc.remove()
+    if errors:
+        pytest.fail("removing the test's own cgroups: " + "; ".join(errors), pytrace=False)
+
+
+@pytest.fixture
 def bundle(runtime, tmp_path, shared_rootfs):
     """Factory: bundle(*args, public=False) -> helpers.Bundle in a fresh directory of the test.
 
@@ -171,11 +186,16 @@ def _cleanup(runtimes, shared_rootfs, grace=3.0):
                 problems.append(f"{rt.name} delete --force {cid}: exit {r.rc}: {r.err.strip()}")
     rt = runtimes[0]
 
-    # processes: the test's children (containers were reparented to us) and anything in its rootfs
+    # processes: the test's children (containers were reparented to us), anything in its rootfs
+    # and anything in the session's cgroups (a container sharing the host's pid namespace)
+    prefix = helpers.ID_PREFIX + rt.token
     deadline = time.monotonic() + grace
     while True:
+        helpers.reap_zombies()  # (a pid namespace's init waits until its tasks' zombies are reaped)
         live = [pid for pid, state in helpers.children() if state not in "ZX"]
         live += [p for p in helpers.processes_rooted_under(rt.dirs) if p not in live and helpers.pid_alive(p)]
+        in_cgroups = {p for cg in helpers.cgroups_named(prefix) for p in helpers.cgroup_procs(cg)}
+        live += [p for p in sorted(in_cgroups) if p not in live and helpers.pid_alive(p)]
         if not live or time.monotonic() > deadline:
             break
         time.sleep(0.02)
@@ -194,19 +214,25 @@ def _cleanup(runtimes, shared_rootfs, grace=3.0):
         except ChildProcessError:
             pass
 
-    for mp in sorted(helpers.mounts_under(rt.dirs), key=len, reverse=True):
+    roots = {r.root: r for r in runtimes}
+    for mp in sorted(helpers.mounts_under(rt.dirs + list(roots)), key=len, reverse=True):
         problems.append(f"mount on {mp}")
         try:
             helpers.umount(mp)
         except OSError as e:
             problems.append(f"umount {mp}: {e}")
 
-    for root in {r.root for r in runtimes}:
-        for name in os.listdir(root):
+    for root, owner in roots.items():
+        left = os.listdir(root)
+        if left:  # what was left must not make `list` or `state` crash
+            for argv in [("list",)] + [("state", name) for name in left]:
+                r = owner.run(*argv, timeout=30)
+                if "Traceback" in r.err or (argv == ("list",) and r.rc != 0):
+                    problems.append(f"{owner.name} {' '.join(argv)} on what was left: exit {r.rc}: {r.err.strip()}")
+        for name in left:
             problems.append(f"state dir {root}/{name}")
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
-    prefix = helpers.ID_PREFIX + rt.token
     for cg in helpers.cgroups_named(prefix):
         problems.append(f"cgroup {cg}")
         err = helpers.remove_cgroup(cg)

@@ -477,6 +477,16 @@ def wait_exit(pid, timeout=5.0):
         time.sleep(0.01)
 
 
+def reap_zombies():
+    """Reap the test's exited children (container processes reparented to it, the subreaper)."""
+    for pid, state in children():
+        if state in "ZX":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
 def pid_alive(pid):
     st = proc_status(pid)
     return st is not None and not st.get("State", "").startswith(("Z", "X"))
@@ -584,6 +594,72 @@ def remove_cgroup(path):
             err = e
             time.sleep(0.02)
     return f"rmdir {path}: {err}"
+
+
+class HostCgroups:
+    """Cgroups a test makes itself, as another tool would (plain mkdir): ``make(hierarchy, rel)``
+    makes /sys/fs/cgroup/<hierarchy>/<rel> and its missing parents (rel must start with the test's
+    ID_PREFIX + token name); ``remove()`` takes back exactly what it made: thawed, emptied (by
+    pid) and removed deepest first; returns the errors."""
+
+    def __init__(self):
+        self.made = []
+
+    def make(self, hierarchy, rel, **files):
+        assert rel.lstrip("/").startswith(ID_PREFIX), rel
+        cur = os.path.join(CGROUP_ROOT, hierarchy)
+        for part in rel.strip("/").split("/"):
+            cur = os.path.join(cur, part)
+            if not os.path.isdir(cur):
+                os.mkdir(cur)
+                self.made.append(cur)
+        for name, value in files.items():
+            write_file(os.path.join(cur, name.replace("_", ".", 1)), value)
+        return cur
+
+    def remove(self):
+        errors = []
+        for path in reversed(self.made):
+            for name, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+                if os.path.exists(os.path.join(path, name)):
+                    try:
+                        write_file(os.path.join(path, name), thawed)
+                    except OSError:
+                        pass
+        for path in sorted(self.made, key=lambda p: p.count("/"), reverse=True):
+            err = remove_cgroup(path)
+            if err:
+                errors.append(err)
+        self.made = []
+        return errors
+
+
+def write_file(path, value):
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def cgroup_procs(path):
+    """Pids in a cgroup directory and the ones below it."""
+    pids = []
+    for top, _dirs, _files in os.walk(path):
+        try:
+            with open(os.path.join(top, "cgroup.procs")) as f:
+                pids += [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            pass
+    return pids
+
+
+def assert_one_line_error(r, *words):
+    """A refusal: non-zero exit, one line on stderr (runc's logrus line or ociruntime's), no
+    traceback, and each of ``words`` in it."""
+    assert r.rc != 0, r
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.err, r.err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
 
 
 NETNS_DIR = "/run/netns"

@@ -12,7 +12,7 @@ per controller.
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import time
 
-from ociruntime import dirname, exists, join, normpath, read_file, read_text
+from ociruntime import dirname, exists, isdir, join, kill_point, normpath, read_file, read_text
 from ociruntime.errors import CgroupError
 
 
@@ -153,28 +153,71 @@ class Manager:
                 return key
         return None
 
-    def create(self):
-        """Make the container's directories.  On pure v2, as runc, the controllers the root offers
-        are enabled down the path, in each ancestor's cgroup.subtree_control from the root (best
-        effort: what an ancestor cannot pass on is refused by apply, naming the controller)."""
+    def plan(self):
+        """The directories create() is to make: those missing now, parents first (recorded before
+        they are made, statedir.py's made.json, so that a create killed half-way leaves a record
+        of each)."""
+        out = []
+        for mp, p, _, _ in self.paths.values():
+            missing, cur = [], mp + p
+            while cur != mp and not isdir(cur):
+                missing.append(cur)
+                cur = dirname(cur)
+            out += reversed(missing)
+        return out
+
+    def create(self, planned=None):
+        """Make the directories ``planned`` (plan()'s list; every missing one when None), recorded
+        in ``created`` as each is made; returns False when one of them turned out to exist (made
+        by someone else meanwhile: not ours, and not in ``created``).  On pure v2, as runc, the
+        controllers the root offers are enabled down the path, in each ancestor's
+        cgroup.subtree_control from the root (best effort: what an ancestor cannot pass on is
+        refused by apply, naming the controller)."""
+        if planned is None:
+            planned = self.plan()
         if self.v2:
             from ociruntime.cgroups.v2 import enable_down
             mp, p, _, _ = self.paths["unified"]
+            before = len(self.created)
             enable_down(mp, p, self.created, self.ancestors)
-            return
-        for key, (mp, p, version, _) in self.paths.items():
-            cur = mp
-            for part in p.strip("/").split("/"):
-                parent, cur = cur, join(cur, part)
-                try:
-                    os.mkdir(cur, 0o755)
-                except FileExistsError:
+            return self.created[before:] == planned
+        exact = True
+        for cur in planned:
+            try:
+                os.mkdir(cur, 0o755)
+            except FileExistsError:
+                exact = False
+                continue
+            except OSError as e:
+                raise CgroupError("create cgroup %s: %s" % (cur, e.strerror)) from None
+            self.created.append(cur)  # (first: destroy removes it whatever fails next)
+            kill_point("create:cgroup-made")
+        if "cpuset" in self.paths and self.paths["cpuset"][2] == 1:
+            fill_cpuset(self.paths["cpuset"][0], self.dir("cpuset"), self.dir("cpuset") in self.created)
+        return exact
+
+    def check_thawed(self):
+        """Refuse a cgroup frozen before the container is in it (by another tool, itself or an
+        ancestor: a new cgroup inherits its parent's freeze): the init would stop in the freezer
+        as it joins, and create would wait for it for ever (runc refuses the same way)."""
+        for key, (mp, p, version, opts) in self.paths.items():
+            d = mp + p
+            try:
+                if version == 1 and "freezer" in opts.split(","):
+                    value = read_text(d + "/freezer.state").strip()
+                    frozen = value in ("FROZEN", "FREEZING")
+                    what = "freezer.state " + value
+                elif version == 2:
+                    frozen = "frozen 1" in read_text(d + "/cgroup.events").splitlines()
+                    what = "cgroup.events: frozen 1"
+                else:
                     continue
-                except OSError as e:
-                    raise CgroupError("create cgroup %s: %s" % (cur, e.strerror)) from None
-                self.created.append(cur)  # (first: destroy removes it whatever fails next)
-                if key == "cpuset":
-                    _inherit_cpuset(parent, cur)
+            except FileNotFoundError:  # no freezer there (a v2 root, a kernel without it)
+                continue
+            except OSError as e:
+                raise CgroupError("read the freezer state of %s: %s" % (d, e.strerror)) from None
+            if frozen:
+                raise CgroupError("container's cgroup unexpectedly frozen: %s (%s)" % (d, what))
 
     def add(self, pid, sub=None, skip=()):
         """Move ``pid`` into the container's cgroups; ``sub`` ({key: relative path}, key "" for
@@ -273,6 +316,7 @@ class Manager:
         try:
             while True:
                 _put(path, value)  # v1: FREEZING can stall on a busy task; write again
+                kill_point("pause:written" if on else "resume:written")
                 for delay in (0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1):
                     time.sleep(delay)
                     if self.frozen() == on:
@@ -338,21 +382,43 @@ def _put(path, value):
         os.close(fd)
 
 
-def _inherit_cpuset(parent, child):
+def fill_cpuset(mp, leaf, made):
+    """A v1 cpuset cgroup starts with empty cpuset.cpus and cpuset.mems, and no task may join it
+    (ENOSPC) until both are set: each empty one of ``leaf`` and its ancestors below ``mp`` (those
+    create made, or made empty by another tool with a plain mkdir) gets the value of the nearest
+    populated ancestor, top down, as runc's cpuset copy does; a value already set is never
+    changed.  ``made``: create made the leaf (empty, no need to read it)."""
     for name in ("cpuset.cpus", "cpuset.mems"):
-        try:
-            fd = os.open(join(parent, name), os.O_RDONLY | os.O_CLOEXEC)
+        empty = [leaf] if made else []
+        cur = leaf if made else None
+        value = None
+        if not made:
+            value = _cpuset_value(leaf, name)
+            if value is None or value:
+                continue  # unreadable (not v1), or set
+            empty, cur = [leaf], leaf
+        while cur != mp:
+            cur = dirname(cur)
+            value = _cpuset_value(cur, name)
+            if value:
+                break
+            if value is None:
+                return
+            empty.append(cur)
+        if not value:
+            return  # nothing populated up to the root (not a real cpuset hierarchy)
+        for d in reversed(empty):
             try:
-                val = os.read(fd, 65536).strip()
-            finally:
-                os.close(fd)
-            fd = os.open(join(child, name), os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, val)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+                _put(join(d, name), value)
+            except OSError as e:
+                raise CgroupError("write %r to %s: %s" % (value, join(d, name), e.strerror)) from None
+
+
+def _cpuset_value(d, name):
+    try:
+        return read_text(join(d, name)).strip()
+    except OSError:
+        return None
 
 
 def freeze(st, on):

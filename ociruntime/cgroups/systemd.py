@@ -245,8 +245,16 @@ class SystemdManager(Manager):
             self._sd = Systemd(self.user)
         return self._sd
 
-    def create(self):
+    def plan(self):
+        """Nothing for create's record to list: systemd makes the scope's cgroup (and its slices)
+        when add() starts the unit, and removes them when destroy stops it; the record names the
+        unit (to_state), which a delete after a killed create stops (a unit never started is
+        fine: stop ignores NoSuchUnit)."""
+        return []
+
+    def create(self, planned=None):
         self.systemd()  # connected before the fork: a refusal leaves nothing to undo
+        return True
 
     def apply(self, resources, skip_devices=False):
         if not self.live:

@@ -250,6 +250,19 @@ def main(argv):
         return getattr(e, "exit_code", 1)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # unforeseen: still one line (with --debug the traceback is logged first)
+        if ctx.debug:
+            import traceback
+            ctx.log.debug(traceback.format_exc().rstrip())
+        ctx.log.error(describe(e))
+        return 1
+
+
+def describe(e):
+    """The one line of an exception no command turned into an OCIError."""
+    if isinstance(e, OSError) and e.strerror:
+        return "%s: %s" % (e.filename, e.strerror) if e.filename else e.strerror
+    return "%s: %s" % (e.__class__.__name__, e) if str(e) else e.__class__.__name__
 
 
 def finish(code):

@@ -5,17 +5,16 @@ failed create leaves the machine as if it never ran.
 """
 import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import _signal as signal  # the C module: signal.py imports enum (~5 ms)
-import time
 
-from ociruntime import dirname, fork, isdir
+from ociruntime import dirname, fork, isdir, kill_point
 from ociruntime import _sys as S
 from ociruntime import config as _config
 from ociruntime import namespaces
 # imported here, not in _drive: after the fork every page the parent writes is copied (an import
 # there cost ~0.6 ms, beside the child)
-from ociruntime.container.state import make_state, state_json
+from ociruntime.container.state import make_record, make_state, state_json
 from ociruntime.container.statedir import StateDir, write_pid_file
-from ociruntime.container.status import proc_stat
+from ociruntime.container.status import proc_stat, wait_gone
 from ociruntime.errors import ConfigError, OCIError
 from ociruntime.process import channel
 from ociruntime.process.init import Plan, child_main
@@ -172,25 +171,30 @@ class Undo:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 continue
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                _wait_gone(pid)
+        for pid in self.pids:
+            wait_gone(pid, reap=True)  # (bounded: a task in a frozen v1 cgroup does not die)
         if self.extras is not None:
             from ociruntime import log
             self.extras.undo(self.sd, log.current)
+        left = []
         if self.cgroup is not None:
             try:
                 self.cgroup.destroy()
-            except OCIError:
-                pass
+            except OCIError as e:
+                left.append(str(e))
         if self.host_root is not None:
             from ociruntime.rootfs import hostns
             try:
                 hostns.release(self.host_root)
-            except OCIError:
-                pass
-        self.sd.remove()
+            except OCIError as e:
+                left.append(str(e))
+        if not left:
+            self.sd.remove()
+        else:  # the record stays, for `delete --force` to finish
+            from ociruntime import log
+            log.current.warning("container %s: %s: `delete --force %s` removes what is left"
+                                % (self.sd.id, "; ".join(left), self.sd.id))
+            self.sd.close()
         if self.poststop:
             # the spec's lifecycle goes on with the destroy step and its poststop hooks (as runc)
             from ociruntime import log
@@ -224,18 +228,6 @@ def _rootless_cgroups(cg, linux):
                           "(delegate a cgroup to the user)" % ", ".join(sorted(limits)))
 
 
-def _wait_gone(pid, timeout=2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open("/proc/%d/stat" % pid, "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    return
-        except FileNotFoundError:
-            return
-        time.sleep(0.002)
-
-
 def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket, no_pivot, preserve_fds,
             no_new_keyring, seccomp_filter=None, starts_now=False, caps=None, stdio=None):
     linux = cfg.get("linux", {})
@@ -252,6 +244,11 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         cg = Manager.for_config(cfg, sd.id)
         if os.geteuid() != 0:
             _rootless_cgroups(cg, linux)
+    planned = cg.plan()
+    # what is about to be made, recorded first: a create killed from here on leaves a container
+    # that `delete` removes, cgroups and processes with it (statedir.py, made.json)
+    sd.save_record(make_record(sd.id, bundle, rootfs, cfg, cg, planned), first=True)
+    kill_point("create:recorded")
     undo.cgroup = cg
     joins = namespaces.open_joins(nsmap)
     console = None
@@ -307,13 +304,21 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     # forked while this process works first ran 1.5-2 ms later here (~0.3 ms when it waits), so
     # making them meanwhile saved nothing (docs/NOTES.md, Speed).  The slow step, the first
     # attach, overlaps the init's rootfs work (_drive, cg.add).
-    cg.create()
+    if not cg.create(planned):  # one was made by someone else meanwhile: not ours
+        sd.save_record(make_record(sd.id, bundle, rootfs, cfg, cg, cg.created))
+    kill_point("create:cgroups")
+    cg.check_thawed()
     cg.apply(linux.get("resources"))
+    kill_point("create:resources")
     if ctx.log.debug_on:
         ctx.log.debug("cgroups made and limited: %s", " ".join(sorted({v[0] + v[1] for v in cg.paths.values()})))
     if plan.host_mounts:
         from ociruntime.rootfs import hostns
         undo.host_root = hostns.bind_root(rootfs)
+        # recorded at once (its mount id is known only now): a create killed from here on leaves
+        # the bind to `delete`, which detaches it by that id
+        sd.save_record(dict(make_record(sd.id, bundle, rootfs, cfg, cg, cg.created), host_root=undo.host_root))
+        kill_point("create:host-root")
         ctx.log.debug("no mount namespace: rootfs bound onto itself in the host's (mount id %s)", undo.host_root["id"])
     parent_ch, child_ch = channel.pair()
     pid = namespaces.fork_in_pidns(pid_join, "the container init") if pidns_here else fork("fork the container init")
@@ -321,6 +326,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         parent_ch.close()
         child_main(plan, child_ch)
     undo.pids.append(pid)
+    kill_point("create:forked")
     child_ch.close()
     ctx.log.debug("forked the container's first process (pid %d): namespaces %s", pid, ",".join(nsmap) or "none")
     os.close(fifo_fd)
@@ -364,8 +370,10 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
         os.waitpid(pid, 0)  # the stage that forked the init is done
         undo.pids.remove(pid)
         died = lambda: "container init exited unexpectedly"  # noqa: E731 (not our child: no status)
+    kill_point("create:init-pid")
     log.debug("container init pid %d: placing it in its cgroups", init_pid)
     cg.add(init_pid, skip=plan.self_cgroups)
+    kill_point("create:joined")
     try:
         ch.send("cgroup_joined")
     except BrokenPipeError:
@@ -391,12 +399,18 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
         log.debug("running the prestart and createRuntime hooks")
         run_hooks(hooks.get("prestart"), "prestart", sj, bundle)
         run_hooks(hooks.get("createRuntime"), "createRuntime", sj, bundle)
+        kill_point("create:hooks")
     ch.send("hooks_done", sj, state_json(state, "created") if hooks.get("startContainer") else "")
+    # saved before "ready" (while the init finishes): an init that is ready waits for start on
+    # exec.fifo, so it must not exist without a state.json naming it (a failure undoes both)
+    sd.save(state)
+    kill_point("create:saved")
     ch.expect("ready", died)
+    kill_point("create:ready")
     ch.close()
     log.debug("init %d is ready (pivoted, process prepared): it waits for start", init_pid)
-    sd.save(state)
     if pid_file:
         write_pid_file(pid_file, init_pid)
+        kill_point("create:pid-file")
     log.debug("create %s: done, state saved", sd.id)
     return state

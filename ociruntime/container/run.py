@@ -4,6 +4,7 @@ import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
 import _signal as signal  # the C module: signal.py imports enum (~5 ms)
 
 from ociruntime import _sys as S
+from ociruntime import kill_point
 from ociruntime.container import create as _create
 from ociruntime.container import delete as _delete
 from ociruntime.container import start as _start
@@ -91,6 +92,7 @@ def wait_plain(ctx, cid, pid, keep, relay=None):
 
 
 def wait_and_delete(ctx, cid, pid, keep, relay=None):
+    kill_point("run:waiting")
     from ociruntime import long_wait
     long_wait()
 

@@ -9,7 +9,7 @@ of the init) or the shim's and the trampoline's "<step>:<errno>" (cext/shim.c, o
 cext/trampoline.c)."""
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 
-from ociruntime import poll
+from ociruntime import kill_point, poll
 from ociruntime.container import state as _state
 from ociruntime.container import status as _status
 from ociruntime.errors import HookError, InitError, OCIError, StateError
@@ -81,17 +81,25 @@ def release(sd, state):
         fd = os.open(sd.fifo_path(), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         os.close(pidfd)
+        if _status.waits_for_start(state["pid"]):
+            raise StateError("container %s: %s is missing: its init waits for start on it, and can only be "
+                             "killed or deleted" % (state["id"], sd.fifo_path())) from None
         raise StateError("cannot start an already running container") from None
     data = b""
     released = False
+    waited = 0
     try:
         while True:
-            events = poll((fd, pidfd) if pidfd >= 0 else (fd,), -1 if released else 10_000)
+            wait = -1 if released else 100 if not waited else 10_000 - waited
+            events = poll((fd, pidfd) if pidfd >= 0 else (fd,), wait)
+            waited += max(wait, 0)
             if fd in events:
                 chunk = os.read(fd, 65536)
                 if chunk and not released:
                     released, data = True, chunk[1:]
+                    kill_point("start:released")
                     os.unlink(sd.fifo_path())
+                    kill_point("start:fifo-removed")
                     continue
                 if chunk:
                     data += chunk
@@ -104,10 +112,33 @@ def release(sd, state):
                     raise StateError("cannot start a container that has stopped")
                 os.close(pidfd)  # the init is gone: what it wrote is read to EOF
                 pidfd = -1
-            if not events:
+            if not events and _released_before(state["pid"], fd):
+                # a start killed between the release and the fifo's removal: the fifo is stale
+                os.unlink(sd.fifo_path())
+                raise StateError("cannot start an already running container")
+            if not events and waited >= 10_000:
                 raise StateError("timed out waiting for the container init to accept start")
     finally:
         os.close(fd)
         if pidfd >= 0:
             os.close(pidfd)
     return data.decode(errors="replace")
+
+
+def _released_before(pid, fifo_fd):
+    """Whether the init is past its release already: it no longer holds exec.fifo, which it keeps
+    (its handle, then the write end) until its final execve.  Its fds are compared by what they
+    open, not by path (its mounts are not ours); False when they cannot be looked at."""
+    want = os.fstat(fifo_fd)
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = os.stat("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+            return False
+    return True

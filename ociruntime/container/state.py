@@ -33,6 +33,16 @@ def make_state(cid, pid, start_time, bundle, rootfs, cfg, cg):
     }
 
 
+def make_record(cid, bundle, rootfs, cfg, cg, made):
+    """statedir's made.json: the container as `state` shows it before it has a process, and the
+    cgroup directories create makes (``made``, those missing before it ran)."""
+    rec = {"id": cid, "pid": 0, "start_time": 0, "bundle": bundle, "rootfs": rootfs, "created": rfc3339_now(),
+           "owner": "", "ociVersion": cfg.get("ociVersion", OCI_VERSION), "cgroup": None}
+    if cg is not None:
+        rec["cgroup"] = dict(cg.to_state(), created=list(made))  # (the systemd driver adds its unit)
+    return rec
+
+
 def public(state, status):
     """runc's `state` object: the runtime-spec state plus created and owner."""
     out = {
@@ -81,16 +91,29 @@ def get(root, cid):
 
 
 def list_all(root):
+    """The state of each container in ``root``; one that cannot be read is left out, with a
+    warning naming it (as runc's list), so that the others are still listed."""
     from ociruntime.container.statedir import list_ids
+    from ociruntime.errors import StateError
     out = []
     for cid in list_ids(root):
         try:
             st = get(root, cid)
-        except Exception:
+        except StateError as e:
+            if str(e) != "container does not exist":  # (deleted meanwhile)
+                _warn(str(e))
+            continue
+        except Exception as e:  # noqa: BLE001 (one container's trouble is no reason to list none)
+            _warn("container %s: %s: %s" % (cid, e.__class__.__name__, e))
             continue
         st["owner"] = owner_of(root, cid)  # runc: "" in `state`, the user name in `list`
         out.append(st)
     return out
+
+
+def _warn(msg):
+    from ociruntime import log
+    log.current.warning(msg)
 
 
 def owner_of(root, cid):

@@ -8,16 +8,27 @@ Beside state.json, ``.state.marshal`` holds its text and what reading that text 
 data: start, kill and delete then load the state without the JSON decoder (_json is a library to
 load, ~0.15 ms with jsonio's set-up).  It is used only while the text it holds is state.json's
 (compared byte for byte), so a state.json written by anything else is read as JSON.
+
+``made.json`` is what create made, written before it makes it (the cgroup directories it is
+about to make, and whether the container's cgroup was there before): a create killed before it
+wrote state.json leaves a container that `state` and `list` show as stopped (as "creating" while
+its create still holds the lock) and that `delete` removes, processes and cgroups with it.
+When state.json is damaged, `delete --force` takes what it needs from the marshal copy or, failing
+that, from made.json.  Files are removed records last, so that a delete killed half-way leaves
+either a record or an empty directory (which `delete --force` removes).
 """
 import marshal
 import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
 
-from ociruntime import exists, flock, isdir, isfile, join, read_file
+from ociruntime import LOCK_EX, LOCK_NB, LOCK_UN, exists, flock, isdir, isfile, join, kill_point, read_file
 from ociruntime.errors import OCIError, StateError
 
 STATE_FILE = "state.json"
 CACHE_FILE = ".state.marshal"
+RECORD_FILE = "made.json"
 FIFO = "exec.fifo"
+# what the rest of the runtime reads from a state without checking
+_REQUIRED = (("id", str), ("pid", int), ("bundle", str), ("rootfs", str), ("created", str))
 
 _ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
@@ -54,8 +65,8 @@ def _makedirs(root):
 
 
 class StateDir:
-    def __init__(self, root, cid, fd):
-        self.root, self.id, self.fd = root, cid, fd
+    def __init__(self, root, cid, fd, locked=False):
+        self.root, self.id, self.fd, self.locked = root, cid, fd, locked
         self.path = join(root, cid)
 
     # -- opening ---------------------------------------------------------------------------
@@ -74,11 +85,12 @@ class StateDir:
             raise StateError("state directory %s: %s" % (e.filename or path, e.strerror)) from None
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         flock(fd)
-        return cls(root, cid, fd)
+        return cls(root, cid, fd, True)
 
     @classmethod
-    def open(cls, root, cid, lock=True):
-        """Open (and by default lock) an existing container's directory."""
+    def open(cls, root, cid, lock=True, need_record=True):
+        """Open (and by default lock) an existing container's directory (``need_record``: one
+        with a state.json or made.json, else it is no container)."""
         check_id(cid)
         path = join(root, cid)
         try:
@@ -87,12 +99,24 @@ class StateDir:
             raise StateError("container does not exist") from None
         if lock:
             flock(fd)
-        self = cls(root, cid, fd)
-        if not exists(join(path, STATE_FILE)):
-            # a create that is still running (holds the lock), or one that died half-way
+        self = cls(root, cid, fd, lock)
+        if need_record and not exists(join(path, STATE_FILE)) and not exists(join(path, RECORD_FILE)):
+            # a create that has not yet made anything (it holds the lock), or what a command
+            # killed at its first or last step left: an empty directory (delete --force removes it)
             self.close()
             raise StateError("container does not exist")
         return self
+
+    def held_elsewhere(self):
+        """Whether another command holds this container's lock (a create still at work)."""
+        if self.locked:
+            return False
+        try:
+            flock(self.fd, LOCK_EX | LOCK_NB)
+        except BlockingIOError:
+            return True
+        flock(self.fd, LOCK_UN)
+        return False
 
     def close(self):
         if self.fd >= 0:
@@ -101,27 +125,101 @@ class StateDir:
 
     # -- contents --------------------------------------------------------------------------
     def load(self):
+        """The container's state; a create that did not write state.json gives made.json's record
+        (``incomplete``: no process known, only what it made); StateError when neither exists or
+        the one there is damaged (the message names the file)."""
+        path = join(self.path, STATE_FILE)
         try:
-            data = read_file(join(self.path, STATE_FILE))
+            data = read_file(path)
         except FileNotFoundError:
-            raise StateError("container does not exist") from None
+            return self.load_record()
+        except OSError as e:
+            raise StateError("container %s: read %s: %s" % (self.id, path, e.strerror)) from None
         try:
             text, state = marshal.loads(read_file(join(self.path, CACHE_FILE)))
             if text == data:
                 return state
         except (OSError, ValueError, EOFError, TypeError):
             pass
+        return self._decode(path, data)
+
+    def load_record(self):
+        """made.json's record as a state whose create did not finish."""
+        path = join(self.path, RECORD_FILE)
+        try:
+            data = read_file(path)
+        except FileNotFoundError:
+            raise StateError("container does not exist") from None
+        except OSError as e:
+            raise StateError("container %s: read %s: %s" % (self.id, path, e.strerror)) from None
+        state = self._decode(path, data)
+        state["incomplete"] = True
+        return state
+
+    def _decode(self, path, data):
         from ociruntime import jsonio
-        return jsonio.loads(data)
+        try:
+            state = jsonio.loads(data)
+        except ValueError as e:
+            why = "empty" if not data.strip() else "not JSON: %s" % e
+            raise StateError(damaged(self.id, path, why)) from None
+        if not isinstance(state, dict):
+            raise StateError(damaged(self.id, path, "not a JSON object"))
+        for key, kind in _REQUIRED:
+            if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+                raise StateError(damaged(self.id, path, "no %s" % key))
+        return state
+
+    def load_any(self):
+        """For `delete --force`: (state or None, what was wrong or None).  A damaged state.json
+        gives way to its marshal copy's last state, then to made.json's record."""
+        try:
+            return self.load(), None
+        except StateError as e:
+            problem = str(e)
+        try:
+            _, state = marshal.loads(read_file(join(self.path, CACHE_FILE)))
+            if isinstance(state, dict) and all(isinstance(state.get(k), t) for k, t in _REQUIRED):
+                return state, problem
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+        try:
+            return self.load_record(), problem
+        except StateError:
+            return None, problem
 
     def save(self, state):
         from ociruntime import jsonio
         data = jsonio.dumps(state).encode()
-        self._write(STATE_FILE, data)
+        self._write_or_fail(STATE_FILE, data)
         try:  # a copy: if it cannot be written, the old one no longer matches and load reads JSON
             self._write(CACHE_FILE, marshal.dumps((data, jsonio.loads(data))))
         except OSError:
             pass
+
+    def save_record(self, record, first=False):
+        """Write made.json (see the module's docstring).  The ``first`` one straight into a new
+        file (no temp file and rename): nothing is made before it is written whole."""
+        from ociruntime import jsonio
+        data = jsonio.dumps(record).encode()
+        if not first:
+            return self._write_or_fail(RECORD_FILE, data)
+        path = join(self.path, RECORD_FILE)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                if os.write(fd, data) != len(data):
+                    raise OSError(28, "No space left on device")  # (a short write to a regular file)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise StateError("container %s: write %s: %s" % (self.id, path, e.strerror)) from None
+
+    def _write_or_fail(self, name, data):
+        try:
+            self._write(name, data)
+        except OSError as e:
+            raise StateError("container %s: write %s: %s" % (self.id, join(self.path, name), e.strerror)) from None
 
     def _write(self, name, data):
         """Replace the file ``name`` with ``data`` at once (a temp file renamed over it; the temp
@@ -148,8 +246,17 @@ class StateDir:
         return exists(self.fifo_path())
 
     def remove(self):
-        """Remove the directory and everything in it (it is ours alone)."""
-        for name in os.listdir(self.path):
+        """Remove the directory and everything in it (it is ours alone): the records last, so that
+        until the directory goes a command killed meanwhile leaves one (or nothing at all)."""
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            names = []
+        last = [n for n in (RECORD_FILE, STATE_FILE) if n in names]
+        for name in [n for n in names if n not in last] + [None] + last:
+            if name is None:
+                kill_point("delete:files-removed")
+                continue
             try:
                 os.unlink(join(self.path, name))
             except IsADirectoryError:
@@ -157,6 +264,7 @@ class StateDir:
                 shutil.rmtree(join(self.path, name), ignore_errors=True)
             except FileNotFoundError:
                 pass
+        kill_point("delete:records-removed")
         try:
             os.rmdir(self.path)
         except FileNotFoundError:
@@ -164,9 +272,14 @@ class StateDir:
         self.close()
 
 
+def damaged(cid, path, why):
+    return "container %s: %s is damaged (%s); `delete --force %s` removes the container" % (cid, path, why, cid)
+
+
 def list_ids(root):
+    """The ids of the containers in ``root`` (a state.json or made.json in their directory)."""
     try:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if isfile(join(root, n, STATE_FILE)))
+    return sorted(n for n in names if isfile(join(root, n, STATE_FILE)) or isfile(join(root, n, RECORD_FILE)))

@@ -5,6 +5,7 @@ out keeps its value; devices are never changed by update, as runc), the merged s
 and the record is saved.  Every cgroup file written is journalled first: when a write is refused
 the files already changed are put back, so a failed update leaves the old limits in place.
 """
+from ociruntime import kill_point
 from ociruntime.cgroups import Manager
 from ociruntime.cgroups import fs
 from ociruntime.container import state as _state
@@ -41,17 +42,20 @@ def update(ctx, cid, delta):
         new = merge(linux.get("resources") or {}, delta)
         cg = Manager.from_state(state["cgroup"])
         fs.journal = []
+        old = linux.get("resources")
         try:
             cg.apply(new, skip_devices=True)
-        except CgroupError as e:
+            kill_point("update:applied")
+            linux["resources"] = new
+            sd.save(state)  # (a full disk: the old limits go back, as the record still has them)
+        except (CgroupError, StateError) as e:
             entries, fs.journal = fs.journal, None
+            linux["resources"] = old
             failed = fs.restore(entries)
             if failed:
-                raise CgroupError("%s (and restoring %s failed)" % (e, ", ".join(sorted(set(failed))))) from None
+                raise e.__class__("%s (and restoring %s failed)" % (e, ", ".join(sorted(set(failed))))) from None
             raise
         finally:
             fs.journal = None
-        linux["resources"] = new
-        sd.save(state)
     finally:
         sd.close()
