@@ -4,11 +4,13 @@
 README's "Python API") are loaded when first named: ``import ociruntime`` loads only this module,
 which every command loads anyway.
 
-The path helpers below are os.path's (posixpath's, for str paths), on ``posix`` (os's C half), for
-the modules every command imports: ``import os`` alone costs ~1.6 ms (its body, and
-_collections_abc's, which builds all the ABCs), a tenth of `start` and a twentieth of `run`.  No
-module on the paths of create, run, start, state, delete, kill or exec imports os; those that need
-more of it (os.walk, shutil) import it where they use it.
+Every command starts a whole interpreter, so what it imports is a large part of what it costs.
+The package's modules therefore use the C halves of os and signal (``import posix as os``,
+``import _signal as signal``): importing os itself runs its body and _collections_abc's (which
+builds all the ABCs), signal imports enum.  The path helpers below are os.path's (posixpath's,
+for str paths) on posix, for the same reason.  No module on the paths of create, run, start,
+state, delete, kill or exec imports os; those that need more of it (os.walk, shutil) import it
+where they use it.  docs/NOTES.md ("Speed") has the measurements.
 """
 import posix
 import sys
@@ -54,7 +56,7 @@ def abspath(path):
     return normpath(path if path.startswith("/") else join(posix.getcwd(), path))
 
 
-# st_mode's file types (stat.S_IF*: fixed by POSIX's octal values; _stat is ~40 us to import)
+# st_mode's file types (stat.S_IF*: fixed by POSIX's octal values; no module to import for them)
 S_IFMT, S_IFDIR, S_IFCHR, S_IFBLK, S_IFREG, S_IFIFO = 0o170000, 0o040000, 0o020000, 0o060000, 0o100000, 0o010000
 
 
@@ -96,7 +98,7 @@ def fsdecode(name):
 
 def read_file(path):
     """The whole file as bytes, read with posix calls: open() builds an io stack for it (and, in
-    text mode, a decoder), with an isatty ioctl, seeks and stats on the way (~30 us a file).
+    text mode, a decoder), with an isatty ioctl, seeks and stats on the way.
     Raises what open() raises (FileNotFoundError, PermissionError, ...)."""
     fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     try:

@@ -5,7 +5,7 @@ the way they handle ``os`` errors.  Constants the ``os`` module lacks live here 
 C as cffi objects (``ffi.new``, ``ffi.from_buffer``) that keep their memory alive for the call; no
 address crosses into Python.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import fsdecode as _fsdecode, fsencode as _fsencode, single_threaded
 from ociruntime._shim import ffi, lib

@@ -30,7 +30,7 @@ class JsonSchemaValuesException(ValueError):
 
 
 class Decimal:
-    """Placeholder: json.loads never yields decimal.Decimal, and importing decimal costs ~1-2 ms."""
+    """Placeholder: json.loads never yields decimal.Decimal (no need to import decimal)."""
 
 
 def _body(s):
@@ -43,8 +43,8 @@ class _Search:
         self.search = search
 
 
-# re.search() of the schema's patterns, written out: importing ``re`` costs ~8 ms (it imports
-# enum), more than the rest of create's validation.  tests/unit/test_validator_patterns.py checks
+# re.search() of the schema's patterns, written out: importing ``re`` (it imports enum) would
+# cost more than the rest of create's validation.  tests/unit/test_validator_patterns.py checks
 # them against re.
 _BY_HAND = {
     ".{1,}": lambda s: s.replace("\n", "") != "",

@@ -3,7 +3,7 @@
 
 One implementation: each method calls the function of ``ociruntime.container`` that the command
 of the same name calls (the commands parse their flags and call those functions directly, so that
-none loads this module: ~0.2 ms a command, docs/NOTES.md), with a Container as the ``ctx`` they
+none loads this module: docs/NOTES.md, "Python API"), with a Container as the ``ctx`` they
 take (``root``, ``log``, ``systemd_cgroup``: the global options).  What is the API's own is only
 what a program needs beyond the command line: Python objects for the answers, the process's stdio
 (files, or captured), and waiting for and reaping the processes it started.  The container/
@@ -17,7 +17,7 @@ create, run and exec make the calling process a child subreaper (as runc's run a
 themselves), so that the container's init and exec'd processes are its children even when an
 intermediate process forked them; ``wait`` and ``delete`` reap them.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import log as _log
 from ociruntime.errors import StateError, UsageError, WaitTimeout

@@ -8,7 +8,7 @@ is written as config.json (the runtime-spec's JSON is the model: nothing is hidd
 Passing a Bundle where a bundle directory is expected (``Container.create``, ``os.fspath``)
 writes it first.  Nothing is checked here: ``create`` validates the config as it validates any.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import abspath, join
 

@@ -1,14 +1,14 @@
 """What `delete`, `state` and `kill` need of the container's cgroups (removing its directories,
 whether it is frozen), kept outside the cgroups package, whose import (the Manager and its layout
-detection, ~0.2 ms) they would otherwise pay for nine rmdirs or one read.  cgroups.Manager's
+detection) they would otherwise pay for nine rmdirs or one read.  cgroups.Manager's
 destroy and frozen call the same."""
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import join, read_text
 from ociruntime.errors import CgroupError
 
-# errno.EBUSY, the same on every Linux architecture (errno-base.h; the errno module is ~70 us to
-# import)
+# errno.EBUSY, the same on every Linux architecture (errno-base.h), named here rather than imported
+# from errno on every delete
 EBUSY = 16
 
 
@@ -76,7 +76,7 @@ def frozen(paths):
 
 def _read(path):
     """The file's text, "" if it cannot be read (posix calls: open() in text mode builds an io
-    stack and imports the codec registry, ~0.3 ms)."""
+    stack and imports the codec registry)."""
     try:
         return read_text(path)
     except OSError:

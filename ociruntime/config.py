@@ -1,6 +1,6 @@
 """Load a bundle's config.json, validate it against spec/, and answer the questions the lifecycle
 asks of it.  Returns the plain dict (no object model: the spec's JSON is the model)."""
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import S_IFDIR, S_IFMT, abspath, join, jsonio, normpath, read_file
 from ociruntime.errors import ConfigError

@@ -19,9 +19,9 @@ container's process is: the host's runtime program is never what the kernel coul
 startContainer hooks run once the init has applied the process's credentials, capabilities,
 no_new_privs and seccomp, with the process's environment unless the hook has its own (as runc).
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 import select  # imported now: the init runs hooks after nothing can be imported any more
-import _signal as signal  # the C module: signal.py imports enum (~5 ms)
+import _signal as signal  # signal's C half (ociruntime/__init__.py says why)
 
 from ociruntime import fork
 from ociruntime.errors import HookError

@@ -1,7 +1,7 @@
 """JSON in and out, on the interpreter's C accelerator ``_json``.
 
-``import json`` costs ~7 ms (json.decoder imports ``re``, which imports ``enum``); ``_json`` is built
-in and loads in well under 0.1 ms.  ``loads`` and ``dumps`` give exactly what ``json.loads``,
+``import json`` is slow to import (json.decoder imports ``re``, which imports ``enum``); ``_json``
+is the same code without them.  ``loads`` and ``dumps`` give exactly what ``json.loads``,
 ``json.dumps(obj, separators=(",", ":"))`` and ``json.dumps(obj, indent=N)`` give (tests/unit/
 test_jsonio.py compares them); anything unusual (a document ``_json`` rejects, non-UTF-8 input,
 non-string keys) is handed to the ``json`` package itself, so errors carry its messages.

@@ -4,7 +4,7 @@ Clients parse this (see ../shared/clients/README.md): containerd reports the las
 line of ``--log`` as its error; podman reads the file as one JSON object, so nothing but the error is
 written at the default level.  Debug lines are written only with ``--debug``.
 """
-import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 _LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
 

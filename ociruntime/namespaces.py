@@ -1,5 +1,5 @@
 """OCI namespace types -> clone flags, the order namespaces are joined and created, id maps."""
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import _sys, fork
 from ociruntime.errors import ConfigError, InitError, init_step

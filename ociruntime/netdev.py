@@ -1,6 +1,6 @@
 """Bring the loopback device up in a new network namespace: SIOCGIFFLAGS + SIOCSIFFLAGS on an
-AF_INET socket (pyroute2 costs 150 ms to import and is kept for the network work that needs
-netlink)."""
+AF_INET socket: two ioctls, where netlink (ociruntime/network/rtnl.py) would be a module more to
+import on every create with a network namespace."""
 import _socket  # imported with this module: the init may no longer read the library directory
 import fcntl
 

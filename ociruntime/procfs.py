@@ -14,7 +14,7 @@ before the container's pid namespace.
 The fd is the host's procfs: it is closed before the container's process can run (``close``), and
 the processes holding it are not dumpable, so nothing inside can reach it through /proc/PID/fd.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import _sys as S
 from ociruntime.errors import InitError

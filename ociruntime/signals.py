@@ -1,6 +1,6 @@
 """Signal names and numbers as runc's `kill` accepts them: 9, KILL, SIGKILL (any case); 0 sends
 none and only checks that the process is there (a liveness probe)."""
-import _signal as signal  # the C module: signal.py imports enum (~7 ms)
+import _signal as signal  # signal's C half (ociruntime/__init__.py says why)
 
 from ociruntime.errors import OCIError
 

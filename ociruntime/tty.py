@@ -2,7 +2,7 @@
 caller over --console-socket with SCM_RIGHTS, the slave becomes stdio, the controlling terminal and
 /dev/console."""
 import fcntl
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 import struct
 import termios
 

@@ -11,8 +11,8 @@ Two validators, one verdict:
 
 * the fast one, ``ociruntime._validator_gen`` (generated ahead of time by
   ``tools/gen_validator.py`` with fastjsonschema from the same schema, no imports), runs on every
-  call: ~50 us for a ``runc spec`` config;
-* only when it rejects the document, jsonschema (the reference; ~80 ms to import) validates it
+  call;
+* only when it rejects the document, jsonschema (the reference, much slower to import) validates it
   again against the schema files themselves and its ``best_match`` error becomes the message.  If
   jsonschema finds nothing wrong, the document is accepted: jsonschema has the last word.
 
@@ -20,7 +20,7 @@ Paths: object keys joined with dots, list indices in brackets (``linux.namespace
 key that is not a plain name (``net.ipv4.ip_forward`` under ``linux.sysctl``) is written as a JSON
 string in brackets: ``linux.sysctl["net.ipv4.ip_forward"]``.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import abspath, dirname, isfile, join
 from ociruntime.errors import ConfigError
@@ -122,8 +122,7 @@ def reference_validator():
 
 
 def _load_fast():
-    """Import the generated validator (~390 kB of source: compiling it costs ~60 ms, loading its .pyc
-    ~0.5 ms; the bytecode is written at install, see setup.py)."""
+    """Import the generated validator (a large module, loaded only when a config is validated)."""
     global _fast
     from ociruntime import _validator_gen
     _fast = _validator_gen.validate

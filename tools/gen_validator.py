@@ -27,13 +27,14 @@ What it does:
      ``^RLIMIT_[A-Z]+$`` there.  We keep jsonschema's behaviour so the two never disagree;
    * ``Decimal``: a placeholder class.  The generated numeric checks test
      ``isinstance(x, (int, float, Decimal))``; documents from ``json.loads`` never hold a
-     ``decimal.Decimal`` and importing ``decimal`` costs ~1-2 ms.
+     ``decimal.Decimal``, and importing ``decimal`` is not worth it for none.
 
 4. Moves the checks of the members in ``SPLIT`` (sections a ``runc spec`` config does not have:
    hooks, seccomp, most of linux.resources, the other platforms, ...) out of the one function into
    modules of their own, ``ociruntime/_validator_parts/<path>.py``, imported the first time a
    config has that member.  The whole function is ~340 kB of bytecode: reading and unmarshalling
-   it was ~1.5 ms of every create and run; the part a usual config needs is a sixth of it.  Each
+   it was a noticeable part of every create and run; the part a usual config needs is a sixth
+   of it.  Each
    moved block is the body of ``if "KEY" in <parent>_keys:`` after the generator's own two lines
    (the key taken off the parent's set, its value bound to ``<parent>__KEY``); it becomes
    ``validate(<parent>__KEY, name_prefix)`` of its module, unchanged.  Only members reached
@@ -162,7 +163,7 @@ class JsonSchemaValuesException(ValueError):
 
 
 class Decimal:
-    """Placeholder: json.loads never yields decimal.Decimal, and importing decimal costs ~1-2 ms."""
+    """Placeholder: json.loads never yields decimal.Decimal (no need to import decimal)."""
 
 
 def _body(s):
@@ -175,8 +176,8 @@ class _Search:
         self.search = search
 
 
-# re.search() of the schema's patterns, written out: importing ``re`` costs ~8 ms (it imports
-# enum), more than the rest of create's validation.  tests/unit/test_validator_patterns.py checks
+# re.search() of the schema's patterns, written out: importing ``re`` (it imports enum) would
+# cost more than the rest of create's validation.  tests/unit/test_validator_patterns.py checks
 # them against re.
 _BY_HAND = {{
     ".{{1,}}": lambda s: s.replace("\\n", "") != "",

@@ -9,7 +9,7 @@ used: create does not need them).  Pure v2 (only the unified hierarchy) is drive
 hybrid by v1.py (on a hybrid host the unified hierarchy is joined only, as runc does).  One module
 per controller.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 import time
 
 from ociruntime import dirname, exists, isdir, join, kill_point, normpath, read_file, read_text

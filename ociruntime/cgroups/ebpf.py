@@ -14,7 +14,7 @@ The ctx is struct bpf_cgroup_dev_ctx {u32 access_type; u32 major; u32 minor}, wi
 type (1 block, 2 char) in the low 16 bits of access_type and the access (1 mknod, 2 read,
 4 write) in the high ones.  The program returns 1 to allow, 0 to refuse (EPERM).
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 import struct
 
 from ociruntime import _sys as S

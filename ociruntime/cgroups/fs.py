@@ -4,7 +4,7 @@ Files are opened without O_CREAT: on cgroupfs a file that is not there is a cont
 the kernel does not offer, and that must be an error naming the file, never a new regular file.
 Tests swap ``write`` for a recording one (the file-level translation tests).
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import exists as _exists
 from ociruntime import read_text

@@ -1,6 +1,6 @@
 """linux.resources.hugepageLimits: hugetlb.<size>.limit_in_bytes (v1) / hugetlb.<size>.max (v2),
 and the reservation limit (.rsvd.) too where the kernel has it, as runc does."""
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime.cgroups import fs
 

@@ -4,7 +4,7 @@ With a cgroup namespace each hierarchy is mounted fresh (the kernel shows the na
 without one, the container's directory of each hierarchy is bind-mounted, as runc does.  On v1 a
 tmpfs holds one directory per hierarchy.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import _sys as S
 from ociruntime.errors import InitError

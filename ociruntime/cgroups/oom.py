@@ -5,7 +5,7 @@ fires when the cgroup is removed.  v2: memory.events, which the kernel marks cha
 every update; the ``oom_kill`` counter is compared.  ``fileno()`` is for poll(); ``events`` is
 the poll mask to wait for.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 import select
 
 from ociruntime import exists

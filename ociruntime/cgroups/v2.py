@@ -9,7 +9,7 @@ ancestor with processes of its own, or not writable by a rootless caller) is an 
 Ignored as runc ignores them: network (no v2 controller), swappiness,
 disableOOMKiller, kernel memory, blockIO leafWeight, weightDevice without BFQ.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import join
 from ociruntime.cgroups import fs

@@ -15,7 +15,7 @@ functions the Python API (ociruntime/api.py) calls too, so the two are one imple
 the module of the command being run is imported (start-up latency is a feature); the help texts
 are in cli/help.py, imported for help and usage errors only.
 """
-import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 import sys
 
 from ociruntime import log as _log
@@ -267,7 +267,7 @@ def describe(e):
 
 def finish(code):
     """End the command with ``code`` without the interpreter's finalization (module teardown,
-    garbage collection: ~2 ms a command).  Nothing needs it: the files the commands write are closed
+    garbage collection), which would be a noticeable part of a short command.  Nothing needs it: the files the commands write are closed
     (``with``), the log is unbuffered (os.write), there are no threads or atexit handlers, and the
     children are on their own.  What Python buffered on stdout/stderr is flushed first; a failed
     flush (EPIPE) takes the normal way out, which reports it as before."""

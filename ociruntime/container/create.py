@@ -3,15 +3,15 @@
 Any failure undoes everything done so far (init killed, cgroup removed, state dir removed), so a
 failed create leaves the machine as if it never ran.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
-import _signal as signal  # the C module: signal.py imports enum (~5 ms)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
+import _signal as signal  # signal's C half (ociruntime/__init__.py says why)
 
 from ociruntime import dirname, fork, isdir, kill_point
 from ociruntime import _sys as S
 from ociruntime import config as _config
 from ociruntime import namespaces
-# imported here, not in _drive: after the fork every page the parent writes is copied (an import
-# there cost ~0.6 ms, beside the child)
+# imported here, not in _drive: after the fork every page the parent writes is copied, beside the
+# child
 from ociruntime.container.state import make_record, make_state, state_json
 from ociruntime.container.statedir import StateDir, write_pid_file
 from ociruntime.container.status import proc_stat, wait_gone
@@ -291,8 +291,8 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         preserve_fds=preserve_fds, close_fds=close_fds, cid=sd.id, no_new_keyring=no_new_keyring,
         seccomp=seccomp_filter, seccomp_sock=seccomp_sock,
         # v1 hierarchies the init joins itself (writing "0" to tasks): a task moving itself skips
-        # the kernel's global threadgroup lock, whose first taking waits out an RCU grace period
-        # (10-20 ms here); in a user namespace it may not write the host's cgroup files
+        # the kernel's global threadgroup lock, whose first taking waits out an RCU grace period;
+        # in a user namespace it may not write the host's cgroup files
         self_cgroups=() if "user" in nsmap else tuple(k for k, v in cg.paths.items() if v[2] == 1),
         # the waiting init drops its read-only file pages (process/init.py); `run` starts it at
         # once, and the pages would be faulted back before the exec
@@ -300,10 +300,10 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         mount_trees=None,  # the bind sources the child clones before a user namespace (init.py)
         overlay=overlay,
     )
-    # the cgroups are made and limited before the fork, so the child finds them ready: a child
-    # forked while this process works first ran 1.5-2 ms later here (~0.3 ms when it waits), so
-    # making them meanwhile saved nothing (docs/NOTES.md, Speed).  The slow step, the first
-    # attach, overlaps the init's rootfs work (_drive, cg.add).
+    # the cgroups are made and limited before the fork, so the child finds them ready (a child
+    # forked while this process works runs later, so making them meanwhile saved nothing:
+    # docs/NOTES.md, Speed).  The slow step, the first attach, overlaps the init's rootfs work
+    # (_drive, cg.add).
     if not cg.create(planned):  # one was made by someone else meanwhile: not ours
         sd.save_record(make_record(sd.id, bundle, rootfs, cfg, cg, cg.created))
     kill_point("create:cgroups")

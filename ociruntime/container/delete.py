@@ -6,8 +6,8 @@ record say what to remove), or an empty state directory.  Processes left in the 
 cgroup when it does not have a pid namespace of its own (the host's, or one it joined) are killed
 before the cgroup is removed, as runc's destroy does: its init's exit does not end them.
 """
-import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
-import _signal as signal  # the C module: signal.py imports enum (~5 ms)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
+import _signal as signal  # signal's C half (ociruntime/__init__.py says why)
 
 from ociruntime import exists, join, kill_point
 from ociruntime.container import state as _state
@@ -121,7 +121,7 @@ def destroy(ctx, sd, state, hooks=True):
                 from ociruntime.cgroups import Manager
                 Manager.from_state(state["cgroup"]).destroy()
             else:
-                # Manager.destroy without the cgroups package (cgroupdirs: ~0.2 ms of this command)
+                # Manager.destroy without importing the cgroups package (cgroupdirs)
                 from ociruntime.cgroupdirs import remove_all
                 remove_all(state["cgroup"].get("created", ()))
         except OCIError as e:

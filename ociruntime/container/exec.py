@@ -8,7 +8,7 @@ forwards signals to the process (the API's Container.exec only when asked), wait
 returns its exit status (128+n when killed by signal n, as runc); with it, it writes the pid file
 once the process has exec'd and returns its pid.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import fork, join, kill_point, normpath
 from ociruntime import _sys as S

@@ -12,7 +12,7 @@ The record ``extras.json`` in the state dir says what each feature may have made
 it is made, so that ``remove`` can take it away whenever the runtime stopped (a failed create,
 delete, and `delete --force` after a `kill -9` of the runtime).
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import join, read_file
 from ociruntime.errors import OCIError

@@ -1,6 +1,6 @@
 """kill: signal the init (pidfd, so a reused pid is never hit), or with --all every process of the
 container's cgroup."""
-import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 import _signal  # not the shim: pidfd_open and pidfd_send_signal are in posix and _signal
 
 from ociruntime.container import state as _state

@@ -1,7 +1,7 @@
 """run: create + start, then (unless detached) wait for the init, forward signals to it (the
 API's Container.run only when asked), delete the container and exit with its status."""
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
-import _signal as signal  # the C module: signal.py imports enum (~5 ms)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
+import _signal as signal  # signal's C half (ociruntime/__init__.py says why)
 
 from ociruntime import _sys as S
 from ociruntime import kill_point

@@ -7,7 +7,7 @@ the byte that releases start come either EOF (the process was exec'd) or a repor
 after the release, which start prints: "error:<message>" (a startContainer hook, or another step
 of the init) or the shim's and the trampoline's "<step>:<errno>" (cext/shim.c, oci_exec;
 cext/trampoline.c)."""
-import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import kill_point, poll
 from ociruntime.container import state as _state

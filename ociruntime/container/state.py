@@ -1,5 +1,5 @@
 """The container's record (state.json) and the runtime-spec state runc's `state` prints."""
-import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import fsdecode, join
 from ociruntime.container import status as _status

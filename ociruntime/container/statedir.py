@@ -6,7 +6,7 @@ container takes ``flock`` on the directory, so two commands on one container ser
 
 Beside state.json, ``.state.marshal`` holds its text and what reading that text gives, as marshal
 data: start, kill and delete then load the state without the JSON decoder (_json is a library to
-load, ~0.15 ms with jsonio's set-up).  It is used only while the text it holds is state.json's
+load).  It is used only while the text it holds is state.json's
 (compared byte for byte), so a state.json written by anything else is read as JSON.
 
 ``made.json`` is what create made, written before it makes it (the cgroup directories it is
@@ -18,7 +18,7 @@ that, from made.json.  Files are removed records last, so that a delete killed h
 either a record or an empty directory (which `delete --force` removes).
 """
 import marshal
-import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import LOCK_EX, LOCK_NB, LOCK_UN, exists, flock, isdir, isfile, join, kill_point, read_file
 from ociruntime.errors import OCIError, StateError

@@ -7,7 +7,7 @@ One whose create wrote only its record of what it made (statedir.py, made.json) 
 while that create still holds the container's lock, and ``stopped`` once it is gone: it can only
 be deleted.
 """
-import posix as os  # not os: ~1.5 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import read_file
 from ociruntime.errors import StateError
@@ -76,7 +76,7 @@ def status_of(state, sd):
     if sd.has_fifo() or waits_for_start(state["pid"]):
         return CREATED
     if state.get("cgroup"):
-        from ociruntime.cgroupdirs import frozen  # (not the cgroups package: ~0.2 ms)
+        from ociruntime.cgroupdirs import frozen  # (not the whole cgroups package)
         if frozen(state["cgroup"]["paths"]):
             return PAUSED
     return RUNNING

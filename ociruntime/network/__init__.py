@@ -17,7 +17,7 @@ names that namespace, and teardown goes back into it (found under /run/netns or 
 when `delete` is run from another one, so nothing is ever made or removed in the wrong one.
 """
 import _socket
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime.errors import ConfigError, OCIError
 

@@ -14,7 +14,7 @@ id), so they are added in one atomic step and removed without knowing what they 
 The programs run in the network namespace of the calling thread (the namespace whose netfilter
 they change), with a fixed environment.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import isfile
 from ociruntime.errors import OCIError

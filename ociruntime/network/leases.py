@@ -15,7 +15,7 @@ was there before is never removed).  ``addresses``: the gateway addresses the ru
 it (removed then too; none when the bridge already had one in the subnet).  The netns id keeps
 bridges of the same name in different network namespaces apart.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import flock, join, read_file
 from ociruntime.errors import OCIError

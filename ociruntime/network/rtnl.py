@@ -6,11 +6,11 @@ asks for an acknowledgement and a refusal is an ``OSError(errno, strerror, what)
 name the step the way the rest of the runtime does.
 
 pyroute2 speaks the same protocol with every message type the kernel has; importing any part of
-it costs 150-240 ms here (docs/NOTES.md, "Networking"), more than a whole container's create, for
-the ten messages below.  The tests check the result with pyroute2 and ip(8).
+it costs more than a whole container's create (docs/NOTES.md, "Networking", has the
+measurements), for the ten messages below.  The tests check the result with pyroute2 and ip(8).
 """
 import _socket
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 import struct
 
 NETLINK_ROUTE = 0

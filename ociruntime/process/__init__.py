@@ -1,6 +1,6 @@
 """The child side: the container's init (init.py), exec's children (execproc.py), the protocol
 between them and the runtime (channel.py), the process's settings (spec.py)."""
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime.errors import init_step
 

@@ -18,7 +18,7 @@ EOF after "cgroup_joined" without an error means the trampoline was executed (th
 close-on-exec); then EOF on the report pipe (``report_fd``, made by the parent) means the
 trampoline's execve of the process succeeded, "step:errno" that it failed.  Nothing here returns: the process ends with os._exit.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import _sys as S, fork
 from ociruntime import procfs

@@ -7,7 +7,7 @@ rootfs, reports "ready", blocks on exec.fifo until ``start``, and hands over to 
 final exec.  Every failure is reported to the parent as a typed error message; nothing here
 returns: the process ends with os._exit.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 import sys
 
 from ociruntime import fork, read_file

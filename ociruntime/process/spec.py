@@ -1,6 +1,6 @@
 """config.json ``process``: everything needed for the final exec, prepared in Python so that the C
 shim only has to run it (credentials, capabilities, no_new_privs, exec)."""
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import fsdecode, isdir, join, read_file
 from ociruntime.errors import InitError
@@ -51,9 +51,9 @@ def lookup(argv0, env):
 
 def home_of(uid):
     """The home directory of ``uid`` in the container's /etc/passwd, "/" without an entry, as
-    runc (an entry's empty home stays empty, as runc's).  Read as bytes: a text-mode open() loads
-    the codec registry first (~1.3 ms of the init), and an entry that is not UTF-8 must not stop
-    the lookup."""
+    runc (an entry's empty home stays empty, as runc's).  Read as bytes: a text-mode open() would
+    load the codec registry into the init, and an entry that is not UTF-8 must not stop the
+    lookup."""
     try:
         data = read_file("/etc/passwd")
     except OSError:

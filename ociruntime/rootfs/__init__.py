@@ -6,7 +6,7 @@ apply ``mounts`` in order; create /dev nodes and links; run createRuntime/create
 (through ``hooks_cb``); pivot_root (or MS_MOVE + chroot with --no-pivot); then maskedPaths,
 readonlyPaths, readonly root and rootfsPropagation.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import S_IFCHR, S_IFDIR, S_IFMT, dirname, read_text
 from ociruntime import _sys as S

@@ -1,5 +1,5 @@
 """/dev inside the container: the default devices, ``linux.devices``, and the standard links."""
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import S_IFBLK, S_IFCHR, S_IFIFO, exists
 from ociruntime import _sys

@@ -18,7 +18,7 @@ good) and leaves every mount behind after delete:
 The config fields that need a mount namespace of the container's own are refused before anything
 exists (container/create.py, check_config).
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import _sys as S
 from ociruntime.errors import ConfigError, OCIError, init_step

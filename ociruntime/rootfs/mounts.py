@@ -1,5 +1,5 @@
 """config.json ``mounts``: option parsing and mounting onto targets resolved inside the rootfs."""
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import S_IFDIR, S_IFMT, join, read_text
 from ociruntime import _sys

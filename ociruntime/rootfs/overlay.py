@@ -10,7 +10,7 @@ rootfs; the lower directories are only read.
 The parent side (``parse``, ``prepare``, ``teardown``) runs in create and delete; ``mount`` runs
 in the init.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import isdir, join, normpath
 from ociruntime.errors import ConfigError, InitError, OCIError

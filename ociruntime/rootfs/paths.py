@@ -5,7 +5,7 @@ rootfs, and magic links (/proc/self/...) are refused, so a hostile rootfs, or on
 container is being created, cannot point a mount at the host.  Callers mount onto the returned
 O_PATH fd through /proc/self/fd/N, never onto a path string that could be re-resolved.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import S_IFDIR, S_IFMT, _sys
 
@@ -49,7 +49,7 @@ def mkdir_all(rootfd, path, mode=0o755, _links=0):
                     try:
                         target = os.readlink(name, dir_fd=parent)
                     except OSError:
-                        import errno  # (an error path: errno's module is ~70 us to import)
+                        import errno  # only on this error path (see ociruntime/__init__.py)
                         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), prefix) from None
                     if _links >= 40:
                         import errno

@@ -6,7 +6,7 @@ be wrong (runc 1.2's validation rules and messages where it has them); ``apply``
 process that will exec (the init, or an exec'd process), after pivot_root: everything here is
 inherited across execve.
 """
-import posix as os  # not os: ~1.6 ms (see ociruntime/__init__.py)
+import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime.errors import ConfigError, InitError
 

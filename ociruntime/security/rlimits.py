@@ -4,7 +4,7 @@ import resource  # imported with this module: the init applies limits after noth
 from ociruntime.errors import ConfigError, InitError
 
 # what resource.setrlimit said for these (its ValueError), by errno: EINVAL and EPERM, the same on
-# every Linux architecture (errno-base.h; the errno module is ~70 us to import)
+# every Linux architecture (errno-base.h)
 _TEXT = {22: "current limit exceeds maximum limit", 1: "not allowed to raise maximum limit"}
 RLIM_INFINITY = 2 ** 64 - 1
 

@@ -109,8 +109,8 @@ CACHE_FORMAT = 2
 def compile(seccomp, annotations=None, cache=True):  # noqa: A001 - the module's verb
     """Check linux.seccomp and build its BPF program; None when there is no seccomp section.
 
-    libseccomp takes 10-15 ms for podman's profile on three architectures, and clients pass the
-    same profile every time: results are kept in CACHE_DIR (tmpfs, root only), keyed by a hash of
+    libseccomp takes longer than the rest of create for podman's profile on three architectures,
+    and clients pass the same profile every time: results are kept in CACHE_DIR (tmpfs, root only), keyed by a hash of
     the section.  Only a profile that compiled is cached, so a hit needs no checks."""
     if not seccomp:
         return None
