@@ -182,7 +182,7 @@ def build_launcher(out, source, announce):
                     "with %s%s" % (os.path.basename(link[0]), " ".join([""] + link[1]))
                     if embedded else "without the interpreter", r.stderr.strip()[-1000:]))
                 continue
-            problem = probe(exe, tmp, source)
+            problem = probe(exe, tmp, source, embedded)
             if problem:
                 problems.append("the built program does not run: %s" % problem)
                 continue
@@ -197,14 +197,15 @@ def build_launcher(out, source, announce):
     return False
 
 
-def probe(exe, tmp, source):
+def probe(exe, tmp, source, embedded):
     """Run the built program as it will run, in a venv of this interpreter's installation (its
     bin/ beside a pyvenv.cfg, this installation's site-packages included): what goes wrong, or
-    None."""
+    None.  The embedded program's venv has no interpreter of its own to run: it must run itself."""
     home = os.path.dirname(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
     with open(os.path.join(tmp, "pyvenv.cfg"), "w", encoding="utf-8") as f:
         f.write("home = %s\ninclude-system-site-packages = true\n" % home)
-    os.symlink(os.path.realpath(sys.executable), os.path.join(tmp, "bin", "python%d.%d" % sys.version_info[:2]))
+    if not embedded:
+        os.symlink(os.path.realpath(sys.executable), os.path.join(tmp, "bin", "python%d.%d" % sys.version_info[:2]))
     # the package where the plain program looks for it (the venv's site-packages): this tree's
     site = os.path.join(tmp, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
     os.makedirs(site)
@@ -219,6 +220,8 @@ def probe(exe, tmp, source):
             return str(e)
         if r.returncode != 0:
             return "%s: exit %d: %s" % (" ".join(argv[1:]), r.returncode, (r.stderr or r.stdout).strip()[-500:])
+        if argv[1] == "--version" and source is None and embedded != ("(built into the program)" in r.stdout):
+            return "it ran %s" % r.stdout.strip().splitlines()[-1]
     if not os.path.isfile(os.path.join(bundle, "config.json")):
         return "spec wrote no config.json"
     return None

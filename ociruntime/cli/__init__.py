@@ -198,13 +198,23 @@ def usage_error(msg, head, cmd=None):
     return 1
 
 
+def python_version():
+    """The Python running the command, as `--version` says it (runc says which Go built it): the
+    interpreter built into the program, with the package frozen in (cext/launcher.c), or the
+    installation's own."""
+    version = sys.version.split()[0]
+    if getattr(sys.modules["ociruntime"].__spec__, "origin", None) == "frozen":
+        return "%s (built into the program)" % version
+    return "%s (%s)" % (version, sys.executable)
+
+
 def main(argv):
     try:
         g, rest = parse_flags(argv, GLOBAL_FLAGS)
     except FlagError as e:
         return usage_error(str(e), "%s\n" % e if e.plain else "Incorrect Usage. %s\n\n" % e)
     if g.get("version"):
-        sys.stdout.write("ociruntime version %s\nspec: %s\n" % (VERSION, SPEC_VERSION))
+        sys.stdout.write("ociruntime version %s\nspec: %s\npython: %s\n" % (VERSION, SPEC_VERSION, python_version()))
         return 0
     if g.get("log_format") not in (None, "text", "json"):
         _log.current.error('invalid log-format: %s' % g["log_format"])
