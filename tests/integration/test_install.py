@@ -151,6 +151,9 @@ def test_a_wheel_built_here_runs_from_another_installation(runtime, bundle, tmp_
     assert seen.returncode == 0 and seen.stdout == "", seen
     out = _every_command(rt, bundle, tmp_path)
     assert out["version"].startswith("ociruntime version")
+    # the interpreter built into the program is not this installation's: it runs its own
+    assert f"python: {VERSION}." in out["version"] and "(built into the program)" not in out["version"], out
+    assert str(venv / "bin") in out["version"], out["version"]
     assert out["exec"] == "42\n"
     assert out["run"] == "1\n"
     assert _tree(venv) == before, "a command wrote into the installation"
@@ -181,6 +184,7 @@ def test_the_program_runs_the_frozen_package_and_opens_no_bytecode(runtime, bund
     if not shutil.which("strace"):
         pytest.skip("strace is not installed")
     where = _installation_of(runtime.bin)
+    assert "(built into the program)" in runtime.run("--version", check=True).out
     log = tmp_path / "strace"
     tracer = tmp_path / "traced"
     # the command's own process (not -f: a created container's init would keep strace waiting)
