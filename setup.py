@@ -136,7 +136,7 @@ def link_variants():
     static = static_libpython()
     pic = static[:-2] + "-pic.a"
     out = [(pic, [])] if os.path.isfile(pic) else []
-    return out + [(static, []), (static, ["-no-pie"])]
+    return [(static, ["-no-pie"])] + out + [(static, [])]
 
 
 def compile_command(cc, tmp, exe, embedded, link=None):
