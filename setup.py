@@ -60,6 +60,28 @@ def frozen_modules(package_dir):
     return out
 
 
+# Imported by every interpreter's start-up (the codec registry, the utf-8 codec of the file system
+# and stdio): frozen too, compiled from this installation's standard library, the one the embedded
+# interpreter runs with (launcher.c runs it only there).  A frozen standard-library package gets
+# its __path__ in the standard library (FrozenImporter), where the other codecs are found.
+FROZEN_STDLIB = (("encodings", True), ("encodings.aliases", False), ("encodings.utf_8", False))
+
+
+def frozen_stdlib():
+    """(name, is package, marshalled code) of FROZEN_STDLIB; none where one is missing."""
+    import marshal
+    stdlib = sysconfig.get_path("stdlib", vars={"installed_base": sys.base_prefix, "base": sys.base_prefix})
+    out = []
+    for name, is_pkg in FROZEN_STDLIB:
+        path = os.path.join(stdlib, *name.split(".")) + ("/__init__.py" if is_pkg else ".py")
+        try:
+            with open(path, "rb") as f:
+                out.append((name, is_pkg, marshal.dumps(compile(f.read(), path, "exec", dont_inherit=True))))
+        except (OSError, SyntaxError):
+            return []
+    return out
+
+
 def c_string(data):
     """A C string literal of the bytes ``data`` (octal escapes), in lines."""
     parts, line = [], []
@@ -112,7 +134,7 @@ def launcher_cfg(source, embedded):
                % (size, mtime_ns, dynload))
     if source is not None:
         return "".join(out)
-    mods = frozen_modules(PACKAGE)
+    mods = frozen_stdlib() + frozen_modules(PACKAGE)
     for i, (_, _, code) in enumerate(mods):
         out.append("static const unsigned char OCI_M%d[%d] =\n%s;\n" % (i, len(code), c_string(code)))
     out.append("static const struct _frozen OCI_FROZEN[] = {\n%s    {0, 0, 0, 0}\n};\n" % "".join(

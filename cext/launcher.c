@@ -395,12 +395,25 @@ int main(int argc, char **argv)
 static int run_embedded(int argc, char **argv, const char *exe, const char *prefix, const char *stdlib,
                         const char *dynload)
 {
+    PyPreConfig pre;
     PyConfig c;
     PyObject *mod, *res;
+    PyStatus st;
 
 #ifndef OCI_SOURCE
     PyImport_FrozenModules = OCI_FROZEN;
 #endif
+    /* pre-initialised as python's, isolated (`python -I`): the locale set from the environment,
+       the C locale coerced and UTF-8 mode in it, as python does (an isolated pre-configuration
+       would leave the C locale and its ASCII encoding) */
+    PyPreConfig_InitPythonConfig(&pre);
+    pre.isolated = 1;
+    pre.use_environment = 0;
+    st = Py_PreInitialize(&pre);
+    if (PyStatus_Exception(st)) {
+        fprintf(stderr, "ociruntime: cannot start Python: %s\n", st.err_msg ? st.err_msg : "pre-initialisation");
+        return 1;
+    }
     PyConfig_InitIsolatedConfig(&c);
     c.site_import = 0;
     c.install_signal_handlers = 1; /* as python: SIGINT raises KeyboardInterrupt, SIGPIPE ignored */
@@ -413,14 +426,19 @@ static int run_embedded(int argc, char **argv, const char *exe, const char *pref
     CHECK(PyConfig_SetBytesArgv(&c, argc, argv));
     CHECK(PyConfig_SetBytesString(&c, &c.program_name, exe));
     CHECK(PyConfig_SetBytesString(&c, &c.executable, exe));
+    /* the installation it was built with (same_installation): its paths are the build's, which
+       the interpreter computes from its home as python does */
     CHECK(PyConfig_SetBytesString(&c, &c.home, prefix));
-    c.module_search_paths_set = 1;
 #ifdef OCI_SOURCE
+    c.module_search_paths_set = 1;
     add_path(&c, OCI_SOURCE);
-#endif
     add_path(&c, stdlib);
     if (*dynload)
         add_path(&c, dynload);
+#else
+    (void)stdlib;
+    (void)dynload;
+#endif
     CHECK(Py_InitializeFromConfig(&c));
     PyConfig_Clear(&c);
 

@@ -261,3 +261,16 @@ def test_without_a_standard_library_the_program_says_so_in_one_line(runtime, tmp
     assert lines[0].startswith(f"ociruntime: cannot find the standard library of Python {VERSION}"), lines
     assert "README" in lines[0]
     assert "Traceback" not in r.stderr and "Fatal Python error" not in r.stderr
+
+
+@pytest.mark.ociruntime_only
+@pytest.mark.parametrize("locale", ["C", "C.UTF-8"])
+def test_paths_and_messages_are_utf8_as_with_python(runtime, tmp_path, locale):
+    """In the C locale python coerces it and runs in UTF-8 mode (PEP 538, 540); so does the
+    program: a path with é in an error message is written as UTF-8, not as '??'."""
+    missing = tmp_path / "bundlé"
+    r = subprocess.run([runtime.bin, "--root", runtime.root, "create", "--bundle", str(missing), runtime.new_id()],
+                       capture_output=True, timeout=30, env={"PATH": "/usr/bin:/bin", "LC_ALL": locale})
+    assert r.returncode != 0
+    assert str(missing).encode() in r.stderr, r.stderr
+    assert r.stderr.count(b"\n") == 1 and b"Traceback" not in r.stderr
