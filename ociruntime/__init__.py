@@ -111,6 +111,28 @@ def read_file(path):
         posix.close(fd)
 
 
+def write_atomic(path, data, mode=0o600):
+    """Replace the file ``path`` (absolute) with the bytes ``data`` at once: a temporary file
+    beside it (".NAME.tmp") renamed over it, removed again if that fails.  Raises OSError."""
+    head, _, name = path.rpartition("/")
+    tmp = "%s/.%s.tmp" % (head, name.lstrip("."))
+    try:
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[posix.write(fd, view):]
+        finally:
+            posix.close(fd)
+        posix.rename(tmp, path)
+    except OSError:
+        try:
+            posix.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def read_text(path):
     """read_file decoded as the file system encoding does (bad bytes kept, as os.fsdecode)."""
     return read_file(path).decode(sys.getfilesystemencoding(), "surrogateescape")

@@ -16,11 +16,8 @@ import sys
 
 
 def _is_dir(path):
-    import posix
-    try:
-        return posix.stat(path).st_mode & 0o170000 == 0o040000
-    except (OSError, ValueError):
-        return False
+    from ociruntime import isdir
+    return isdir(path)
 
 
 def _venv_includes_system_site(venv):
@@ -63,11 +60,8 @@ def site_dirs(program):
 
 
 def _is_file(path):
-    import posix
-    try:
-        return posix.stat(path).st_mode & 0o170000 == 0o100000
-    except (OSError, ValueError):
-        return False
+    from ociruntime import isfile
+    return isfile(path)
 
 
 def _find_package(dirs):

@@ -10,7 +10,7 @@ writes it first.  Nothing is checked here: ``create`` validates the config as it
 """
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
-from ociruntime import abspath, join
+from ociruntime import abspath, join, write_atomic
 
 # the annotations of the two opt-in features of issue 24, as their modules name them
 # (ociruntime/network/__init__.py and rootfs/overlay.py: ANNOTATIONS; `ociruntime features` lists
@@ -217,18 +217,12 @@ class Bundle:
         from ociruntime import jsonio
         from ociruntime.errors import ConfigError
         data = (jsonio.dumps(self.config, indent="\t") + "\n").encode()
-        tmp = join(self.path, ".config.json.tmp")
         try:
             try:
                 os.mkdir(self.path, 0o755)
             except FileExistsError:
                 pass
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            os.rename(tmp, join(self.path, "config.json"))
+            write_atomic(join(abspath(self.path), "config.json"), data, 0o644)
         except OSError as e:
             raise ConfigError("write %s: %s" % (e.filename or join(self.path, "config.json"), e.strerror)) from None
         return self.path

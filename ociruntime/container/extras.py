@@ -12,9 +12,8 @@ The record ``extras.json`` in the state dir says what each feature may have made
 it is made, so that ``remove`` can take it away whenever the runtime stopped (a failed create,
 delete, and `delete --force` after a `kill -9` of the runtime).
 """
-import posix as os  # os's C half (ociruntime/__init__.py says why)
 
-from ociruntime import join, read_file
+from ociruntime import join, read_file, write_atomic
 from ociruntime.errors import OCIError
 
 RECORD = "extras.json"  # (delete.py looks for this name before importing this module)
@@ -42,14 +41,8 @@ class Record(dict):
     def save(self):
         from ociruntime import jsonio
         self.doc[self.name] = dict(self)
-        tmp = self.path + ".tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, jsonio.dumps(self.doc).encode())
-            finally:
-                os.close(fd)
-            os.rename(tmp, self.path)
+            write_atomic(self.path, jsonio.dumps(self.doc).encode())
         except OSError as e:
             raise OCIError("write %s: %s" % (self.path, e.strerror)) from None
 

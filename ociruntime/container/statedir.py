@@ -20,7 +20,7 @@ either a record or an empty directory (which `delete --force` removes).
 import marshal
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
-from ociruntime import LOCK_EX, LOCK_NB, LOCK_UN, exists, flock, isdir, isfile, join, kill_point, read_file
+from ociruntime import LOCK_EX, LOCK_NB, LOCK_UN, exists, flock, isdir, isfile, join, kill_point, read_file, write_atomic
 from ociruntime.errors import OCIError, StateError
 
 STATE_FILE = "state.json"
@@ -43,15 +43,8 @@ def write_pid_file(path, pid):
     """Decimal, no newline, atomically (temp file + rename): the containerd shim reads it."""
     if not path.startswith("/"):
         path = join(os.getcwd(), path)
-    head, _, name = path.rpartition("/")
-    tmp = "%s/.%s.tmp" % (head, name)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, str(pid).encode())
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+        write_atomic(path, str(pid).encode(), 0o644)
     except OSError as e:
         raise OCIError("write pid file %s: %s" % (path, e.strerror)) from None
 
@@ -222,22 +215,8 @@ class StateDir:
             raise StateError("container %s: write %s: %s" % (self.id, join(self.path, name), e.strerror)) from None
 
     def _write(self, name, data):
-        """Replace the file ``name`` with ``data`` at once (a temp file renamed over it; the temp
-        file removed again if that fails)."""
-        tmp = join(self.path, ".%s.tmp" % name.lstrip("."))
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            os.rename(tmp, join(self.path, name))
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        """Replace the file ``name`` with ``data`` at once (write_atomic)."""
+        write_atomic(join(self.path, name), data)
 
     def fifo_path(self):
         return join(self.path, FIFO)

@@ -17,7 +17,7 @@ bridges of the same name in different network namespaces apart.
 """
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
-from ociruntime import flock, join, read_file
+from ociruntime import flock, join, read_file, write_atomic
 from ociruntime.errors import OCIError
 
 REGISTRY = "@network.json"
@@ -69,14 +69,8 @@ class Registry:
             except FileNotFoundError:
                 pass
             return
-        tmp = self.path + ".tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, jsonio.dumps(self.data).encode())
-            finally:
-                os.close(fd)
-            os.rename(tmp, self.path)
+            write_atomic(self.path, jsonio.dumps(self.data).encode())
         except OSError as e:
             raise OCIError("write network registry %s: %s" % (self.path, e.strerror)) from None
 

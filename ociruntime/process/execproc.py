@@ -81,7 +81,7 @@ def _stage1(plan, ch):
 def _stage2(plan, ch):
     """The grandchild: in every namespace of the container; becomes the process."""
     from ociruntime.process.init import _enter_cwd, _setgroups_allowed, join_keyring
-    from ociruntime.process.spec import final_args, umask_of
+    from ociruntime.process.spec import final_args, finalize, umask_of
     from ociruntime.security import procattrs
     process = plan.process
     # the final execve goes through the trampoline (CVE-2019-5736), made before seccomp, which
@@ -111,13 +111,7 @@ def _stage2(plan, ch):
                       caps=plan.caps)
     cwd = _enter_cwd(args["cwd"])
     os.umask(umask_of(process))
-    try:
-        S.finalize(user=args["user"], caps=args["caps"], last_cap=args["last_cap"],
-                   no_new_privs=args["no_new_privs"], seccomp=args["seccomp"], cwd=cwd)
-    except OSError as e:
-        raise InitError(e.filename, e.errno) from None
-    if plan.seccomp_sock is not None:
-        plan.seccomp_sock.detach()  # the shim sent the listener fd on it and closed it
+    finalize(args, cwd, plan.seccomp_sock)
     # the channel is closed by the trampoline's execveat; a failure from then on (the
     # trampoline's own execve) reaches the parent on plan.report_fd
     try:

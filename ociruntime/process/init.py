@@ -10,7 +10,7 @@ returns: the process ends with os._exit.
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 import sys
 
-from ociruntime import fork, read_file
+from ociruntime import fork
 from ociruntime import _sys as S
 from ociruntime import namespaces, procfs
 from ociruntime.process import take_stdio
@@ -110,7 +110,7 @@ def init(plan, ch):
     # imported by the parent before fork (create.preload): nothing may come from the container
     # (only what this config uses: create.preload imports the same under the same conditions)
     from ociruntime import rootfs
-    from ociruntime.process.spec import final_args, umask_of
+    from ociruntime.process.spec import final_args, finalize, umask_of
     from ociruntime.security import procattrs
     hooks = cfg.get("hooks") or {}
     if hooks:
@@ -189,13 +189,7 @@ def init(plan, ch):
         os.umask(umask_of(process))
         # the process's credentials, capabilities, no_new_privs and seccomp, before "ready" (runc's
         # order): create reports their failure, and startContainer hooks run with them
-        try:
-            S.finalize(user=args["user"], caps=args["caps"], last_cap=args["last_cap"],
-                       no_new_privs=args["no_new_privs"], seccomp=args["seccomp"], cwd=cwd)
-        except OSError as e:
-            raise InitError(e.filename, e.errno) from None
-        if plan.seccomp_sock:
-            plan.seccomp_sock.detach()  # the shim sent the listener fd on it and closed it
+        finalize(args, cwd, plan.seccomp_sock or None)
     # "ready" is sent by the wait itself, after the page drop (cext/shim.c, oci_wait): create (and
     # whoever reads the init's memory when it returns) sees the init as it waits; then block until
     # `start` opens exec.fifo for reading.  The fifo's write end then carries the rest to start

@@ -117,6 +117,21 @@ def final_args(process, set_groups=True, seccomp=None, listener=None, caps=None)
                 last_cap=_caps.last_cap(), no_new_privs=nnp, seccomp=sec)
 
 
+def finalize(args, cwd, seccomp_sock=None):
+    """The process's credentials, capabilities, no_new_privs and seccomp (final_args's ``args``;
+    ``cwd`` the directory still to enter as the process's user), in runc's order
+    (_sys.finalize); a failure is an InitError naming the step.  The listener socket
+    ``seccomp_sock`` is the shim's once it sent the listener fd on it (and closed it)."""
+    from ociruntime import _sys as S
+    try:
+        S.finalize(user=args["user"], caps=args["caps"], last_cap=args["last_cap"],
+                   no_new_privs=args["no_new_privs"], seccomp=args["seccomp"], cwd=cwd)
+    except OSError as e:
+        raise InitError(e.filename, e.errno) from None
+    if seccomp_sock is not None:
+        seccomp_sock.detach()
+
+
 def umask_of(process):
     u = (process.get("user") or {}).get("umask")
     return 0o022 if u is None else u
