@@ -1,7 +1,5 @@
-"""start: release a created container's init through exec.fifo, then, when the config has
-hooks that need it (startContainer, whose failure start reports; poststart, which run once the
-process is exec'd), wait until its process is exec'd and run the poststart hooks.  Without them
-start returns once the init is released, as runc's.  A container created without a process (the spec lets
+"""start: release a created container's init through exec.fifo, wait until its process is
+exec'd, then run the poststart hooks.  A container created without a process (the spec lets
 create accept one) is refused here, and stays created.
 
 The init holds exec.fifo's write end from the release until its final execve (close-on-exec): after
@@ -23,8 +21,7 @@ def start(ctx, cid):
         _status.check_start(cid, st)
         check_process(state)
         ctx.log.debug("start %s: releasing the init (pid %d) through exec.fifo", cid, state["pid"])
-        hooks = (state.get("config") or {}).get("hooks") or {}
-        report = release(sd, state, wait_exec=bool(hooks.get("poststart") or hooks.get("startContainer")))
+        report = release(sd, state)
         run_start_hooks(ctx, sd, state, report)
         ctx.log.debug("start %s: done", cid)
     finally:
@@ -73,10 +70,9 @@ def run_start_hooks(ctx, sd, state, report):
             raise
 
 
-def release(sd, state, wait_exec=True):
+def release(sd, state):
     """Open the fifo for reading (the blocked init's open completes), read its byte, remove the
-    fifo, then (``wait_exec``) read to EOF: "" once the process is exec'd, else the init's report
-    of what failed."""
+    fifo, then read to EOF: "" once the process is exec'd, else the init's report of what failed."""
     try:
         pidfd = os.pidfd_open(state["pid"])
     except OSError:
@@ -104,8 +100,6 @@ def release(sd, state, wait_exec=True):
                     kill_point("start:released")
                     os.unlink(sd.fifo_path())
                     kill_point("start:fifo-removed")
-                    if not wait_exec:
-                        break
                     continue
                 if chunk:
                     data += chunk
