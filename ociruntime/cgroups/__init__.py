@@ -219,6 +219,15 @@ class Manager:
             if frozen:
                 raise CgroupError("container's cgroup unexpectedly frozen: %s (%s)" % (d, what))
 
+    def birth_dir(self):
+        """(key, directory) of the container's cgroup in the cgroup2 hierarchy (pure v2: its cgroup;
+        hybrid: the unified hierarchy's), where create's init can be born (clone3 with
+        CLONE_INTO_CGROUP: _sys.fork_into_cgroup), or None."""
+        for key, (mp, p, version, _) in self.paths.items():
+            if version == 2:
+                return key, mp + p
+        return None
+
     def add(self, pid, sub=None, skip=()):
         """Move ``pid`` into the container's cgroups; ``sub`` ({key: relative path}, key "" for
         every hierarchy) names an existing sub-cgroup of the container's cgroup instead; ``skip``:
