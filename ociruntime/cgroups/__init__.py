@@ -382,6 +382,45 @@ class Manager:
         remove_all(self.created)
 
 
+class BirthFork:
+    """Forks a process born in the cgroup2 cgroup ``directory`` (clone3 CLONE_INTO_CGROUP:
+    _sys.fork_into_cgroup), so that nobody writes its pid to that cgroup.procs: such a write
+    waits for the kernel's global threadgroup lock, whose first taking after idle waits out an
+    RCU grace period (a task writing "0" to a v1 tasks file moves itself without it, but a v2
+    cgroup takes whole processes only).  Where there is no directory, or the kernel or a seccomp
+    profile refuses clone3 or its flag, a plain fork (ociruntime.fork), and the caller writes
+    cgroup.procs as before (an error it meets there is reported in its usual words).  ``born``
+    tells, in both processes, which way it went; ``fd`` (the directory's, -1 for none) is the
+    caller's to close, in the child too (it is a handle on the host's cgroup tree)."""
+
+    def __init__(self, directory, log):
+        self.directory, self.log, self.born, self.fd = directory, log, False, -1
+        if directory is not None:
+            try:
+                self.fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                log.debug("cgroup %s: %s: a plain fork, then cgroup.procs", directory, e.strerror)
+
+    def __call__(self, what):
+        from ociruntime import fork
+        if self.fd >= 0:
+            from ociruntime import _sys
+            try:
+                pid = _sys.fork_into_cgroup(self.fd, what)
+            except OSError as e:  # nothing forked
+                self.log.debug("clone3 into cgroup %s: %s: a plain fork, then cgroup.procs", self.directory,
+                               e.strerror)
+            else:
+                self.born = True
+                return pid
+        return fork(what)
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 def _put(path, value):
     """Write ``value`` to an existing (control) file."""
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)

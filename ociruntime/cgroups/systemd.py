@@ -264,7 +264,9 @@ class SystemdManager(Manager):
         super().apply(resources, skip_devices)
 
     def birth_dir(self):
-        return None  # systemd places the init: the scope is started with its pid (add)
+        # systemd places the init: the scope is started with its pid (add); exec's process can
+        # be born in the scope's cgroup once it exists
+        return super().birth_dir() if self.live else None
 
     def add(self, pid, sub=None, skip=()):
         if sub or self.live:  # exec: the scope's (or its sub-cgroup's) cgroup.procs

@@ -303,7 +303,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     # the cgroups are made and limited before the fork, so the child finds them ready (a child
     # forked while this process works runs later, so making them meanwhile saved nothing:
     # docs/NOTES.md, Speed).  The slow step, the first attach, is avoided in the cgroup2
-    # hierarchy (the init is born there: _birth_fork) and made by the init itself in v1 ones;
+    # hierarchy (the init is born there: BirthFork) and made by the init itself in v1 ones;
     # what the parent must still write overlaps the init's rootfs work (_drive, cg.add).
     if not cg.create(planned):  # one was made by someone else meanwhile: not ours
         sd.save_record(make_record(sd.id, bundle, rootfs, cfg, cg, cg.created))
@@ -321,10 +321,17 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         sd.save_record(dict(make_record(sd.id, bundle, rootfs, cfg, cg, cg.created), host_root=undo.host_root))
         kill_point("create:host-root")
         ctx.log.debug("no mount namespace: rootfs bound onto itself in the host's (mount id %s)", undo.host_root["id"])
-    fork_init = _birth_fork(cg, plan, ctx.log)
+    # the init is born in its cgroup2 cgroup where the kernel allows it (an init its first process
+    # forks, in a user namespace, inherits it); the parent places it in the others (_drive)
+    from ociruntime.cgroups import BirthFork
+    birth = cg.birth_dir()
+    fork_init = BirthFork(birth and birth[1], ctx.log)
+    if fork_init.fd >= 0:
+        plan.close_fds += (fork_init.fd,)  # (the child's first step)
     parent_ch, child_ch = channel.pair()
     pid = namespaces.fork_in_pidns(pid_join, "the container init", fork_init) if pidns_here else \
         fork_init("fork the container init")
+    plan.born_in = birth[0] if fork_init.born else None
     if pid == 0:
         parent_ch.close()
         child_main(plan, child_ch)
@@ -333,8 +340,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     child_ch.close()
     ctx.log.debug("forked the container's first process (pid %d%s): namespaces %s", pid,
                   ", born in its cgroup2 cgroup" if plan.born_in else "", ",".join(nsmap) or "none")
-    if fork_init.fd >= 0:
-        os.close(fork_init.fd)
+    fork_init.close()
     os.close(fifo_fd)
     if seccomp_sock is not None:
         seccomp_sock.close()
@@ -343,39 +349,6 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     if console is not None:
         console.close()
     return _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, parent_ch, pid_file)
-
-
-def _birth_fork(cg, plan, log):
-    """The function that forks the container's first process: born in the container's cgroup2
-    cgroup (clone3 CLONE_INTO_CGROUP: _sys.fork_into_cgroup) where there is one and the kernel
-    allows it, so that nobody writes its pid to that cgroup.procs (the write waits for the
-    kernel's global threadgroup lock, whose first taking after idle waits out an RCU grace
-    period); else a plain fork, and the parent writes cgroup.procs as for the v1 hierarchies.
-    An init that the first process forks (a user namespace's) inherits the cgroup.  Sets
-    plan.born_in in both processes on success.  Its ``fd`` (the directory, -1 for none) is the
-    caller's to close; the child closes it first thing (plan.close_fds)."""
-    birth = cg.birth_dir()
-    fd = -1
-    if birth is not None:
-        try:
-            fd = os.open(birth[1], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as e:  # (the parent's write meets the same error, and reports it)
-            log.debug("cgroup %s: %s: the init is forked, then placed", birth[1], e.strerror)
-        else:
-            plan.close_fds += (fd,)
-
-    def fork_init(what):
-        if fd >= 0:
-            try:
-                pid = S.fork_into_cgroup(fd, what)
-            except OSError as e:  # refused (an old kernel, a seccomp profile, ...): nothing forked
-                log.debug("clone3 into cgroup %s: %s: a plain fork, then cgroup.procs", birth[1], e.strerror)
-            else:
-                plan.born_in = birth[0]
-                return pid
-        return fork(what)
-    fork_init.fd = fd
-    return fork_init
 
 
 def _died(pid):

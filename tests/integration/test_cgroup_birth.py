@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from helpers import RUNTIME_TIMEOUT, children, proc_status, runtime_without_syscalls
+from helpers import LONG_RUNNING, RUNTIME_TIMEOUT, children, proc_status, runtime_without_syscalls
 
 CLONE3 = 435  # x86_64
 EPERM = 1
@@ -40,6 +40,11 @@ def cgroup2_mount():
             if right.split()[:1] == ["cgroup2"] and fields[3] == "/":
                 return fields[4]
     pytest.skip("the host mounts no cgroup2 hierarchy")
+
+
+def procs(d):
+    with open(os.path.join(d, "cgroup.procs")) as f:
+        return f.read().split()
 
 
 def ns(pid, kind):
@@ -169,3 +174,66 @@ def test_init_is_in_its_cgroup2_cgroup_from_its_first_step(runtime, bundle, tmp_
     path = "/" if namespaces.startswith("cgroup") else "/" + cid
     assert own and all(ln.endswith(":" + path) for ln in own), own
     assert "0::" + path in own
+
+
+@pytest.mark.ociruntime_only
+@pytest.mark.parametrize("clone3", ["used", "ENOSYS"])
+def test_exec_process_is_in_its_cgroup2_cgroup_from_its_first_step(runtime, bundle, tmp_path, clone3):
+    """exec's first process is born in the container's cgroup2 cgroup too (the process it forks
+    into the container's pid namespace, the one exec'd, inherits it); with clone3 hidden, the
+    runtime moves the exec'd process in once it has joined the container's namespaces.  The
+    runtime stops itself before the fork (exec:prepared), the test freezes the container's cgroup
+    (its init with it) and continues it."""
+    mp = cgroup2_mount()
+    rt = runtime_without_syscalls(runtime, tmp_path, [CLONE3]) if clone3 == "ENOSYS" else runtime
+    b = bundle(*LONG_RUNNING)
+    cid = rt.new_id()
+    b.config["linux"]["cgroupsPath"] = "/" + cid
+    rt.create(b, cid)
+    rt.start(cid)
+    init = rt.state(cid)["pid"]
+    d = os.path.join(mp, cid)
+    freeze = os.path.join(d, "cgroup.freeze")
+    wait_for("the container's sleep", lambda: len(procs(d)) == 2)
+    before = set(procs(d))
+    env = dict(os.environ, OCIRUNTIME_TEST_STOP_AT="exec:prepared")
+    result = {}
+
+    def run():
+        try:
+            result["r"] = rt.run("exec", cid, "cat", "/proc/self/cgroup", env=env)
+        except BaseException as e:  # (a timeout: told below)
+            result["r"] = e
+    t = threading.Thread(target=run)
+    t.start()
+    runtime_pid = None
+    try:
+        runtime_pid = wait_for("the runtime", lambda: next((p for p, _ in children()
+                                                            if "exec" in cmdline(p) and cid in cmdline(p)), None))
+        wait_for("the runtime stopped", lambda: (proc_status(runtime_pid) or {}).get("State", "")[:1] == "T")
+        with open(freeze, "w") as f:
+            f.write("1")
+        os.kill(runtime_pid, signal.SIGCONT)
+        new = wait_for("a new process in the frozen cgroup", lambda: set(procs(d)) - before)
+        assert len(new) == 1, new
+        pid = int(new.pop())
+        if clone3 == "used":  # born there: still in the runtime's namespaces
+            assert proc_status(pid)["PPid"] == str(runtime_pid)
+            assert ns(pid, "mnt") == ns(runtime_pid, "mnt") and ns(pid, "pid") == ns(runtime_pid, "pid")
+        else:  # moved in once in the container's
+            assert ns(pid, "mnt") == ns(init, "mnt") and ns(pid, "pid") == ns(init, "pid")
+        assert t.is_alive()
+    finally:
+        with open(freeze, "w") as f:
+            f.write("0")
+        if runtime_pid is not None:
+            os.kill(runtime_pid, signal.SIGCONT)
+        t.join(RUNTIME_TIMEOUT + 5)
+    r = result["r"]
+    assert not isinstance(r, BaseException), r
+    assert r.rc == 0, r
+    own = r.out.splitlines()
+    assert own and all(ln.endswith(":/" + cid) for ln in own), own
+    assert "0::/" + cid in own
+    assert rt.delete(cid, force=True).rc == 0
+    assert not os.path.exists(d)
