@@ -6,7 +6,7 @@ failed create leaves the machine as if it never ran.
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 import _signal as signal  # signal's C half (ociruntime/__init__.py says why)
 
-from ociruntime import dirname, fork, isdir, kill_point
+from ociruntime import dirname, isdir, kill_point
 from ociruntime import _sys as S
 from ociruntime import config as _config
 from ociruntime import namespaces

@@ -10,7 +10,7 @@ once the process has exec'd and returns its pid.
 """
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
-from ociruntime import fork, join, kill_point, normpath
+from ociruntime import join, kill_point, normpath
 from ociruntime import _sys as S
 from ociruntime.container import state as _state
 from ociruntime.container import status as _status
