@@ -384,8 +384,9 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
         died = lambda: "container init exited unexpectedly"  # noqa: E731 (not our child: no status)
     kill_point("create:init-pid")
     placed = parent_places(plan)
+    log.debug("container init pid %d: %s", init_pid, "placing it in its cgroups" if placed else
+              "nothing for the parent to place (cgroup2: born there; v1: joined by the init)")
     if placed:
-        log.debug("container init pid %d: placing it in its cgroups", init_pid)
         cg.add(init_pid, skip=plan.self_cgroups + ((plan.born_in,) if plan.born_in else ()))
     kill_point("create:joined")
     if placed:
