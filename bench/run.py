@@ -16,6 +16,8 @@ Measured per runtime, interleaved (every iteration runs each runtime once, in a 
 * init RSS: VmRSS (and Pss, from smaps_rollup) of the container's init while it waits for start.
 
 For each: median, min and max, and the ratios of the medians ociruntime/runc and ociruntime/crun.
+`--baseline PATH` adds another ociruntime build (e.g. main's, installed elsewhere), interleaved with
+the others in every iteration, and the ratio ociruntime/baseline: a change measured A/B in one run.
 
 crun 1.8 refuses a hybrid cgroup layout whose cgroup2 mount has controllers, so everything runs in a
 private mount namespace (`unshare -m`) where an empty tmpfs covers /sys/fs/cgroup/unified: the three
@@ -405,6 +407,7 @@ def main():
     ap.add_argument("--runc", default="/usr/sbin/runc")
     ap.add_argument("--crun", default=shutil.which("crun", path=ENV["PATH"]) or "/usr/bin/crun")
     ap.add_argument("--only", help="comma-separated runtimes to run (default: all three)")
+    ap.add_argument("--baseline", help="another ociruntime command (e.g. main's build), measured beside it")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: run,cycle,exec,seq")
     ap.add_argument("--no-namespace", action="store_true", help="run in the host's mount namespace as it is")
     opts = ap.parse_args()
@@ -418,6 +421,9 @@ def main():
     cmd = "python3 bench/run.py " + " ".join(sys.argv[1:])
     paths = {"ociruntime": find_ociruntime(opts.ociruntime), "runc": opts.runc, "crun": opts.crun}
     names = [n for n in ("ociruntime", "runc", "crun") if not opts.only or n in opts.only.split(",")]
+    if opts.baseline:
+        paths["baseline"] = find_ociruntime(opts.baseline)
+        names.insert(names.index("ociruntime") + 1 if "ociruntime" in names else 0, "baseline")
     for n in names:
         if not os.access(paths[n], os.X_OK):
             die("%s not found at %s" % (n, paths[n]))

@@ -5,6 +5,10 @@
  * syscalls, the credential/capability/seccomp sequence, the final execve through the trampoline
  * (cext/trampoline.c) and the init's wait for start (which must not run Python: see oci_wait).
  */
+/* first, as Python.h must be: the stable ABI's fork protocol and GIL calls (oci_fork_into_cgroup),
+   like the binding cffi generates (abi3) */
+#define Py_LIMITED_API 0x030b0000
+#include <Python.h>
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -742,4 +746,66 @@ uint32_t oci_scmp_arch_native(void)
     if (!scmp_arch_native && !(*(void **)&scmp_arch_native = dlsym(scmp.h, "seccomp_arch_native")))
         return 0;
     return scmp_arch_native();
+}
+
+/* ---- fork with the child born in a cgroup2 cgroup: clone3(CLONE_INTO_CGROUP) (Linux 5.7) ----------
+   os.fork's protocol around it (PyOS_BeforeFork, then PyOS_AfterFork_Child or _Parent), with the
+   GIL, which cffi released for the call, taken back meanwhile as os.fork holds it.  As glibc's
+   fork, which the raw syscall bypasses: the child's thread id goes to (and is cleared at its exit
+   from) the word glibc keeps it in, this thread's clear_child_tid address (PR_GET_TID_ADDRESS),
+   and the child registers the robust futex list again (the kernel drops it at fork; this process
+   is single-threaded and holds no robust mutex, so the list is empty).  No atfork handler runs:
+   nothing this runtime loads registers one.  Returns the child's pid (0 in the child) or -errno
+   from clone3, nothing forked: ENOSYS (before 5.3, or a seccomp profile hides it), E2BIG or
+   EINVAL (before 5.7), EPERM (a profile), or what a write to cgroup.procs would meet. */
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef PR_GET_TID_ADDRESS
+#define PR_GET_TID_ADDRESS 40
+#endif
+#define OCI_CLONE_CHILD_CLEARTID 0x00200000ULL
+#define OCI_CLONE_CHILD_SETTID 0x01000000ULL
+#define OCI_CLONE_INTO_CGROUP 0x200000000ULL
+
+struct oci_clone_args {  /* struct clone_args up to .cgroup (CLONE_ARGS_SIZE_VER2, 88 bytes) */
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+};
+
+int oci_fork_into_cgroup(int cgroup_fd)
+{
+    struct oci_clone_args args;
+    int *tid = NULL;
+    void *robust = NULL;
+    size_t robust_len = 0;
+    long pid;
+    int err;
+    PyGILState_STATE gil;
+
+    if (cgroup_fd < 0)
+        return -EBADF;
+    memset(&args, 0, sizeof args);
+    args.flags = OCI_CLONE_INTO_CGROUP;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = (uint64_t)cgroup_fd;
+    if (prctl(PR_GET_TID_ADDRESS, &tid, 0, 0, 0) == 0 && tid) {
+        args.flags |= OCI_CLONE_CHILD_SETTID | OCI_CLONE_CHILD_CLEARTID;
+        args.child_tid = (uint64_t)(uintptr_t)tid;
+    }
+    if (syscall(SYS_get_robust_list, 0, &robust, &robust_len) != 0)
+        robust = NULL;
+    gil = PyGILState_Ensure();
+    PyOS_BeforeFork();
+    pid = syscall(SYS_clone3, &args, sizeof args);
+    err = errno;
+    if (pid == 0) {
+        if (robust)
+            syscall(SYS_set_robust_list, robust, robust_len);
+        PyOS_AfterFork_Child();
+    } else {
+        PyOS_AfterFork_Parent();
+    }
+    PyGILState_Release(gil);
+    return pid < 0 ? -err : (int)pid;
 }

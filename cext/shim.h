@@ -116,4 +116,9 @@ long long oci_fstatfs_type(int fd);
 int oci_scmp_syscall_resolve_arch(uint32_t arch, const char *name);
 uint32_t oci_scmp_arch_native(void);
 
+/* fork(), the child born in the cgroup2 cgroup of the directory fd cgroup_fd (clone3 with
+   CLONE_INTO_CGROUP), with CPython's fork protocol around it, as os.fork: the child's pid, 0 in the
+   child, -errno when clone3 (or the flag) is refused and nothing was forked */
+int oci_fork_into_cgroup(int cgroup_fd);
+
 #endif

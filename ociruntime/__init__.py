@@ -211,11 +211,17 @@ def long_wait():
 # The tests' fault injection (tests/integration/test_leaks_kill9.py): OCIRUNTIME_TEST_KILL_AT
 # names a step of a lifecycle command ("create:cgroups", "delete:cgroups-removed", ...) at which
 # the command SIGKILLs itself, so that each step a kill -9 can interrupt is shown to leave a
-# machine `delete --force` makes clean.  Unset, a step costs one comparison.
+# machine `delete --force` makes clean.  OCIRUNTIME_TEST_STOP_AT stops the command there instead
+# (SIGSTOP), for a test that changes something at that moment and continues it
+# (tests/integration/test_cgroup_birth.py).  Unset, a step costs two comparisons.
 _KILL_AT = posix.environ.get(b"OCIRUNTIME_TEST_KILL_AT")
+_STOP_AT = posix.environ.get(b"OCIRUNTIME_TEST_STOP_AT")
 
 
 def kill_point(step):
-    """Where the runtime may be killed: SIGKILL this process if the tests named ``step``."""
+    """Where the runtime may be killed: SIGKILL this process if the tests named ``step`` (or
+    SIGSTOP it, for OCIRUNTIME_TEST_STOP_AT)."""
     if _KILL_AT is not None and _KILL_AT == step.encode():
         posix.kill(posix.getpid(), 9)
+    if _STOP_AT is not None and _STOP_AT == step.encode():
+        posix.kill(posix.getpid(), 19)

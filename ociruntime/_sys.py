@@ -316,3 +316,13 @@ def fsmount(fd, flags=FSMOUNT_CLOEXEC, attr_flags=0):
 def fstatfs_type(fd):
     """The magic number (statfs f_type) of the filesystem ``fd`` is on."""
     return _check(lib.oci_fstatfs_type(fd))
+
+
+def fork_into_cgroup(cgroup_fd, what="fork"):
+    """fork() with the child born in the cgroup2 cgroup whose directory ``cgroup_fd`` is open
+    (clone3 with CLONE_INTO_CGROUP: no write to cgroup.procs, none of the kernel's global lock it
+    takes), refused unless this process is single-threaded, as ociruntime.fork.  The child's pid,
+    0 in the child.  OSError when the kernel or a seccomp profile refuses clone3 or its flag
+    (ENOSYS, E2BIG, EINVAL, EPERM: nothing was forked; the caller forks and writes cgroup.procs)."""
+    single_threaded(what)
+    return _check(lib.oci_fork_into_cgroup(cgroup_fd))

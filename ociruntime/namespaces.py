@@ -47,12 +47,13 @@ def join(joins):
         os.close(fd)
 
 
-def fork_in_pidns(join, what):
+def fork_in_pidns(join, what, fork=fork):
     """fork() with the child in a pid namespace: a new one (``join`` None) or the one given by
     path (``join``: its entry (type, fd, path) of open_joins).  Entering a pid namespace (unshare
     or setns) changes only where the caller's next children go, so this process enters it for the
     fork and then goes back to its own (its active namespace: setns allows that) before anything
-    else can fork.  ``what``: who the child is, for errors."""
+    else can fork.  ``what``: who the child is, for errors; ``fork``: the forking function
+    (ociruntime.fork's signature; create's may place the child in its cgroup)."""
     path = join[2] if join else ""
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -222,7 +222,8 @@ def assert_forwards_term(runtime, *argv):
 
 def runtime_without_syscalls(runtime, workdir, syscalls):
     """A Runtime (a peer of ``runtime``, cleaned up with it) running the same binary with the
-    x86_64 ``syscalls`` (numbers) failing with ENOSYS, as on a kernel without them: the program
+    x86_64 ``syscalls`` (numbers) failing with ENOSYS, as on a kernel without them, or with the
+    errno given as "NR=ERRNO" (a profile that forbids one): the program
     tests/integration/without_syscalls.c, built here with gcc, loads that seccomp filter first."""
     workdir = Path(workdir)
     prog = workdir / "without_syscalls"
@@ -230,10 +231,11 @@ def runtime_without_syscalls(runtime, workdir, syscalls):
         subprocess.run(["gcc", "-O1", "-o", str(prog), str(HERE / "integration" / "without_syscalls.c")],
                        check=True, timeout=120)
     nrs = ",".join(str(n) for n in syscalls)
-    script = workdir / f"{runtime.name}-without-{nrs.replace(',', '-')}"
+    tag = re.sub(r"\W", "-", nrs)
+    script = workdir / f"{runtime.name}-without-{tag}"
     script.write_text(f"#!/bin/sh\nexec {prog} {nrs} {runtime.bin} \"$@\"\n")
     script.chmod(0o755)
-    rt = Runtime(script, runtime.root, runtime.token, "without", label="no" + nrs.replace(",", ""))
+    rt = Runtime(script, runtime.root, runtime.token, "without", label="no" + tag.replace("-", ""))
     runtime.peers.append(rt)
     return rt
 

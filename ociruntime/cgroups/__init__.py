@@ -219,6 +219,15 @@ class Manager:
             if frozen:
                 raise CgroupError("container's cgroup unexpectedly frozen: %s (%s)" % (d, what))
 
+    def birth_dir(self):
+        """(key, directory) of the container's cgroup in the cgroup2 hierarchy (pure v2: its cgroup;
+        hybrid: the unified hierarchy's), where create's init can be born (clone3 with
+        CLONE_INTO_CGROUP: _sys.fork_into_cgroup), or None."""
+        for key, (mp, p, version, _) in self.paths.items():
+            if version == 2:
+                return key, mp + p
+        return None
+
     def add(self, pid, sub=None, skip=()):
         """Move ``pid`` into the container's cgroups; ``sub`` ({key: relative path}, key "" for
         every hierarchy) names an existing sub-cgroup of the container's cgroup instead; ``skip``:
@@ -371,6 +380,45 @@ class Manager:
         first (cgroupdirs.remove_all)."""
         from ociruntime.cgroupdirs import remove_all
         remove_all(self.created)
+
+
+class BirthFork:
+    """Forks a process born in the cgroup2 cgroup ``directory`` (clone3 CLONE_INTO_CGROUP:
+    _sys.fork_into_cgroup), so that nobody writes its pid to that cgroup.procs: such a write
+    waits for the kernel's global threadgroup lock, whose first taking after idle waits out an
+    RCU grace period (a task writing "0" to a v1 tasks file moves itself without it, but a v2
+    cgroup takes whole processes only).  Where there is no directory, or the kernel or a seccomp
+    profile refuses clone3 or its flag, a plain fork (ociruntime.fork), and the caller writes
+    cgroup.procs as before (an error it meets there is reported in its usual words).  ``born``
+    tells, in both processes, which way it went; ``fd`` (the directory's, -1 for none) is the
+    caller's to close, in the child too (it is a handle on the host's cgroup tree)."""
+
+    def __init__(self, directory, log):
+        self.directory, self.log, self.born, self.fd = directory, log, False, -1
+        if directory is not None:
+            try:
+                self.fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                log.debug("cgroup %s: %s: a plain fork, then cgroup.procs", directory, e.strerror)
+
+    def __call__(self, what):
+        from ociruntime import fork
+        if self.fd >= 0:
+            from ociruntime import _sys
+            try:
+                pid = _sys.fork_into_cgroup(self.fd, what)
+            except OSError as e:  # nothing forked
+                self.log.debug("clone3 into cgroup %s: %s: a plain fork, then cgroup.procs", self.directory,
+                               e.strerror)
+            else:
+                self.born = True
+                return pid
+        return fork(what)
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _put(path, value):

@@ -263,6 +263,11 @@ class SystemdManager(Manager):
         self.systemd().set_properties(self.unit, properties(resources, skip_devices))
         super().apply(resources, skip_devices)
 
+    def birth_dir(self):
+        # systemd places the init: the scope is started with its pid (add); exec's process can
+        # be born in the scope's cgroup once it exists
+        return super().birth_dir() if self.live else None
+
     def add(self, pid, sub=None, skip=()):
         if sub or self.live:  # exec: the scope's (or its sub-cgroup's) cgroup.procs
             return super().add(pid, sub, skip)

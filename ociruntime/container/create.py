@@ -6,7 +6,7 @@ failed create leaves the machine as if it never ran.
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 import _signal as signal  # signal's C half (ociruntime/__init__.py says why)
 
-from ociruntime import dirname, fork, isdir, kill_point
+from ociruntime import dirname, isdir, kill_point
 from ociruntime import _sys as S
 from ociruntime import config as _config
 from ociruntime import namespaces
@@ -17,7 +17,7 @@ from ociruntime.container.statedir import StateDir, write_pid_file
 from ociruntime.container.status import proc_stat, wait_gone
 from ociruntime.errors import ConfigError, OCIError
 from ociruntime.process import channel
-from ociruntime.process.init import Plan, child_main
+from ociruntime.process.init import Plan, child_main, parent_places
 
 
 def check_config(cfg, nsmap, warn=None):
@@ -302,8 +302,9 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     )
     # the cgroups are made and limited before the fork, so the child finds them ready (a child
     # forked while this process works runs later, so making them meanwhile saved nothing:
-    # docs/NOTES.md, Speed).  The slow step, the first attach, overlaps the init's rootfs work
-    # (_drive, cg.add).
+    # docs/NOTES.md, Speed).  The slow step, the first attach, is avoided in the cgroup2
+    # hierarchy (the init is born there: BirthFork) and made by the init itself in v1 ones;
+    # what the parent must still write overlaps the init's rootfs work (_drive, cg.add).
     if not cg.create(planned):  # one was made by someone else meanwhile: not ours
         sd.save_record(make_record(sd.id, bundle, rootfs, cfg, cg, cg.created))
     kill_point("create:cgroups")
@@ -320,15 +321,26 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         sd.save_record(dict(make_record(sd.id, bundle, rootfs, cfg, cg, cg.created), host_root=undo.host_root))
         kill_point("create:host-root")
         ctx.log.debug("no mount namespace: rootfs bound onto itself in the host's (mount id %s)", undo.host_root["id"])
+    # the init is born in its cgroup2 cgroup where the kernel allows it (an init its first process
+    # forks, in a user namespace, inherits it); the parent places it in the others (_drive)
+    from ociruntime.cgroups import BirthFork
+    birth = cg.birth_dir()
+    fork_init = BirthFork(birth and birth[1], ctx.log)
+    if fork_init.fd >= 0:
+        plan.close_fds += (fork_init.fd,)  # (the child's first step)
     parent_ch, child_ch = channel.pair()
-    pid = namespaces.fork_in_pidns(pid_join, "the container init") if pidns_here else fork("fork the container init")
+    pid = namespaces.fork_in_pidns(pid_join, "the container init", fork_init) if pidns_here else \
+        fork_init("fork the container init")
+    plan.born_in = birth[0] if fork_init.born else None
     if pid == 0:
         parent_ch.close()
         child_main(plan, child_ch)
     undo.pids.append(pid)
     kill_point("create:forked")
     child_ch.close()
-    ctx.log.debug("forked the container's first process (pid %d): namespaces %s", pid, ",".join(nsmap) or "none")
+    ctx.log.debug("forked the container's first process (pid %d%s): namespaces %s", pid,
+                  ", born in its cgroup2 cgroup" if plan.born_in else "", ",".join(nsmap) or "none")
+    fork_init.close()
     os.close(fifo_fd)
     if seccomp_sock is not None:
         seccomp_sock.close()
@@ -371,13 +383,17 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
         undo.pids.remove(pid)
         died = lambda: "container init exited unexpectedly"  # noqa: E731 (not our child: no status)
     kill_point("create:init-pid")
-    log.debug("container init pid %d: placing it in its cgroups", init_pid)
-    cg.add(init_pid, skip=plan.self_cgroups)
+    placed = parent_places(plan)
+    log.debug("container init pid %d: %s", init_pid, "placing it in its cgroups" if placed else
+              "nothing for the parent to place (cgroup2: born there; v1: joined by the init)")
+    if placed:
+        cg.add(init_pid, skip=plan.self_cgroups + ((plan.born_in,) if plan.born_in else ()))
     kill_point("create:joined")
-    try:
-        ch.send("cgroup_joined")
-    except BrokenPipeError:
-        pass  # the init already failed (it builds the rootfs meanwhile): its error is read next
+    if placed:
+        try:
+            ch.send("cgroup_joined")
+        except BrokenPipeError:
+            pass  # the init already failed (it builds the rootfs meanwhile): its error is read next
     st = proc_stat(init_pid)
     state = make_state(sd.id, init_pid, st[1] if st else 0, bundle, rootfs, cfg, cg)
     if undo.host_root is not None:

@@ -10,7 +10,7 @@ once the process has exec'd and returns its pid.
 """
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
-from ociruntime import fork, join, kill_point, normpath
+from ociruntime import join, kill_point, normpath
 from ociruntime import _sys as S
 from ociruntime.container import state as _state
 from ociruntime.container import status as _status
@@ -255,9 +255,11 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
     sub = sub_cgroups(cgroup_specs, cg) if cg is not None else None
     if cgroup_specs and cg is None:
         raise ConfigError("invalid --cgroup argument: the container has no cgroup")
-    # a task moving itself into a v1 cgroup is fastest (see create.py); into a frozen one it
-    # would freeze before it could exec: then the parent places it, at the end
+    # a task moving itself into a v1 cgroup is fastest (see create.py), and the first process is
+    # born in the cgroup2 one (cgroups.BirthFork; the process it forks inherits it); into a frozen
+    # one either would freeze before it could exec: then the parent places it, at the end
     self_keys = () if paused or cg is None else tuple(k for k, v in cg.paths.items() if v[2] == 1)
+    birth = None if paused or cg is None else cg.birth_dir()
     from ociruntime.security import procattrs
     affinity = procattrs.exec_cpu_affinity(proc)
     preload(proc, bool(console_socket))
@@ -289,14 +291,22 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
         if ctx.log.debug_on:
             ctx.log.debug("joining the namespaces of the init %d: %s", init_pid,
                           ",".join(t for t, _ in joins) or "none")
-        stage1 = fork("exec")
+        from ociruntime.cgroups import BirthFork
+        fork_exec = BirthFork(birth and _cgroup_dir(cg, birth[0], sub), ctx.log)
+        kill_point("exec:prepared")
+        stage1 = fork_exec("exec")
+        if fork_exec.born:
+            self_keys += (birth[0],)  # (the parent's writes skip it)
         if stage1 == 0:
             parent_ch.close()
+            fork_exec.close()
             os.close(sd.fd)  # the state dir's lock is this command's alone
             child_main(plan, child_ch)
+        fork_exec.close()
         kill_point("exec:forked")
         child_ch.close()
-        ctx.log.debug("forked the exec's first process (pid %d)", stage1)
+        ctx.log.debug("forked the exec's first process (pid %d%s)", stage1,
+                      ", born in its cgroup2 cgroup" if fork_exec.born else "")
     except BaseException:
         os.close(report_r)
         raise

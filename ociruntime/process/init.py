@@ -2,8 +2,8 @@
 
 Runs in the forked runtime process (no new interpreter).  Stage 1 joins and creates the
 namespaces (a user namespace first, with the parent writing its id maps); a new pid (or time)
-namespace takes one more fork so the init is PID 1.  The init then waits for its cgroup, builds the
-rootfs, reports "ready", blocks on exec.fifo until ``start``, and hands over to the C shim for the
+namespace takes one more fork so the init is PID 1.  The init then joins its cgroups (or is born in
+them, or waits until the parent has placed it), builds the rootfs, reports "ready", blocks on exec.fifo until ``start``, and hands over to the C shim for the
 final exec.  Every failure is reported to the parent as a typed error message; nothing here
 returns: the process ends with os._exit.
 """
@@ -22,8 +22,21 @@ from ociruntime.errors import init_step as _step, init_write as _write
 class Plan:
     """Everything the child needs, prepared by the parent before fork."""
 
+    born_in = None  # the hierarchy the first child was born in (create sets it in both processes)
+
     def __init__(self, **kw):
         self.__dict__.update(kw)
+
+
+def parent_places(plan):
+    """Whether the parent still places the init in a cgroup after the fork, and then sends
+    "cgroup_joined": a hierarchy it neither joins itself (plan.self_cgroups) nor was born in
+    (plan.born_in: clone3 into the cgroup2 one, inherited by an init its first child forks), or the
+    systemd driver's scope, which exists only once started with the init's pid.  Parent and child
+    decide it alike from the same plan."""
+    if plan.cgroup_late:
+        return True
+    return any(k not in plan.self_cgroups and k != plan.born_in for k in plan.cgroup_paths)
 
 
 def child_main(plan, ch):
@@ -90,15 +103,17 @@ def init(plan, ch):
     cfg = plan.config
     linux = cfg.get("linux", {})
     process = cfg.get("process") or {}  # none: set up, then wait (start refuses to release it)
-    # the v1 hierarchies (made and limited before the fork); the parent places us in the others
+    # the v1 hierarchies (made and limited before the fork); born in the cgroup2 one where the
+    # kernel allows it; the parent places us in the others
     for key in plan.self_cgroups:
         mp, path = plan.cgroup_paths[key][:2]
         _write(mp + path + "/tasks", "0", "join cgroup")
     cgroupns = plan.new_flags & S.CLONE_NEWCGROUP
+    placed = parent_places(plan)
     # a cgroup namespace's root is the cgroup we are in; the systemd driver's cgroup exists only
     # once the parent has started the scope with us in it (the cgroup mount binds it)
     joined_first = cgroupns or plan.cgroup_late
-    if joined_first:
+    if joined_first and placed:
         ch.expect("cgroup_joined")
     plan.setgroups_ok = _setgroups_allowed(process)
     if cgroupns:
@@ -139,7 +154,7 @@ def init(plan, ch):
     # made before seccomp, which may refuse memfd_create
     plan.trampoline = _step("make the exec trampoline", S.trampoline)
 
-    if not joined_first:  # the rootfs was set up while the parent's first cgroup.procs write stalled
+    if placed and not joined_first:  # the rootfs was set up while the parent's cgroup.procs write stalled
         ch.expect("cgroup_joined")
     ch.send("runtime_hooks")
     state_json, start_json = ch.expect("hooks_done")

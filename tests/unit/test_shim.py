@@ -4,7 +4,8 @@ the same moment; libseccomp's entry points refuse before the library is open; th
 sealed memfd, runs the program (a `#!/proc/self/exe` script reaches only the trampoline, which
 refuses) and reports a failed execve; every fd beyond the kept ones is closed without
 close_range too; fork/unshare/setns refuse a process with a second thread; a failed final step
-is named."""
+is named; a fork into a cgroup2 cgroup (clone3) gives a child born there, with Python's and
+glibc's fork state as os.fork's, or an error and no child where clone3 is refused."""
 import errno
 import fcntl
 import os
@@ -321,6 +322,7 @@ def test_fork_unshare_setns_refuse_a_second_thread():
     t.start()
     try:
         for what, call in (("fork", lambda: ociruntime.fork("fork the container init")),
+                           ("fork into a cgroup", lambda: S.fork_into_cgroup(0, "fork the container init")),
                            ("unshare", lambda: S.unshare(0)),
                            ("setns", lambda: S.setns(0, 0))):
             with pytest.raises(InitError) as e:
@@ -337,3 +339,121 @@ def test_fork_unshare_setns_refuse_a_second_thread():
     if pid == 0:
         os._exit(0)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+# -- fork into a cgroup (clone3 CLONE_INTO_CGROUP) --------------------------------------------------
+
+def _cgroup2_mount():
+    from ociruntime.cgroups import detect
+    for _, mp, version, _ in detect():
+        if version == 2:
+            return mp
+    pytest.skip("no cgroup2 hierarchy mounted here")
+
+
+@pytest.fixture
+def cgroup2_dir():
+    """A cgroup of the test's own on the cgroup2 hierarchy, removed after."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (a cgroup of its own)")
+    d = os.path.join(_cgroup2_mount(), "oci-test-%s-shim" % os.urandom(3).hex())
+    os.mkdir(d)
+    yield d
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            os.rmdir(d)
+            break
+        except OSError:  # a reaped child's task may linger a moment
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _tid_word():
+    """What glibc holds as this thread's id (the kernel's clear_child_tid address: PR_GET_TID_ADDRESS)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    p = ctypes.c_void_p()
+    assert libc.prctl(40, ctypes.byref(p), 0, 0, 0) == 0
+    return ctypes.c_int.from_address(p.value).value
+
+
+def test_fork_into_cgroup_child_is_born_in_the_cgroup(cgroup2_dir):
+    """The child is in the cgroup when it first runs Python (before anything could write
+    cgroup.procs), Python's at-fork callbacks ran as for os.fork, glibc's idea of its thread id is
+    its own, and it forks and imports as any forked child."""
+    mp = _cgroup2_mount()
+    calls = []  # (the callbacks stay registered: they record only for this test)
+    record = lambda what: calls.append(what) if recording else None  # noqa: E731
+    recording = True
+    os.register_at_fork(before=lambda: record("before"), after_in_parent=lambda: record("parent"),
+                        after_in_child=lambda: record("child"))
+    fd = os.open(cgroup2_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    r, w = os.pipe()
+    try:
+        pid = S.fork_into_cgroup(fd)
+        if pid == 0:
+            try:
+                with open("/proc/self/cgroup") as f:
+                    v2 = [ln[3:] for ln in f.read().splitlines() if ln.startswith("0::")][0]
+                child_calls = list(calls)
+                inner = os.fork()
+                if inner == 0:
+                    os._exit(5)
+                status = os.waitstatus_to_exitcode(os.waitpid(inner, 0)[1])
+                import json  # noqa: F401  (the import lock works)
+                os.write(w, repr((v2, os.getpid(), _tid_word(), child_calls, status)).encode())
+            finally:
+                os._exit(0)
+        recording = False
+        os.close(w)
+        w = -1
+        procs = open(os.path.join(cgroup2_dir, "cgroup.procs")).read().split()
+        out = os.read(r, 4096).decode()
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    finally:
+        os.close(fd)
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    import ast
+    v2, child_pid, tid, child_calls, status = ast.literal_eval(out)
+    assert v2 == cgroup2_dir[len(mp):]
+    assert child_pid == pid == tid and str(pid) in procs
+    assert child_calls == ["before", "child"] and status == 5
+    assert calls == ["before", "parent"]
+    assert _tid_word() == os.getpid()
+
+
+def test_fork_into_cgroup_refused_forks_nothing(cgroup2_dir):
+    """Where clone3 is refused (a seccomp profile hiding it: ENOSYS) or the fd is no cgroup2
+    directory, the error comes back and no child exists."""
+    from ociruntime.security import seccomp
+    filt = seccomp.compile({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS}]}, cache=False)
+
+    def child():
+        fd = os.open(cgroup2_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        results = []
+        for what, target in (("/", os.open("/", os.O_RDONLY | os.O_DIRECTORY)), ("seccomp", fd)):
+            if what == "seccomp":
+                S.finalize(no_new_privs=True, seccomp=(filt.bpf, filt.flags, False))
+            try:
+                pid = S.fork_into_cgroup(target)
+            except OSError as e:
+                results.append(e.errno)
+            else:
+                if pid == 0:
+                    os._exit(0)
+                results.append("forked %d" % pid)
+        try:
+            os.waitpid(-1, os.WNOHANG)
+            results.append("a child exists")
+        except ChildProcessError:
+            pass
+        os.write(1, repr(results).encode())
+    out, status = _in_child(child)
+    assert status == 0
+    assert out == repr([errno.EBADF, errno.ENOSYS]).encode()
+    assert open(os.path.join(cgroup2_dir, "cgroup.procs")).read() == ""

@@ -12,6 +12,7 @@ SELECTION=(
     tests/integration/test_cgroups_v2.py
     tests/integration/test_cgroups_v2_host.py
     tests/integration/test_cgroups.py
+    tests/integration/test_cgroup_birth.py
     tests/integration/test_systemd_cgroup.py
     tests/integration/test_rootless.py::test_rootless_systemd_cgroup_memory_limit_enforced
     tests/clients/test_systemd_clients.py
