@@ -8,7 +8,6 @@ only knows the runc command line.  Run as a script it prints the bundle config t
 
 import copy
 import ctypes
-import importlib.util
 import json
 import os
 import re
@@ -705,3 +704,58 @@ if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] != "spec":
         sys.exit("usage: helpers.py spec [ARG...]")
     print(json.dumps(default_spec(sys.argv[2:] or ("sh",)), indent="\t"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# cgroup files as the tests read them
+
+
+def read_value(path):
+    """A control file's content, stripped."""
+    with open(path) as f:
+        return f.read().strip()
+
+
+def read_kv(path):
+    """A flat keyed file (memory.events, cpu.stat, ...) as {key: int}."""
+    return {k: int(v) for k, v in (line.split() for line in read_value(path).splitlines())}
+
+
+def cgroup2_of(pid):
+    """The cgroup2 path of ``pid`` (its /proc/PID/cgroup "0::" line)."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].rstrip("\n")
+    raise AssertionError(f"process {pid} has no cgroup v2 entry")
+
+
+def resources(b):
+    """The bundle's linux.resources, made if absent."""
+    return b.config["linux"].setdefault("resources", {})
+
+
+# a container process that counts in /tmp/count (a writable rootfs: counter_bundle) while it runs
+COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/count; sleep 0.01; done"
+
+
+def counter_bundle(bundle, script=COUNTER):
+    b = bundle("sh", "-c", script)
+    b.config["root"]["readonly"] = False
+    b.copy_rootfs()
+    return b
+
+
+def read_count(b, timeout=5.0):
+    """The counter's last value, once it has one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            text = (b.own_rootfs / "tmp" / "count").read_text().strip()
+            if text:
+                return int(text)
+        except FileNotFoundError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("the container's counter never appeared")
+        time.sleep(0.02)

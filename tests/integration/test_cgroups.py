@@ -7,13 +7,13 @@ is its cgroup) or from its behaviour; what the host has is read from the host's 
 
 import json
 import os
-import signal
 import subprocess
 import time
 
 import pytest
 
-from helpers import LONG_RUNNING, cgroups_named, pid_alive, wait_exit
+from helpers import LONG_RUNNING, cgroups_named, counter_bundle, pid_alive, read_count, resources, wait_exit
+from helpers import read_value as read
 
 MiB = 1 << 20
 
@@ -41,11 +41,6 @@ def host_dir(pid, ctrl):
     raise AssertionError(f"process {pid} has no {ctrl} cgroup")
 
 
-def read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
 def need(ctrl):
     if ctrl not in v1_mounts():
         pytest.skip(f"the host does not mount the cgroup v1 {ctrl} controller")
@@ -54,10 +49,6 @@ def need(ctrl):
 def need_v1():
     if not v1_mounts():
         pytest.skip("cgroup v1 only: the host has no v1 hierarchy (pure v2: test_cgroups_v2_host.py)")
-
-
-def resources(b):
-    return b.config["linux"].setdefault("resources", {})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -240,28 +231,6 @@ def test_files_match_runc(runtime, runc, bundle):
 
 
 # rename, so that a freeze between truncating and writing never leaves an empty file
-COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/count; sleep 0.01; done"
-
-
-def counter_bundle(bundle, script=COUNTER):
-    b = bundle("sh", "-c", script)
-    b.config["root"]["readonly"] = False
-    b.copy_rootfs()
-    return b
-
-
-def read_count(b):
-    for _ in range(50):
-        try:
-            text = (b.own_rootfs / "tmp" / "count").read_text().strip()
-            if text:
-                return int(text)
-        except FileNotFoundError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError("the container's counter never appeared")
-
-
 def test_pause_resume_observed_from_outside(runtime, bundle):
     b = counter_bundle(bundle)
     cid = runtime.create(b)

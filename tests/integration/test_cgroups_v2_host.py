@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from helpers import LONG_RUNNING, cgroups_named, pid_alive
+from helpers import COUNTER, LONG_RUNNING, cgroups_named, pid_alive, read_count, resources
+from helpers import cgroup2_of as cgroup_of, read_kv as kv, read_value as read
 
 MiB = 1 << 20
 ROOT = "/sys/fs/cgroup"
@@ -32,29 +33,8 @@ pytestmark = pytest.mark.skipif(not pure_v2(), reason="needs a pure cgroup v2 ho
                                 "these in one")
 
 
-def cgroup_of(pid):
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            if line.startswith("0::"):
-                return line[3:].rstrip("\n")
-    raise AssertionError(f"process {pid} has no cgroup v2 entry")
-
-
 def host_dir(pid):
     return ROOT + cgroup_of(pid)
-
-
-def read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
-def kv(path):
-    return {k: int(v) for k, v in (line.split() for line in read(path).splitlines())}
-
-
-def resources(b):
-    return b.config["linux"].setdefault("resources", {})
 
 
 def remove_parents(runtime, prefix):
@@ -244,21 +224,6 @@ def test_unified_keys_written_last(runtime, bundle):
 
 # ---------------------------------------------------------------------------------------------------
 # The commands on the cgroup: pause/resume (cgroup.freeze), update, events, kill --all, delete
-
-
-COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/count; sleep 0.01; done"
-
-
-def read_count(b):
-    for _ in range(250):
-        try:
-            text = (b.own_rootfs / "tmp" / "count").read_text().strip()
-            if text:
-                return int(text)
-        except FileNotFoundError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError("the container's counter never appeared")
 
 
 def test_pause_freezes_the_cgroup(runtime, bundle):

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from helpers import LONG_RUNNING, pid_alive, wait_exit
+from helpers import LONG_RUNNING, pid_alive, resources, wait_exit
+from helpers import cgroup2_of as cgroup_of, read_kv as kv, read_value as read
 
 MiB = 1 << 20
 ROOT = "/sys/fs/cgroup"
@@ -39,27 +40,6 @@ def show(unit, *props):
             k, v = line.split("=", 1)
             out[k] = out[k] + "\n" + v if k in out else v
     return out
-
-
-def cgroup_of(pid):
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            if line.startswith("0::"):
-                return line[3:].rstrip("\n")
-    raise AssertionError(f"process {pid} has no cgroup v2 entry")
-
-
-def read(path):
-    with open(path) as f:
-        return f.read().strip()
-
-
-def kv(path):
-    return {k: int(v) for k, v in (line.split() for line in read(path).splitlines())}
-
-
-def resources(b):
-    return b.config["linux"].setdefault("resources", {})
 
 
 def sd_create(runtime, b):
