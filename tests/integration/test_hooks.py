@@ -148,6 +148,7 @@ def test_failing_create_hook_destroys_container(runtime, bundle, tmp_path, kind)
         assert json.loads((tmp_path / "poststop.json").read_text())["status"] == "stopped"
 
 
+@pytest.mark.ociruntime_only  # the spec's behaviour; runc 1.1.5 ignores the failure (docs/NOTES.md)
 def test_failing_start_container_hook(runtime, bundle, tmp_path):
     b = bundle("touch", "/ran")
     b.copy_rootfs()
@@ -157,7 +158,7 @@ def test_failing_start_container_hook(runtime, bundle, tmp_path):
     cid = runtime.create(b)
     pid = runtime.state(cid)["pid"]
     r = runtime.run("start", cid)
-    assert r.rc != 0, "runc 1.1.5 ignores a failing startContainer hook; the spec does not"
+    assert r.rc != 0
     runtime.refused(r, "error running startContainer hook #0", "exit status 3")
     wait_exit(pid)
     assert not (b.rootfs / "ran").exists()             # the process never ran
@@ -228,7 +229,10 @@ def test_failing_poststop_hook_is_a_warning(runtime, bundle, tmp_path):
     assert json.loads((tmp_path / "poststop.json").read_text())["status"] == "stopped"
 
 
-@pytest.mark.parametrize("kind", ["createRuntime", "createContainer"])
+# runc 1.1.5 kills a timed-out hook but then waits for its output pipe, which what the hook
+# started still holds (a hang of up to the child's lifetime): these hold ociruntime to more
+@pytest.mark.ociruntime_only
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "createContainer"])
 def test_hook_timeout_kills_it_and_fails(runtime, bundle, tmp_path, kind):
     """A hung hook (and what it started) is killed; the operation fails naming the hook."""
     b = bundle(*LONG_RUNNING)
@@ -354,3 +358,32 @@ def test_a_failed_exec_is_reported_by_start(runtime, bundle, tmp_path):
     assert not (tmp_path / "poststart").exists()
     r = runtime.run_container(b)
     assert r.rc != 0 and r.err == "ociruntime: exec /script: No such file or directory\n"
+
+
+# runc 1.1.5 kills a timed-out hook but then waits for its output pipe, which what the hook
+# started still holds (a hang of up to the child's lifetime): these hold ociruntime to more
+@pytest.mark.ociruntime_only
+@pytest.mark.parametrize("kind", ["startContainer", "poststart", "poststop"])
+def test_hook_timeout_after_create(runtime, bundle, tmp_path, kind):
+    """A hung hook of start or delete (a startContainer hook in the container, poststart and
+    poststop in the runtime's namespaces) is killed at its timeout with what it started: start
+    fails (startContainer, poststart), delete warns and goes on (poststop); no command hangs."""
+    b = bundle(*LONG_RUNNING)
+    b.config["hooks"] = {kind: [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 60 & sleep 60"], "timeout": 1}]}
+    cid = runtime.create(b)
+    t0 = time.monotonic()
+    r = runtime.run("start", cid)
+    if kind != "poststop":
+        assert r.rc != 0 and "Traceback" not in r.err, r
+        assert "timed out" in r.err or runtime.name != "ociruntime", r.err
+    else:
+        assert r.rc == 0, r
+    r = runtime.run("delete", "--force", cid)
+    assert time.monotonic() - t0 < 15, "the timeout did not stop the hook"
+    assert r.rc == 0 and "Traceback" not in r.err, r
+    if kind == "poststop" and runtime.name == "ociruntime":
+        assert r.err.count("\n") == 1 and r.err.endswith(
+            ' level=warning msg="poststop hook failed: error running poststop hook #0 (/bin/sh): timed out after 1s, '
+            'killed"\n'), r.err
+    assert runtime.status(cid) is None
+    # the fixture fails the test if the backgrounded sleep survived

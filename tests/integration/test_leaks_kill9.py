@@ -30,10 +30,11 @@ CREATE_STEPS = ["create:recorded", "create:cgroup-made", "create:cgroups", "crea
 STEPS = (
     [("create", s, v) for s in CREATE_STEPS for v in ("plain", "shared-mounts")]
     + [("start", s, "plain") for s in ("start:released", "start:fifo-removed")]
-    + [("exec", s, v) for s in ("exec:forked", "exec:joined", "exec:started") for v in ("plain", "host-pid")]
+    + [("exec", s, v) for s in ("exec:prepared", "exec:forked", "exec:joined", "exec:started") for v in ("plain", "host-pid")]
     + [("run", s, v) for s in ("create:joined", "create:saved", "start:released", "run:waiting",
                                "delete:cgroups-removed", "delete:files-removed") for v in ("plain", "host-pid")]
-    + [("update", "update:applied", "plain"), ("pause", "pause:written", "plain")]
+    + [("update", "update:applied", "plain"), ("pause", "pause:written", "plain"),
+       ("resume", "resume:written", "plain")]
     + [("delete", s, v) for s in ("delete:killed", "delete:cgroups-removed", "delete:files-removed",
                                   "delete:records-removed") for v in ("plain", "host-pid")]
     # no mount namespace: the rootfs bound onto itself in the host's, the mounts under it there
@@ -109,6 +110,8 @@ def _prepare(runtime, bundle, tmp_path, cmd, variant):
     cid = runtime.create(b)
     if cmd != "start":
         runtime.start(cid)
+    if cmd == "resume":
+        runtime.run("pause", cid, check=True)
     return cid, b
 
 
@@ -120,6 +123,7 @@ def _argv(cmd, cid, b, tmp_path):
         "exec": ("exec", "--detach", cid, "sh", "-c", "sleep 1000 & exec sleep 1000"),
         "update": ("update", "--pids-limit", "50", "--memory", str(32 << 20), cid),
         "pause": ("pause", cid),
+        "resume": ("resume", cid),
         "delete": ("delete", "--force", cid),
     }[cmd]
 

@@ -47,6 +47,7 @@ def _text_rss_kb(pid):
     return total
 
 
+@pytest.mark.ociruntime_only  # ociruntime's own design: runc's waiting init keeps its text
 def test_waiting_init_gives_back_its_program_text(runtime, bundle):
     # the interpreter's text (2-3 MB resident once run) is dropped while the init waits for start:
     # shared and in the page cache, it comes back on use (cext/shim.c, oci_wait)
