@@ -730,6 +730,21 @@ def cgroup2_of(pid):
     raise AssertionError(f"process {pid} has no cgroup v2 entry")
 
 
+def disk_of(path):
+    """(major, minor) of the whole block disk the filesystem of ``path`` is on (io.max and
+    blkio.throttle.* take disks, not partitions), or None for a filesystem on no block device
+    (tmpfs, 9p, overlay)."""
+    st = os.stat(path)
+    entry = f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    if not os.path.exists(entry):
+        return None
+    real = os.path.realpath(entry)
+    if os.path.exists(os.path.join(real, "partition")):
+        real = os.path.dirname(real)
+    major, minor = read_value(os.path.join(real, "dev")).split(":")
+    return int(major), int(minor)
+
+
 def resources(b):
     """The bundle's linux.resources, made if absent."""
     return b.config["linux"].setdefault("resources", {})

@@ -10,12 +10,13 @@ init's /proc/PID/cgroup); what the kernel enforces is seen from the process insi
 
 import json
 import os
+import re
 import subprocess
 import time
 
 import pytest
 
-from helpers import COUNTER, LONG_RUNNING, cgroups_named, pid_alive, read_count, resources
+from helpers import COUNTER, LONG_RUNNING, cgroups_named, disk_of, pid_alive, read_count, resources
 from helpers import cgroup2_of as cgroup_of, read_kv as kv, read_value as read
 
 MiB = 1 << 20
@@ -209,6 +210,48 @@ def test_device_denied_by_the_ebpf_program(runtime, bundle):
     assert any("oci-a" in e and "Operation not permitted" in e for e in err), r.err
     assert any("oci-b" in e and "No such device" in e for e in err), r.err
     assert "mknod=ok" not in r.out                   # 'm' is not allowed for 1:3 either
+
+
+def real_seconds(text):
+    """The elapsed time busybox's `time` reports ("real\t0m 4.01s")."""
+    m = re.search(r"real\s+(\d+)m ([0-9.]+)s", text)
+    assert m, text
+    return int(m.group(1)) * 60 + float(m.group(2))
+
+
+def test_io_max_throttles_direct_writes(runtime, bundle, tmp_path):
+    """blockIO's weight and a write limit on the disk the test's directory is on: io.weight (or
+    io.bfq.weight) and io.max hold them, and a direct write from inside takes as long as the
+    limit makes it, where the same write from the test is not held back."""
+    disk = disk_of(tmp_path)
+    if disk is None:
+        pytest.skip("the tests' directory is on no block device (io.max limits disks)")
+    major, minor = disk
+    data = tmp_path / "io"
+    data.mkdir()
+    dd = "dd if=/dev/zero of={}/{} bs=64k count=16 oflag=direct"
+    t0 = time.monotonic()
+    host = subprocess.run(["sh", "-c", dd.format(data, "host")], capture_output=True, text=True, timeout=120)
+    outside = time.monotonic() - t0
+    assert host.returncode == 0, host
+    b = bundle("sh", "-c", "time " + dd.format("/data", "c") + " 2>/data/out")
+    b.config["mounts"].append({"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind"]})
+    resources(b)["blockIO"] = {"weight": 500, "throttleWriteBpsDevice": [
+        {"major": major, "minor": minor, "rate": 256 * 1024}]}
+    cid = runtime.create(b)
+    d = host_dir(runtime.state(cid)["pid"])
+    assert f"{major}:{minor} rbps=max wbps=262144 riops=max wiops=max" in read(d + "/io.max").splitlines()
+    if os.path.exists(d + "/io.bfq.weight"):
+        assert read(d + "/io.bfq.weight").split()[-1] == "500"
+    else:
+        assert read(d + "/io.weight") == f"default {1 + (500 - 10) * 9999 // 990}"  # runc's conversion
+    runtime.start(cid)
+    runtime.wait_status(cid, "stopped", timeout=120)
+    runtime.delete(cid, check=True)
+    assert (data / "c").stat().st_size == 1 << 20
+    # 1 MiB at 256 KiB/s: ~4 s (the kernel lets a first slice through at once)
+    inside = real_seconds((data / "out").read_text())
+    assert inside >= 2.5 and inside > outside + 1.5, (inside, outside)
 
 
 def test_unified_keys_written_last(runtime, bundle):

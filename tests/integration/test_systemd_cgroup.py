@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import LONG_RUNNING, pid_alive, resources, wait_exit
+from helpers import LONG_RUNNING, disk_of, pid_alive, resources, wait_exit
 from helpers import cgroup2_of as cgroup_of, read_kv as kv, read_value as read
 
 MiB = 1 << 20
@@ -194,6 +194,63 @@ def test_update_sets_unit_properties_and_files(sd, bundle):
     d = ROOT + f"/system.slice/{unit}"
     assert [read(d + f) for f in ("/memory.max", "/pids.max", "/cpu.max")] == [str(100 * MiB), "30",
                                                                                 "50000 100000"]
+    sd.delete(cid, force=True, check=True)
+
+
+@needs_systemd
+def test_memory_cpuset_and_io_properties_and_files(sd, bundle, tmp_path):
+    """The rest of the resources systemd has a property for: MemoryLow, MemorySwapMax,
+    AllowedCPUs/AllowedMemoryNodes (the processes inside confined to them by the kernel), and the
+    IO weight and limits (beyond runc 1.1, which writes only the files), each also in the scope's
+    cgroup files."""
+    disk = disk_of(tmp_path)
+    b = bundle(*LONG_RUNNING)
+    unit = scope_path(sd, b, "more")
+    resources(b)["memory"] = {"limit": 64 * MiB, "reservation": 16 * MiB, "swap": 96 * MiB}
+    resources(b)["cpu"] = {"cpus": "0", "mems": "0"}
+    if disk:
+        major, minor = disk
+        resources(b)["blockIO"] = {"weight": 500,
+                                   "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 4 * MiB}],
+                                   "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 300}]}
+    cid = sd_create(sd, b)
+    sd.start(cid)
+    d = ROOT + f"/system.slice/{unit}"
+    assert show(unit, "MemoryLow", "MemorySwapMax", "AllowedCPUs", "AllowedMemoryNodes") == {
+        "MemoryLow": str(16 * MiB), "MemorySwapMax": str(32 * MiB), "AllowedCPUs": "0", "AllowedMemoryNodes": "0"}
+    assert [read(d + f) for f in ("/memory.low", "/memory.swap.max", "/cpuset.cpus", "/cpuset.mems")] == [
+        str(16 * MiB), str(32 * MiB), "0", "0"]
+    seen = sd.run("exec", cid, "grep", "-h", "-E", "^(Cpus|Mems)_allowed_list", "/proc/1/status",
+                  "/proc/self/status", check=True).out.split()
+    assert seen == ["Cpus_allowed_list:", "0", "Mems_allowed_list:", "0"] * 2, seen
+    if disk:
+        dev = f"{major}:{minor}"
+        assert f"{dev} rbps={4 * MiB} wbps=max riops=max wiops=300" in read(d + "/io.max").splitlines()
+        if sd.name == "ociruntime":
+            io = show(unit, "IOWeight", "IOReadBandwidthMax", "IOWriteIOPSMax")
+            assert io["IOWeight"] == str(1 + (500 - 10) * 9999 // 990)       # runc's conversion
+            assert io["IOReadBandwidthMax"].split() == [f"/dev/block/{dev}", str(4 * MiB)]
+            assert io["IOWriteIOPSMax"].split() == [f"/dev/block/{dev}", "300"]
+    sd.delete(cid, force=True, check=True)
+    assert not os.path.exists(d)
+
+
+@needs_systemd
+def test_events_stats_of_the_scope(sd, bundle):
+    """`events --stats` with the systemd driver reads the scope's cgroup."""
+    b = bundle(*LONG_RUNNING)
+    unit = scope_path(sd, b, "ev")
+    resources(b)["memory"] = {"limit": 48 * MiB}
+    resources(b)["pids"] = {"limit": 17}
+    cid = sd_create(sd, b)
+    sd.start(cid)
+    d = ROOT + f"/system.slice/{unit}"
+    ev = json.loads(sd.run("events", "--stats", cid, check=True).out)
+    assert ev["type"] == "stats" and ev["id"] == cid
+    data = ev["data"]
+    assert data["memory"]["usage"]["limit"] == 48 * MiB
+    assert 0 < data["memory"]["usage"]["usage"] <= 48 * MiB
+    assert data["pids"] == {"current": int(read(d + "/pids.current")), "limit": 17}
     sd.delete(cid, force=True, check=True)
 
 
