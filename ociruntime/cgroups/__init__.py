@@ -208,8 +208,13 @@ class Manager:
                     frozen = value in ("FROZEN", "FREEZING")
                     what = "freezer.state " + value
                 elif version == 2:
+                    # frozen, or freezing: its own cgroup.freeze set while processes in it have
+                    # yet to stop (as v1's FREEZING)
                     frozen = "frozen 1" in read_text(d + "/cgroup.events").splitlines()
                     what = "cgroup.events: frozen 1"
+                    freeze = d + "/cgroup.freeze"
+                    if not frozen and exists(freeze) and read_text(freeze).strip() == "1":
+                        frozen, what = True, "cgroup.freeze 1"
                 else:
                     continue
             except FileNotFoundError:  # no freezer there (a v2 root, a kernel without it)

@@ -96,6 +96,8 @@ def test_a_populated_cpuset_is_never_changed(tmp_path):
 @pytest.mark.parametrize("layout,files,frozen", [
     ("v2", {"cgroup.events": "populated 0\nfrozen 1\n"}, True),       # frozen itself or by a parent
     ("v2", {"cgroup.events": "populated 0\nfrozen 0\n"}, False),
+    ("v2", {"cgroup.events": "populated 1\nfrozen 0\n", "cgroup.freeze": "1\n"}, True),  # freezing
+    ("v2", {"cgroup.events": "populated 1\nfrozen 0\n", "cgroup.freeze": "0\n"}, False),
     ("v1", {"freezer.state": "FROZEN\n"}, True),
     ("v1", {"freezer.state": "FREEZING\n"}, True),
     ("v1", {"freezer.state": "THAWED\n"}, False),
