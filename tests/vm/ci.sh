@@ -17,6 +17,16 @@ SELECTION=(
     tests/integration/test_rootless.py::test_rootless_systemd_cgroup_memory_limit_enforced
     tests/clients/test_systemd_clients.py
     tests/integration/test_lifecycle.py
+    # faults on pure v2: a frozen cgroup or parent refused, kill -9 at the cgroup steps of create and delete
+    tests/integration/test_leaks_cgroups.py
+    "tests/integration/test_leaks_kill9.py::test_killed_at_each_step[create-create:cgroup-made-plain]"
+    "tests/integration/test_leaks_kill9.py::test_killed_at_each_step[create-create:resources-plain]"
+    "tests/integration/test_leaks_kill9.py::test_killed_at_each_step[create-create:forked-plain]"
+    "tests/integration/test_leaks_kill9.py::test_killed_at_each_step[create-create:joined-plain]"
+    "tests/integration/test_leaks_kill9.py::test_killed_at_each_step[create-create:ready-plain]"
+    "tests/integration/test_leaks_kill9.py::test_killed_at_each_step[delete-delete:killed-plain]"
+    "tests/integration/test_leaks_kill9.py::test_killed_at_each_step[delete-delete:cgroups-removed-plain]"
+    "tests/integration/test_leaks_kill9.py::test_killed_at_each_step[pause-pause:written-plain]"
 )
 [ $# -gt 0 ] || set -- -q -rs "${SELECTION[@]}"
 start=$(date +%s)
