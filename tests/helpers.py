@@ -160,8 +160,9 @@ class Runtime:
         """Assert that ``res`` (a Result) is a refusal: a non-zero exit, no Python traceback
         anywhere, and the runtime's error on one line holding each of ``words`` (and, for
         ociruntime, of ``ours``: its own wording).  ociruntime prints that line alone, starting
-        "ociruntime: "; runc prints it as `level=error msg=...` (warnings may come before it).
-        Returns the line."""
+        "ociruntime: "; runc prints it as `level=error msg=...` (warnings may come before it), its
+        quotes escaped (`\\"`): ``words`` are looked for with that escaping undone.
+        Returns the line (as printed)."""
         assert res.rc != 0, f"not refused: exit 0\n stdout: {res.out!r}\n stderr: {res.err!r}"
         assert_no_traceback(res.err)
         lines = res.err.splitlines()
@@ -176,8 +177,9 @@ class Runtime:
                 errors = [ln for ln in lines if "level=warning" not in ln and not ln.startswith("WARN")]
             assert len(errors) == 1, f"not one error line: {res.err!r}"
             line = errors[0]
+        text = line if self.name == "ociruntime" else line.replace('\\"', '"')
         for w in words:
-            assert w in line, f"{w!r} not in {line!r}"
+            assert w in text, f"{w!r} not in {line!r}"
         return line
 
     def run_container(self, bundle, *extra, **kw):

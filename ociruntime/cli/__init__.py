@@ -47,7 +47,8 @@ _BOOL = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": Tr
 
 class FlagError(UsageError):
     """The command line does not parse: printed with "Incorrect Usage" and the help, unless
-    ``plain`` (urfave prints its check of a flag's two forms without it)."""
+    ``plain`` and of the global flags (urfave's App.Run prints its check of a flag's two forms
+    without it; a command's flags go through Command.Run, which prints it as any other)."""
 
     def __init__(self, msg, plain=False):
         super().__init__(msg)
@@ -151,7 +152,7 @@ def parse_flags(argv, table, reorder_args=False):
         else:
             opts[dest] = value
     for dest, names in used.items():
-        if len(set(names)) > 1:  # urfave's normalizeFlags (printed without "Incorrect Usage")
+        if len(set(names)) > 1:  # urfave's normalizeFlags
             forms = [n for n, spec in dict(table, **HELP_FLAG).items() if spec[0] == dest and n in names]
             raise FlagError("Cannot use two forms of the same flag: %s %s" % (forms[1], forms[0]), plain=True)
     return opts, pos
@@ -242,7 +243,7 @@ def main(argv):
     try:
         opts, pos = parse_flags(args, mod.FLAGS, getattr(mod, "REORDER", True))
     except FlagError as e:
-        return usage_error(str(e), "%s\n\n" % e if e.plain else "Incorrect Usage: %s\n\n" % e, cmd)
+        return usage_error(str(e), "Incorrect Usage: %s\n\n" % e, cmd)
     if opts.get("help"):
         from ociruntime.cli import help as _help
         sys.stdout.write(_help.command_help(cmd))

@@ -154,7 +154,8 @@ def test_exec_missing_binary(runtime, bundle, tmp_path, detach):
     pidfile = tmp_path / "exec.pid"
     r = runtime.run("exec", *(["-d"] if detach else []), "--pid-file", pidfile, cid, "nosuch-binary")
     assert r.rc == 255
-    assert 'exec: "nosuch-binary": executable file not found in $PATH' in r.err
+    runtime.refused(r, 'exec failed: unable to start container process: exec: "nosuch-binary": '
+                       'executable file not found in $PATH')
     assert not pidfile.exists()
     assert runtime.status(cid) == "running"
 
@@ -176,7 +177,9 @@ def test_exec_error_message_format(runtime, bundle, tmp_path):
 def test_exec_not_executable(runtime, bundle):
     cid, _ = running(runtime, bundle(*LONG_RUNNING))
     r = runtime.run("exec", cid, "/etc/passwd")
-    assert r.rc == 255 and "permission denied" in r.err
+    assert r.rc == 255
+    runtime.refused(r, 'exec failed: unable to start container process: exec: "/etc/passwd": permission denied')
+    assert runtime.status(cid) == "running"
 
 
 def test_exec_process_file(runtime, bundle, tmp_path):
@@ -219,12 +222,17 @@ def test_exec_stopped_container_refused(runtime, bundle):
     runtime.kill(cid, "KILL", check=True)
     wait_exit(init)
     r = runtime.run("exec", cid, "true")
-    assert r.rc == 255 and "cannot exec in a stopped container" in r.err
+    assert r.rc == 255
+    runtime.refused(r, "exec failed: cannot exec in a stopped container")
+    assert runtime.status(cid) == "stopped"
 
 
 def test_exec_unknown_container(runtime):
-    r = runtime.run("exec", runtime.new_id(), "true")
-    assert r.rc == 255 and "container does not exist" in r.err
+    cid = runtime.new_id()
+    r = runtime.run("exec", cid, "true")
+    assert r.rc == 255
+    runtime.refused(r, "exec failed: container does not exist")
+    assert not os.path.exists(os.path.join(runtime.root, cid))
 
 
 def test_exec_paused_container_refused(runtime, bundle):
@@ -232,7 +240,8 @@ def test_exec_paused_container_refused(runtime, bundle):
     runtime.run("pause", cid, check=True)
     r = runtime.run("exec", cid, "true")
     assert r.rc == 255
-    assert "cannot exec in a paused container (use --ignore-paused to override)" in r.err
+    runtime.refused(r, "exec failed: cannot exec in a paused container (use --ignore-paused to override)")
+    assert runtime.status(cid) == "paused"
     runtime.run("resume", cid, check=True)
 
 
@@ -330,7 +339,12 @@ def test_exec_sub_cgroup(runtime, bundle, tmp_path):
         os.kill(pid, signal.SIGKILL)
         wait_exit(pid)
         r = runtime.run("exec", "--cgroup", f"{ctrl}:nosuch" if ctrl else "nosuch", cid, "true")
-        assert r.rc == 255 and "nosuch" in r.err
+        assert r.rc == 255
+        # (runc: "error adding pid N to cgroups: failed to write N: openat2 DIR/nosuch/cgroup.procs")
+        runtime.refused(r, "exec failed: unable to start container process: ", f"{d}/nosuch/",
+                        ours=("join cgroup: ", "No such file or directory"))
+        assert not os.path.exists(os.path.join(d, "nosuch"))
+        assert runtime.status(cid) == "running"
     finally:
         os.rmdir(sub)
 

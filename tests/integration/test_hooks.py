@@ -199,7 +199,8 @@ def test_failing_poststart_hook_in_run(runtime, bundle, tmp_path):
     b = bundle(*LONG_RUNNING)
     b.config["hooks"] = {"poststart": [failing("poststart", tmp_path)]}
     r = runtime.run_container(b)
-    assert r.rc == 1 and r.err.count("\n") == 1 and "error running poststart hook #0" in r.err
+    assert r.rc == 1
+    runtime.refused(r, "error running poststart hook #0 (/bin/sh): exit status 3")
     assert os.listdir(runtime.root) == []
 
 
@@ -374,8 +375,7 @@ def test_hook_timeout_after_create(runtime, bundle, tmp_path, kind):
     t0 = time.monotonic()
     r = runtime.run("start", cid)
     if kind != "poststop":
-        assert r.rc != 0 and "Traceback" not in r.err, r
-        assert "timed out" in r.err or runtime.name != "ociruntime", r.err
+        runtime.refused(r, ours=("timed out",))
     else:
         assert r.rc == 0, r
     r = runtime.run("delete", "--force", cid)

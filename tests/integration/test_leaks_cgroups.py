@@ -48,7 +48,7 @@ def _refused_frozen(runtime, b, cid, cmd, made):
     assert_one_line_error(r, FROZEN_MSG)
     assert took < 5, f"{cmd} took {took:.1f}s to refuse"
     assert os.listdir(runtime.root) == []
-    assert runtime.run("state", cid).rc != 0
+    runtime.refused(runtime.run("state", cid), "container does not exist")
     assert sorted(cgroups_named(cid)) == sorted(made)  # none of the runtime's
     for d in made:
         assert cgroup_procs(d) == []

@@ -160,7 +160,10 @@ def test_what_a_killed_create_leaves_is_a_stopped_container(runtime, bundle, tmp
     assert (st["status"], st["pid"], st["id"]) == ("stopped", 0, cid)
     listed = [ln.split() for ln in runtime.run("list", check=True).out.splitlines()[1:]]
     assert [cid, "0", "stopped"] in [row[:3] for row in listed]
-    assert runtime.run("start", cid).rc != 0
+    r = runtime.run("start", cid)
+    assert r.rc == 1
+    assert runtime.refused(r) == "ociruntime: cannot start a container that has stopped"
+    assert cgroups_named(cid), "a refused start removed nothing: that is delete's"
     assert runtime.delete(cid).rc == 0
     assert_nothing_left(runtime, cid)
 
