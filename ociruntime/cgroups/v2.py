@@ -11,7 +11,7 @@ disableOOMKiller, kernel memory, blockIO leafWeight, weightDevice without BFQ.
 """
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
-from ociruntime import join
+from ociruntime import join, kill_point
 from ociruntime.cgroups import fs
 from ociruntime.cgroups.v1 import blkio_wanted, cpu_wanted
 from ociruntime.errors import CgroupError
@@ -43,7 +43,8 @@ def enable_down(mp, path, created, ancestors=True):
             continue
         except OSError as e:
             raise CgroupError("create cgroup %s: %s" % (cur, e.strerror)) from None
-        created.append(cur)
+        created.append(cur)  # (first: destroy removes it whatever fails next)
+        kill_point("create:cgroup-made")
 
 
 def _enable(d, want):

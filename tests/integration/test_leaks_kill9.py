@@ -71,7 +71,7 @@ def _bundle(bundle, tmp_path, variant, args=LONG_RUNNING):
 def _killed_at(runtime, step, *argv):
     env = dict(os.environ, OCIRUNTIME_TEST_KILL_AT=step)
     r = runtime.run(*argv, env=env, timeout=30)
-    assert r.rc == -signal.SIGKILL, f"{' '.join(argv)} was not killed at {step}: exit {r.rc}: {r.err}"
+    assert r.rc == -signal.SIGKILL, f"{' '.join(map(str, argv))} was not killed at {step}: exit {r.rc}: {r.err}"
     return r
 
 
