@@ -642,6 +642,18 @@ def write_file(path, value):
         f.write(value)
 
 
+def assert_cgroups_gone(runtime, cid):
+    """After delete --force of a container without a pid namespace (its processes outlive the
+    init): none of its cgroups is left."""
+    left = cgroups_named(cid)
+    if left and runtime.name == "runc":  # (its rmdir comes before the killed tasks have left)
+        import pytest
+        assert all(remove_cgroup(d) == "" for d in left)
+        pytest.xfail("runc 1.1.5 removes a killed container's cgroup once, without waiting for its "
+                     "tasks to leave it (docs/NOTES.md)")
+    assert left == []
+
+
 def cgroup_procs(path):
     """Pids in a cgroup directory and the ones below it."""
     pids = []

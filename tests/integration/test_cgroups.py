@@ -13,7 +13,7 @@ import time
 import pytest
 
 from helpers import LONG_RUNNING, cgroups_named, counter_bundle, pid_alive, read_count, resources, wait_exit
-from helpers import read_value as read, remove_cgroup
+from helpers import assert_cgroups_gone, read_value as read
 
 MiB = 1 << 20
 
@@ -365,17 +365,6 @@ def test_ps(runtime, bundle):
     assert not any(pid_alive(p) for p in pids)
     runtime.delete(cid, check=True)
     assert cgroups_named(cid) == []
-
-
-def assert_cgroups_gone(runtime, cid):
-    """After delete --force of a container without a pid namespace (its processes outlive the
-    init): none of its cgroups is left."""
-    left = cgroups_named(cid)
-    if left and runtime.name == "runc":  # (its rmdir comes before the killed tasks have left)
-        assert all(remove_cgroup(d) == "" for d in left)
-        pytest.xfail("runc 1.1.5 removes a killed container's cgroup once, without waiting for its "
-                     "tasks to leave it (docs/NOTES.md)")
-    assert left == []
 
 
 def test_delete_force_kills_everything_inside(runtime, bundle):

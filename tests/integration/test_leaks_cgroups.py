@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import LONG_RUNNING, CGROUP_ROOT, assert_one_line_error, cgroup_procs, cgroups_named, pid_alive
+from helpers import LONG_RUNNING, CGROUP_ROOT, assert_cgroups_gone, assert_one_line_error, cgroup_procs, cgroups_named, pid_alive
 
 FROZEN_MSG = "container's cgroup unexpectedly frozen"
 PURE_V2 = os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.procs"))  # /sys/fs/cgroup is cgroup2 itself
@@ -104,7 +104,7 @@ def test_delete_kills_what_outlives_an_init_in_the_hosts_pid_namespace(runtime, 
     while any(pid_alive(p) for p in left) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not any(pid_alive(p) for p in left)
-    assert cgroups_named(cid) == []
+    assert_cgroups_gone(runtime, cid)
     assert os.listdir(runtime.root) == []
 
 
