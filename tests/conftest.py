@@ -2,13 +2,14 @@
 
 Integration tests run real containers with the binary chosen by `--runtime-bin` (or $OCI_RUNTIME_BIN;
 default `ociruntime` from PATH), e.g. `python3 -m pytest tests/integration --runtime-bin=/usr/sbin/runc`.
-Only the fixtures `runtime` and `bundle` touch the machine; unit tests need none of this.
+Only the fixtures `runtime`, `bundle` and `net` touch the machine; unit tests need none of this.
 
 After each test that used `runtime`, every container it created is `delete --force`d and the test fails
 (error at teardown) if anything is left: a mount under its directories or the state root (made on the
 host side), a state dir in the root (and `list`/`state` crashing on it), a live process (the test's
 children, those rooted in its directories, those in the session's cgroups), a cgroup or netns named
-after the session, or a write into the shared read-only rootfs.
+after the session, a network link in the host's namespace named as ociruntime names a veth of one of
+the test's containers, or a write into the shared read-only rootfs.
 """
 
 import os
@@ -152,6 +153,42 @@ def host_cgroups(runtime):
 
 
 @pytest.fixture
+def net(runtime, tmp_path, request):
+    """helpers.Net: a network namespace of the test's (named after the session) in which ``net.rt``
+    runs the runtime, so that the bridges, veths and rules of ociruntime's networking are made
+    there; the test fails if anything is left there (or on the host: helpers.Net.leftovers) after
+    its containers are deleted."""
+    if os.geteuid() != 0:
+        pytest.skip("container networking needs root")
+    name = "%s%s-n%s" % (helpers.ID_PREFIX, runtime.token, secrets.token_hex(3))
+    helpers.run_cmd("ip", "netns", "add", name)
+    problems = []
+    n = None
+    try:
+        helpers.run_cmd("nsenter", "--net=/run/netns/" + name, "--", "ip", "link", "set", "lo", "up")
+        wrapper = tmp_path / "ociruntime-in-netns"
+        wrapper.write_text('#!/bin/sh\nexec nsenter --net=/run/netns/%s -- %s "$@"\n' % (name, runtime.bin))
+        wrapper.chmod(0o755)
+        rt = helpers.Runtime(wrapper, runtime.root, runtime.token, request.node.name, label="ns")
+        n = helpers.Net(name, rt, runtime.root)
+        yield n
+        for cid in rt.ids:
+            r = rt.run("delete", "--force", cid, timeout=30)
+            if r.rc:
+                problems.append("delete --force %s: %s" % (cid, r.err.strip()))
+        problems += n.leftovers()
+    finally:
+        for ns in ([name] + (n.extra_ns if n else [])):
+            subprocess.run(["ip", "netns", "delete", ns], timeout=10)
+        try:
+            os.unlink(os.path.join(runtime.root, "@network.json"))
+        except FileNotFoundError:
+            pass
+    if problems:
+        pytest.fail("left in the test's network namespace:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+@pytest.fixture
 def bundle(runtime, tmp_path, shared_rootfs):
     """Factory: bundle(*args, public=False) -> helpers.Bundle in a fresh directory of the test.
 
@@ -242,6 +279,12 @@ def _cleanup(runtimes, shared_rootfs, grace=3.0):
     for ns in helpers.netns_named(prefix):
         problems.append(f"network namespace {ns}")
         subprocess.run(["ip", "netns", "delete", ns], timeout=10)
+
+    # the host ends of veths ociruntime names after the test's containers (helpers.runtime_link_name)
+    for r in runtimes:
+        for link in helpers.runtime_links_on_host(r.root, r.ids):
+            problems.append(f"network link {link} in the host's namespace")
+            subprocess.run(["ip", "link", "delete", link], timeout=10)
 
     for d in rt.public_dirs:
         if not helpers.mounts_under([d]):

@@ -8,8 +8,10 @@ only knows the runc command line.  Run as a script it prints the bundle config t
 
 import copy
 import ctypes
+import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -685,6 +687,150 @@ def netns_named(prefix):
         return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(prefix))
     except FileNotFoundError:
         return []
+
+
+def runtime_link_name(root, cid):
+    """The host end of the veth ociruntime makes for container ``cid`` of the state root ``root``
+    (ociruntime/network/__init__.py, tag_of and record_for): no other work names a link so."""
+    return "oci" + hashlib.blake2s(("%s\0%s" % (root, cid)).encode(), digest_size=6).hexdigest()
+
+
+def runtime_links_on_host(root, ids, names=()):
+    """Links in this process's network namespace (the host's) that ociruntime would have made for
+    the containers ``ids`` of ``root``, or named ``names`` (bridges a test asked for)."""
+    wanted = {runtime_link_name(root, cid) for cid in ids} | set(names)
+    return sorted(n for _, n in socket.if_nameindex() if n in wanted)
+
+
+def run_cmd(*argv, check=True, timeout=20, **kw):
+    return subprocess.run(argv, check=check, timeout=timeout, capture_output=True, text=True, **kw)
+
+
+NET = "org.ociruntime.net."  # ociruntime's networking annotations (README, Networking)
+
+
+class Net:
+    """The test's network namespace (the fixture `net`, tests/conftest.py), the runtime run inside
+    it (``rt``) and what to look at there and on the host."""
+
+    def __init__(self, name, rt, root):
+        self.name, self.rt, self.root = name, rt, root
+        a, b = random.randrange(200, 255), random.randrange(0, 254, 2)
+        self.prefix = "10.%d.%d" % (a, b)            # the containers' subnet: PREFIX.0/24
+        self.subnet = self.prefix + ".0/24"
+        self.other = "10.%d.%d" % (a, b + 1)         # a second test subnet ("outside")
+        self.own_links = {"lo"}                      # links the test made itself
+        self.extra_ns = []
+        self.bridges = set()                         # bridge names the test's bundles gave
+
+    def in_ns(self, *argv, ns=None, **kw):
+        return run_cmd("nsenter", "--net=/run/netns/" + (ns or self.name), "--", *argv, **kw)
+
+    def links(self):
+        """{name: (kind, master name)} of the links in the namespace."""
+        from pyroute2 import NetNS
+        with NetNS(self.name) as ns:
+            raw = [(m["index"], m.get_attr("IFLA_IFNAME"), m.get_attr("IFLA_LINKINFO"), m.get_attr("IFLA_MASTER"))
+                   for m in ns.get_links()]
+        names = {i: n for i, n, _, _ in raw}
+        return {n: (info.get_attr("IFLA_INFO_KIND") if info else None, names.get(master))
+                for _, n, info, master in raw}
+
+    def addresses(self, ifname):
+        out = self.in_ns("ip", "-j", "-4", "addr", "show", "dev", ifname).stdout
+        return sorted("%s/%d" % (a["local"], a["prefixlen"]) for i in json.loads(out) for a in i["addr_info"])
+
+    def nft_tables(self):
+        return [ln for ln in self.in_ns("nft", "list", "tables").stdout.splitlines() if "ociruntime-" in ln]
+
+    def nft_rules(self):
+        """Lines of the ruleset about the containers' subnet (iptables-nft's rules are there too)."""
+        return [ln.strip() for ln in self.in_ns("nft", "list", "ruleset").stdout.splitlines()
+                if self.prefix + "." in ln or "OCI-" in ln]
+
+    def ipt_nat(self):
+        return [ln for ln in self.in_ns("iptables-save", "-t", "nat").stdout.splitlines() if "OCI-" in ln]
+
+    @property
+    def bridge(self):
+        """The bridge the test's bundles use unless they name another."""
+        return "br" + self.name[-6:]
+
+    def bundle(self, make, *args, **annotations):
+        b = make(*args)
+        b.config["annotations"] = {NET + k: v for k, v in dict({"bridge": self.bridge, "subnet": self.subnet},
+                                                               **annotations).items()}
+        self.bridges.add(b.config["annotations"][NET + "bridge"])
+        return b
+
+    def address(self, cid):
+        return self.rt.state(cid)["annotations"][NET + "address"]
+
+    def registry(self):
+        """The state root's network registry (leases, bridges), {} when there is none."""
+        try:
+            with open(os.path.join(self.root, "@network.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def leftovers(self):
+        """What the runtime left in the namespace and the state root, and links of the names it
+        gives (or the test's bridges) in the host's namespace (where it must never make any)."""
+        problems = ["link %s (%s)" % (n, k) for n, (k, _) in self.links().items() if n not in self.own_links]
+        problems += ["nft " + t for t in self.nft_tables() + self.nft_rules()]
+        problems += ["iptables " + r for r in self.ipt_nat()]
+        if os.path.exists(os.path.join(self.root, "@network.json")):
+            with open(os.path.join(self.root, "@network.json")) as f:
+                problems.append("registry " + f.read())
+        problems += ["state dir " + c for c in self.rt.ids if os.path.exists(os.path.join(self.root, c))]
+        problems += ["host link " + n for n in runtime_links_on_host(self.root, self.rt.ids, self.bridges)]
+        return problems
+
+    def add_ns(self, tag):
+        name = self.name + tag
+        run_cmd("ip", "netns", "add", name)
+        self.extra_ns.append(name)
+        self.in_ns("ip", "link", "set", "lo", "up", ns=name)
+        return name
+
+
+# ---------------------------------------------------------------------------------------------------
+# kill -9 of the runtime at a step (OCIRUNTIME_TEST_KILL_AT: ociruntime/__init__.py, kill_point)
+
+
+def killed_at(runtime, step, *argv):
+    """Run ``argv`` with the runtime killing itself (SIGKILL) at ``step``; fails unless it died there."""
+    env = dict(os.environ, OCIRUNTIME_TEST_KILL_AT=step)
+    r = runtime.run(*argv, env=env, timeout=30)
+    assert r.rc == -signal.SIGKILL, f"{' '.join(map(str, argv))} was not killed at {step}: exit {r.rc}: {r.err}"
+    return r
+
+
+def assert_state_and_list_survive(runtime, cid):
+    r = runtime.run("list")
+    assert r.rc == 0 and "Traceback" not in r.err, r.err
+    r = runtime.run("state", cid)
+    assert "Traceback" not in r.err and (r.rc == 0 or len(r.err.strip().splitlines()) == 1), r.err
+    return r
+
+
+def assert_nothing_left(runtime, cid, before_mounts=()):
+    """No state dir, no cgroup of the container, no mount on the host side under the test's
+    directories or the state root, no process of the container (the test's children, those
+    rooted in its rootfs, those in its cgroups)."""
+    assert not os.path.lexists(os.path.join(runtime.root, cid)), os.listdir(os.path.join(runtime.root, cid))
+    assert cgroups_named(cid) == []
+    assert sorted(set(mounts_under(runtime.dirs + [runtime.root])) - set(before_mounts)) == []
+    deadline = time.monotonic() + 5
+    while True:
+        reap_zombies()  # (a pid namespace's init waits until the zombies of its tasks are reaped)
+        live = [p for p, st in children() if st not in "ZX"] + \
+            [p for p in processes_rooted_under(runtime.dirs) if pid_alive(p)]
+        if not live or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert live == [], [(p, (proc_status(p) or {}).get("Name")) for p in live]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -56,7 +56,8 @@ def remove_damaged(ctx, cid):
             ctx.log.warning("%s; removed as its last good record says" % problem)
         if _status.init_alive(state):
             kill_and_wait(state)
-        destroy(ctx, sd, state, hooks=problem is None)
+        # (a state.json that is there but damaged was written by a create that finished)
+        destroy(ctx, sd, state, hooks=problem is None, created=problem is not None or not state.get("incomplete"))
     finally:
         sd.close()
 
@@ -102,9 +103,11 @@ def shares_pid_ns(state):
     return True
 
 
-def destroy(ctx, sd, state, hooks=True):
+def destroy(ctx, sd, state, hooks=True, created=None):
     """Remove what create made: processes left in the cgroup (shares_pid_ns), cgroups, then the
-    state dir; then poststop hooks (warnings only)."""
+    state dir; then poststop hooks (warnings only).  ``created``: the create finished (it saved
+    state.json; by default: the state is not made.json's record), else what it made for the
+    annotations' features goes as for a create that failed (extras.remove)."""
     errors = []
     if state.get("cgroup"):
         if shares_pid_ns(state):
@@ -138,7 +141,7 @@ def destroy(ctx, sd, state, hooks=True):
         kill_point("delete:host-root-released")
     if exists(join(sd.path, "extras.json")):  # what the annotations' features made (container/extras.py)
         from ociruntime.container import extras
-        errors += extras.remove(sd, ctx.log)
+        errors += extras.remove(sd, ctx.log, created=not state.get("incomplete") if created is None else created)
     if errors:
         # the records stay (with the state dir) for another `delete --force`
         raise OCIError("; ".join(errors))

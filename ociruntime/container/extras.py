@@ -13,7 +13,7 @@ it is made, so that ``remove`` can take it away whenever the runtime stopped (a 
 delete, and `delete --force` after a `kill -9` of the runtime).
 """
 
-from ociruntime import join, read_file, write_atomic
+from ociruntime import join, kill_point, read_file, write_atomic
 from ociruntime.errors import OCIError
 
 RECORD = "extras.json"  # (delete.py looks for this name before importing this module)
@@ -106,7 +106,8 @@ class Extras:
             rec = self._record(sd, "network")
             rec.update(network.record_for(self.net, sd.root, sd.id))
             rec.save()
-            extra.update(network.setup(self.net, rec, sd.root, sd.id, init_pid, log))
+            kill_point("net:recorded")
+            extra.update(network.setup(self.net, rec, sd.root, sd.id, init_pid, log, sd.fd))
         state["annotations"] = dict(state.get("annotations") or {}, **extra)
 
     def undo(self, sd, log):
@@ -118,15 +119,19 @@ class Extras:
             log.warning("create %s: undo: %s" % (sd.id, e))
 
 
-def remove(sd, log):
+def remove(sd, log, created=True):
     """delete: remove what the record says the features made; returns the errors (strings).  A
     record that cannot be read says nothing: the container is deleted all the same (a warning
-    says what may be left)."""
+    says what may be left).  ``created``: false for a create that was killed before it saved the
+    container's state: there never was a container, so what it made goes as for a create that
+    failed (undo), the upper directory it made to be kept too."""
     try:
         doc = load_record(sd.path)
     except OCIError as e:
         log.warning("%s: what the container's networking or overlay made (if anything) is left" % e)
         return []
+    if not created and doc.get("overlay"):
+        doc["overlay"]["failed"] = True
     return _remove(doc, sd, log)
 
 
@@ -134,7 +139,7 @@ def _remove(doc, sd, log):
     errors = []
     if doc.get("network"):
         from ociruntime import network
-        errors += network.teardown(doc["network"], sd.root, sd.id, log)
+        errors += network.teardown(doc["network"], sd.root, sd.id, log, sd.fd)
     if doc.get("overlay"):
         from ociruntime.rootfs import overlay
         errors += overlay.teardown(doc["overlay"], log)

@@ -19,6 +19,7 @@ when `delete` is run from another one, so nothing is ever made or removed in the
 import _socket
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
+from ociruntime import kill_point
 from ociruntime.errors import ConfigError, OCIError
 
 PREFIX = "org.ociruntime.net."
@@ -252,9 +253,9 @@ def record_for(plan, root, cid):
             "tag": tag, "firewall": plan.firewall}
 
 
-def setup(plan, record, root, cid, init_pid, log):
+def setup(plan, record, root, cid, init_pid, log, hold=-1):
     """Make the container's network (its record is saved already).  Returns the annotations
-    that say what it got (the address)."""
+    that say what it got (the address).  ``hold``: the state dir's locked fd (firewall.run)."""
     from ociruntime.network import rtnl
     from ociruntime.network.leases import Registry
     key = "%d:%d:%d/%s" % (tuple(record["netns"]) + (plan.bridge,))
@@ -281,8 +282,10 @@ def setup(plan, record, root, cid, init_pid, log):
                     raise OCIError("network: no free address in %s (%d leased to containers, the rest the "
                                    "bridge's)" % (plan.subnet, reg.leased(plan.subnet)))
                 reg.save()
+                kill_point("net:lease")
             log.debug("network: %s leased from %s, gateway %s on %s", address, plan.subnet, gateway, plan.bridge)
             nl.add_veth(record["veth"], IFNAME, nsfd, index, mtu)
+            kill_point("net:veth")
             host_end = nl.link(record["veth"])
             nl.set_up(host_end[0], record["veth"])
         with InNetns(nsfd):
@@ -300,7 +303,8 @@ def setup(plan, record, root, cid, init_pid, log):
         os.close(nsfd)
     if plan.firewall:
         from ociruntime.network import firewall
-        firewall.add(plan.firewall, record["tag"], address, plan.subnet, plan.nat, plan.ports)
+        firewall.add(plan.firewall, record["tag"], address, plan.subnet, plan.nat, plan.ports, hold)
+        kill_point("net:firewall")
         _forwarding_on()
     log.debug("network: %s (%s) is %s/%d on %s", IFNAME, record["veth"], address, plan.plen, plan.bridge)
     return {RESULT: "%s/%d" % (address, plan.plen)}
@@ -326,8 +330,10 @@ def _bridge(nl, reg, key, plan, cid):
     if cid not in entry["users"]:
         entry["users"].append(cid)
     reg.save()
+    kill_point("net:bridge-recorded")
     if link is None:
         nl.add_bridge(plan.bridge)
+        kill_point("net:bridge")
         link = nl.link(plan.bridge)
     index, _, mtu = link
     nl.set_up(index, plan.bridge)
@@ -341,7 +347,9 @@ def _bridge(nl, reg, key, plan, cid):
     if gateway not in [a for a, _ in have]:
         entry["addresses"].append("%s/%d" % (gateway, plan.plen))
         reg.save()
+        kill_point("net:gateway-recorded")
         nl.add_address(index, gateway, plan.plen, ntoa(plan.bcast), plan.bridge)
+        kill_point("net:gateway")
     return index, mtu, gateway
 
 
@@ -360,21 +368,22 @@ def _forwarding_on():
         raise OCIError("network: enable forwarding (%s): %s" % (path, e.strerror)) from None
 
 
-def teardown(record, root, cid, log):
+def teardown(record, root, cid, log, hold=-1):
     """Remove what the record says may have been made; returns the errors (strings).  Missing
-    pieces are not errors: the runtime may have been killed before making them."""
+    pieces are not errors: the runtime may have been killed before making them.  ``hold``: the
+    state dir's locked fd (firewall.run)."""
     errors = []
     here, there = netns_here(), record["netns"]
     nsfd = -1
     if here[:2] == there[:2] and (not here[2] or here[2] == there[2]):
-        _teardown_here(record, root, cid, errors, log)
+        _teardown_here(record, root, cid, errors, log, hold)
         return errors
     nsfd = find_netns(there)
     try:
         if nsfd >= 0:
             log.debug("network: removing it in the namespace it was made in (net:[%d])", there[1])
             with InNetns(nsfd):
-                _teardown_here(record, root, cid, errors, log)
+                _teardown_here(record, root, cid, errors, log, hold)
         else:
             log.debug("network: the namespace it was made in is gone, with its links and rules: "
                       "releasing its address")
@@ -385,14 +394,15 @@ def teardown(record, root, cid, log):
     return errors
 
 
-def _teardown_here(record, root, cid, errors, log):
+def _teardown_here(record, root, cid, errors, log, hold):
     from ociruntime.network import rtnl
     if record.get("firewall"):
         from ociruntime.network import firewall
         try:
-            firewall.remove(record["firewall"], record["tag"])
+            firewall.remove(record["firewall"], record["tag"], hold)
         except OCIError as e:
             errors.append(str(e))
+        kill_point("net:firewall-removed")
     try:
         nl = rtnl.Netlink()
     except OSError as e:
@@ -405,6 +415,7 @@ def _teardown_here(record, root, cid, errors, log):
                 log.debug("network: removed %s", record["veth"])
         except OSError as e:
             errors.append("network: %s: %s" % (e.filename, e.strerror))
+        kill_point("net:veth-removed")
         _release(record, root, cid, nl, errors, log)
 
 
@@ -428,9 +439,11 @@ def _release(record, root, cid, nl, errors, log):
                         address, _, plen = a.partition("/")
                         if link is not None:
                             nl.delete_address(link[0], address, int(plen), record["bridge"])
+                kill_point("net:bridge-removed")
             if last is not None:
                 del reg.data["bridges"][key]
             reg.save()
+        kill_point("net:released")
     except OSError as e:
         errors.append("network: %s: %s" % (e.filename, e.strerror))
     except OCIError as e:

@@ -16,7 +16,7 @@ they change), with a fixed environment.
 """
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
-from ociruntime import isfile
+from ociruntime import isfile, kill_point
 from ociruntime.errors import OCIError
 
 KINDS = ("nft", "iptables")
@@ -41,16 +41,21 @@ def default_kind():
     return have[0] if have else None
 
 
-def run(argv, data=b""):
-    """Run ``argv`` with ``data`` on its stdin; returns (exit status, stdout and stderr)."""
+def run(argv, data=b"", hold=-1):
+    """Run ``argv`` with ``data`` on its stdin; returns (exit status, stdout and stderr).
+    ``hold``: the container's state dir, locked: the program gets a copy of the fd, so that the
+    lock is held until it exits even if this process is killed meanwhile (a `delete --force` then
+    waits for the rules it is adding before it removes them)."""
     path = find(argv[0])
     if path is None:
         raise OCIError("network: %s: not found (install nftables or iptables)" % argv[0])
     rin, win = os.pipe()
     rout, wout = os.pipe()
+    actions = [(os.POSIX_SPAWN_DUP2, rin, 0), (os.POSIX_SPAWN_DUP2, wout, 1), (os.POSIX_SPAWN_DUP2, wout, 2)]
+    if hold >= 0:  # (onto another number: a dup2 onto itself would keep its close-on-exec flag)
+        actions.append((os.POSIX_SPAWN_DUP2, hold, 4 if hold == 3 else 3))
     try:
-        pid = os.posix_spawn(path, argv, _ENV, file_actions=[
-            (os.POSIX_SPAWN_DUP2, rin, 0), (os.POSIX_SPAWN_DUP2, wout, 1), (os.POSIX_SPAWN_DUP2, wout, 2)])
+        pid = os.posix_spawn(path, argv, _ENV, file_actions=actions)
     except OSError as e:
         for fd in (rin, win, rout, wout):
             os.close(fd)
@@ -62,6 +67,7 @@ def run(argv, data=b""):
     except BrokenPipeError:
         pass
     os.close(win)
+    kill_point("net:firewall-spawned")
     chunks = []
     while True:
         chunk = os.read(rout, 65536)
@@ -74,8 +80,8 @@ def run(argv, data=b""):
     return code, b"".join(chunks).decode(errors="replace")
 
 
-def _check(argv, data, what):
-    code, out = run(argv, data)
+def _check(argv, data, what, hold=-1):
+    code, out = run(argv, data, hold)
     if code:
         text = " ".join(out.split())[:400] or "exit status %d" % code
         raise OCIError("network: %s (%s): %s" % (what, " ".join(argv), text))
@@ -145,25 +151,27 @@ def _ipt_removal(tag, saved):
 
 
 # -- the two operations ------------------------------------------------------------------------
-def add(kind, tag, address, subnet, nat, ports):
-    """Add the container's rules (``ports``: [(host port, container port, "tcp"|"udp")])."""
+def add(kind, tag, address, subnet, nat, ports, hold=-1):
+    """Add the container's rules (``ports``: [(host port, container port, "tcp"|"udp")]; ``hold``:
+    run's)."""
     if not nat and not ports:
         return
     if kind == "nft":
-        _check(["nft", "-f", "-"], _nft_rules(tag, address, subnet, nat, ports).encode(), "add nftables rules")
+        _check(["nft", "-f", "-"], _nft_rules(tag, address, subnet, nat, ports).encode(), "add nftables rules",
+               hold)
     else:
         _check(["iptables-restore", "--noflush", "-w"], _ipt_rules(tag, address, subnet, nat, ports).encode(),
-               "add iptables rules")
+               "add iptables rules", hold)
 
 
-def remove(kind, tag):
-    """Remove whatever of the container's rules exists (nothing: no error)."""
+def remove(kind, tag, hold=-1):
+    """Remove whatever of the container's rules exists (nothing: no error; ``hold``: run's)."""
     if kind == "nft":
         table = _nft_table(tag)
         _check(["nft", "-f", "-"], ("add table ip %s\ndelete table ip %s\n" % (table, table)).encode(),
-               "remove nftables table %s" % table)
+               "remove nftables table %s" % table, hold)
         return
-    saved = _check(["iptables-save", "-t", "nat"], b"", "list iptables rules")
+    saved = _check(["iptables-save", "-t", "nat"], b"", "list iptables rules", hold)
     script = _ipt_removal(tag, saved)
     if script:
-        _check(["iptables-restore", "--noflush", "-w"], script.encode(), "remove iptables rules")
+        _check(["iptables-restore", "--noflush", "-w"], script.encode(), "remove iptables rules", hold)

@@ -12,7 +12,7 @@ in the init.
 """
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
-from ociruntime import isdir, join, normpath
+from ociruntime import isdir, join, kill_point, normpath
 from ociruntime.errors import ConfigError, InitError, OCIError
 
 ENOSYS = 38  # (errno-base.h; the same on every Linux architecture)
@@ -108,18 +108,29 @@ def prepare(spec, sd, bundle, rootfs, record, owner, userns):
             continue
         record["made"].append(d)
         record.save()
+        kill_point("overlay:recorded")
+        # the upper's mode is the container's / (the overlay's root is the upper directory)
+        dmode = 0o711 if d == base else mode if d.endswith("/upper") else 0o700
         try:
-            # the upper's mode is the container's / (the overlay's root is the upper directory)
-            os.mkdir(d, 0o711 if d == base else mode if d.endswith("/upper") else 0o700)
-            os.chmod(d, 0o711 if d == base else mode if d.endswith("/upper") else 0o700)
+            os.mkdir(d, dmode)
+        except OSError as e:
+            # not made: if it exists now it is someone else's, which the undo must leave alone
+            record["made"].remove(d)
+            record.save()
+            raise OCIError("overlay: make %s: %s" % (d, e.strerror)) from None
+        kill_point("overlay:dir-made")
+        try:
+            os.chmod(d, dmode)
             if d != base and owner != (0, 0):
                 os.chown(d, *owner)
         except OSError as e:
             raise OCIError("overlay: make %s: %s" % (d, e.strerror)) from None
     record.save()
+    kill_point("overlay:dirs")
     ov = {"target": rootfs, "lowers": spec["lowers"], "base": base, "tmpfs": tmpfs, "userxattr": userns,
           "mode": mode, "fd": -1}
     ov["fd"] = _detached(ov, owner)
+    kill_point("overlay:mounted")
     return ov
 
 

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from helpers import (LONG_RUNNING, MS_BIND, MS_SHARED, cgroups_named, children, mount, mounts_under, pid_alive,
-                     proc_status, processes_rooted_under, reap_zombies, umount)
+from helpers import (LONG_RUNNING, MS_BIND, MS_SHARED, assert_nothing_left, assert_state_and_list_survive,
+                     cgroups_named, killed_at, mount, mounts_under, umount)
 
 pytestmark = pytest.mark.ociruntime_only
 
@@ -68,39 +68,6 @@ def _bundle(bundle, tmp_path, variant, args=LONG_RUNNING):
     return b
 
 
-def _killed_at(runtime, step, *argv):
-    env = dict(os.environ, OCIRUNTIME_TEST_KILL_AT=step)
-    r = runtime.run(*argv, env=env, timeout=30)
-    assert r.rc == -signal.SIGKILL, f"{' '.join(map(str, argv))} was not killed at {step}: exit {r.rc}: {r.err}"
-    return r
-
-
-def assert_state_and_list_survive(runtime, cid):
-    r = runtime.run("list")
-    assert r.rc == 0 and "Traceback" not in r.err, r.err
-    r = runtime.run("state", cid)
-    assert "Traceback" not in r.err and (r.rc == 0 or len(r.err.strip().splitlines()) == 1), r.err
-    return r
-
-
-def assert_nothing_left(runtime, cid, before_mounts=()):
-    """No state dir, no cgroup of the container, no mount on the host side under the test's
-    directories or the state root, no process of the container (the test's children, those
-    rooted in its rootfs, those in its cgroups)."""
-    assert not os.path.lexists(os.path.join(runtime.root, cid)), os.listdir(os.path.join(runtime.root, cid))
-    assert cgroups_named(cid) == []
-    assert sorted(set(mounts_under(runtime.dirs + [runtime.root])) - set(before_mounts)) == []
-    deadline = time.monotonic() + 5
-    while True:
-        reap_zombies()  # (a pid namespace's init waits until the zombies of its tasks are reaped)
-        live = [p for p, st in children() if st not in "ZX"] + \
-            [p for p in processes_rooted_under(runtime.dirs) if pid_alive(p)]
-        if not live or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    assert live == [], [(p, (proc_status(p) or {}).get("Name")) for p in live]
-
-
 def _prepare(runtime, bundle, tmp_path, cmd, variant):
     """The container the command acts on (None for create and run), in the status it needs, and
     its bundle."""
@@ -139,7 +106,7 @@ def test_killed_at_each_step(runtime, bundle, tmp_path, cmd, step, variant):
             b = _bundle(bundle, tmp_path, variant, args)
             cid = runtime.new_id()
         ours = [str(b.path)] if variant == "shared-mounts" else []  # (the test's own shared bind)
-        _killed_at(runtime, step, *_argv(cmd, cid, b, tmp_path))
+        killed_at(runtime, step, *_argv(cmd, cid, b, tmp_path))
         assert_state_and_list_survive(runtime, cid)
         r = runtime.run("delete", "--force", cid)
         assert r.rc == 0 and r.err == "", r.err
@@ -154,7 +121,7 @@ def test_what_a_killed_create_leaves_is_a_stopped_container(runtime, bundle, tmp
     stopped (it has no process), which a plain `delete` removes with its cgroups."""
     b = _bundle(bundle, tmp_path, "plain")
     cid = runtime.new_id()
-    _killed_at(runtime, "create:resources", "create", "--bundle", b, cid)
+    killed_at(runtime, "create:resources", "create", "--bundle", b, cid)
     assert cgroups_named(cid), "create:resources comes after the cgroups are made"
     st = runtime.state(cid)
     assert (st["status"], st["pid"], st["id"]) == ("stopped", 0, cid)
@@ -173,7 +140,7 @@ def test_a_start_killed_after_the_release(runtime, bundle, tmp_path):
     container runs; a second start says so at once (the init no longer holds the state dir) and
     removes the stale fifo, after which `state` says running."""
     cid = runtime.create(_bundle(bundle, tmp_path, "plain"))
-    _killed_at(runtime, "start:released", "start", cid)
+    killed_at(runtime, "start:released", "start", cid)
     assert os.path.exists(os.path.join(runtime.root, cid, "exec.fifo"))
     t0 = time.monotonic()
     r = runtime.run("start", cid)

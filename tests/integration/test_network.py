@@ -1,7 +1,7 @@
 """Container networking, asked for with the org.ociruntime.net.* annotations (issue 24, point 1).
 
 Every test runs the runtime inside a network namespace it makes (`nsenter --net`, the fixture
-`net`), so the bridges, veths and NAT rules are made there and never in the host's namespace;
+`net`: tests/conftest.py, helpers.Net), so the bridges, veths and NAT rules are made there and never in the host's namespace;
 container addresses come from a 10.2xx.y.0/24 chosen per test, and nothing else but loopback is
 ever contacted.  What the kernel holds is read with pyroute2, nft and iptables-save inside that
 namespace; the fixture fails the test if anything is left there after the containers are deleted.
@@ -11,7 +11,6 @@ import concurrent.futures
 import json
 import os
 import random
-import secrets
 import signal
 import subprocess
 import sys
@@ -19,115 +18,11 @@ import time
 
 import pytest
 
-from helpers import ID_PREFIX, LONG_RUNNING, RUNTIME_TIMEOUT, Runtime
+from helpers import LONG_RUNNING, RUNTIME_TIMEOUT
 
 pytestmark = pytest.mark.ociruntime_only
 
 P = "org.ociruntime.net."
-
-
-def _run(*argv, check=True, timeout=20, **kw):
-    return subprocess.run(argv, check=check, timeout=timeout, capture_output=True, text=True, **kw)
-
-
-class Net:
-    """The test's network namespace, the runtime run inside it (``rt``) and what to look at."""
-
-    def __init__(self, name, rt, root):
-        self.name, self.rt, self.root = name, rt, root
-        a, b = random.randrange(200, 255), random.randrange(0, 254, 2)
-        self.prefix = "10.%d.%d" % (a, b)            # the containers' subnet: PREFIX.0/24
-        self.subnet = self.prefix + ".0/24"
-        self.other = "10.%d.%d" % (a, b + 1)         # a second test subnet ("outside")
-        self.own_links = {"lo"}                      # links the test made itself
-        self.extra_ns = []
-
-    def in_ns(self, *argv, ns=None, **kw):
-        return _run("nsenter", "--net=/run/netns/" + (ns or self.name), "--", *argv, **kw)
-
-    def links(self):
-        """{name: (kind, master name)} of the links in the namespace."""
-        from pyroute2 import NetNS
-        with NetNS(self.name) as ns:
-            raw = [(m["index"], m.get_attr("IFLA_IFNAME"), m.get_attr("IFLA_LINKINFO"), m.get_attr("IFLA_MASTER"))
-                   for m in ns.get_links()]
-        names = {i: n for i, n, _, _ in raw}
-        return {n: (info.get_attr("IFLA_INFO_KIND") if info else None, names.get(master))
-                for _, n, info, master in raw}
-
-    def addresses(self, ifname):
-        out = self.in_ns("ip", "-j", "-4", "addr", "show", "dev", ifname).stdout
-        return sorted("%s/%d" % (a["local"], a["prefixlen"]) for i in json.loads(out) for a in i["addr_info"])
-
-    def nft_tables(self):
-        return [ln for ln in self.in_ns("nft", "list", "tables").stdout.splitlines() if "ociruntime-" in ln]
-
-    def nft_rules(self):
-        """Lines of the ruleset about the containers' subnet (iptables-nft's rules are there too)."""
-        return [ln.strip() for ln in self.in_ns("nft", "list", "ruleset").stdout.splitlines()
-                if self.prefix + "." in ln or "OCI-" in ln]
-
-    def ipt_nat(self):
-        return [ln for ln in self.in_ns("iptables-save", "-t", "nat").stdout.splitlines() if "OCI-" in ln]
-
-    def bundle(self, make, *args, **annotations):
-        b = make(*args)
-        b.config["annotations"] = {P + k: v for k, v in dict({"bridge": "br" + self.name[-6:],
-                                                              "subnet": self.subnet}, **annotations).items()}
-        return b
-
-    def address(self, cid):
-        return self.rt.state(cid)["annotations"][P + "address"]
-
-    def leftovers(self):
-        """What the runtime left in the namespace and the state root."""
-        problems = ["link %s (%s)" % (n, k) for n, (k, _) in self.links().items() if n not in self.own_links]
-        problems += ["nft " + t for t in self.nft_tables() + self.nft_rules()]
-        problems += ["iptables " + r for r in self.ipt_nat()]
-        if os.path.exists(os.path.join(self.root, "@network.json")):
-            with open(os.path.join(self.root, "@network.json")) as f:
-                problems.append("registry " + f.read())
-        problems += ["state dir " + c for c in self.rt.ids if os.path.exists(os.path.join(self.root, c))]
-        return problems
-
-    def add_ns(self, tag):
-        name = self.name + tag
-        _run("ip", "netns", "add", name)
-        self.extra_ns.append(name)
-        self.in_ns("ip", "link", "set", "lo", "up", ns=name)
-        return name
-
-
-@pytest.fixture
-def net(runtime, tmp_path, request):
-    if os.geteuid() != 0:
-        pytest.skip("container networking needs root")
-    name = "%s%s-n%s" % (ID_PREFIX, runtime.token, secrets.token_hex(3))
-    _run("ip", "netns", "add", name)
-    problems = []
-    n = None
-    try:
-        _run("nsenter", "--net=/run/netns/" + name, "--", "ip", "link", "set", "lo", "up")
-        wrapper = tmp_path / "ociruntime-in-netns"
-        wrapper.write_text('#!/bin/sh\nexec nsenter --net=/run/netns/%s -- %s "$@"\n' % (name, runtime.bin))
-        wrapper.chmod(0o755)
-        rt = Runtime(wrapper, runtime.root, runtime.token, request.node.name, label="ns")
-        n = Net(name, rt, runtime.root)
-        yield n
-        for cid in rt.ids:
-            r = rt.run("delete", "--force", cid, timeout=30)
-            if r.rc:
-                problems.append("delete --force %s: %s" % (cid, r.err.strip()))
-        problems += n.leftovers()
-    finally:
-        for ns in ([name] + (n.extra_ns if n else [])):
-            subprocess.run(["ip", "netns", "delete", ns], timeout=10)
-        try:
-            os.unlink(os.path.join(runtime.root, "@network.json"))
-        except FileNotFoundError:
-            pass
-    if problems:
-        pytest.fail("left in the test's network namespace:\n  " + "\n  ".join(problems), pytrace=False)
 
 
 def server(port, reply):
