@@ -77,7 +77,7 @@ class Node:
             # RUNNING once the runtime's `start` returned: the init may not have exec'd the command yet
             self.cri.wait_state(cid, pb.CONTAINER_RUNNING)
             pid = self.pid(cid)
-            wait_for(lambda: _cmdline(pid).startswith(command[0].encode() + b"\0"), 10, f"{name} runs {command[0]}")
+            wait_for(lambda: C.cmdline(pid).startswith(command[0].encode() + b"\0"), 10, f"{name} runs {command[0]}")
         return cid
 
     def remove(self, cid):
@@ -242,14 +242,6 @@ def _listdir(path):
         return []
 
 
-def _cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
 def _mountinfo(pid):
     with open(f"/proc/{pid}/mountinfo") as f:
         return {m["mountpoint"]: m for m in helpers.parse_mountinfo(f.read())}
@@ -267,7 +259,7 @@ def test_pod_sandbox(node):
     assert ip.startswith(node.subnet.rsplit(".", 1)[0] + "."), (ip, node.subnet)
     assert node.created_by_runtime(node.pod), "the sandbox was not created by the handler's runtime"
     pid = json.loads(st.info["info"])["pid"]
-    wait_for(lambda: _cmdline(pid) == b"/pause\0", 10, "the sandbox runs /pause")
+    wait_for(lambda: C.cmdline(pid) == b"/pause\0", 10, "the sandbox runs /pause")
     with open(f"/proc/{pid}/cgroup") as f:
         assert f":{node.cgroup_parent}/{node.pod}\n" in f.read()
     print(f"\nRunPodSandbox: {node.pod_seconds:.2f}s")
@@ -309,15 +301,17 @@ def test_exec_sync_and_update(node):
     assert [a for a in node.log.calls() if "exec" in a and cid in a], "ExecSync did not go through the runtime"
     # UpdateContainerResources: the runtime's `update`
     cri.UpdateContainerResources(container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=96 * MiB))
-    with open(f"/sys/fs/cgroup/memory{node.cgroup_parent}/{cid}/memory.limit_in_bytes") as f:
-        assert int(f.read()) == 96 * MiB
-    assert cri.exec_sync(cid, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")[1] == f"{96 * MiB}\n"
+    pid = node.pid(cid)
+    limit = C.control_file(pid, "memory", "memory.limit_in_bytes", "memory.max")
+    assert limit.endswith(f"{node.cgroup_parent}/{cid}/{os.path.basename(limit)}"), limit   # the cgroupsPath asked
+    assert C.memory_limit(pid) == 96 * MiB
+    assert cri.exec_sync(cid, "cat", C.INSIDE_MEMORY_LIMIT)[1] == f"{96 * MiB}\n"
     node.remove(cid)
 
 
 def test_memory_limit_and_oom(node):
     pb, cri = node.pb, node.cri
-    cid = node.container("hog", "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+    cid = node.container("hog", "sh", "-c", f"cat {C.INSIDE_MEMORY_LIMIT}; "
                                             "exec dd if=/dev/zero of=/dev/null bs=64M count=1",
                          memory=32 * MiB, wait_running=False)
     st = cri.wait_state(cid, pb.CONTAINER_EXITED)
