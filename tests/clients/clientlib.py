@@ -281,6 +281,9 @@ def kill_processes(pids):
 
 def cgroup_dirs(relpath):
     """The directories of a cgroup (path from each hierarchy's root) in every hierarchy that has it."""
+    if os.path.exists(os.path.join(helpers.CGROUP_ROOT, "cgroup.controllers")):    # pure v2: one hierarchy
+        d = os.path.join(helpers.CGROUP_ROOT, relpath.strip("/"))
+        return [d] if os.path.isdir(d) else []
     out = []
     for h in sorted(os.listdir(helpers.CGROUP_ROOT)):
         d = os.path.join(helpers.CGROUP_ROOT, h, relpath.strip("/"))

@@ -9,7 +9,11 @@ socket, as kubelet drives it, with the runtime under test as a RuntimeClass hand
   a CNI bridge of its own on a test subnet (Debian's containernetworking-plugins, no masquerade:
   traffic stays on this machine);
 - `build_pause`: a pause image (a static /pause that sleeps, reaps and exits on TERM/INT, as
-  Kubernetes' own) built with gcc, since no registry is reachable.
+  Kubernetes' own) built with gcc, since no registry is reachable;
+- `container_processes`, `cmdline`: the host's processes in a container; `control_file`,
+  `memory_limit`, `cpu_usage_ns`, `cpu_quota`, `INSIDE_MEMORY_LIMIT`: a container's cgroup as the
+  kernel holds it, found from /proc/PID/cgroup, on any layout (a controller's v1 hierarchy where the
+  host has one: v1 or hybrid; the unified hierarchy on pure v2).
 """
 
 import importlib
@@ -18,6 +22,8 @@ import os
 import subprocess
 import sys
 import time
+
+import helpers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO = "cri_api.proto"
@@ -171,3 +177,89 @@ def log_lines(path):
             if tag == "F":
                 out.append((stream, partial.pop(stream)))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# A container's processes and cgroup, as the kernel holds them
+
+
+def container_processes(init):
+    """{pid: cmdline} of the host's processes in the pid namespace and cgroups of the container whose
+    init is `init` (the init included)."""
+    def ns_and_cgroup(pid):
+        try:
+            with open(f"/proc/{pid}/cgroup") as f:
+                return os.readlink(f"/proc/{pid}/ns/pid"), f.read()
+        except OSError:
+            return None
+    own = ns_and_cgroup(init)
+    assert own, f"the container's init {init} is gone"
+    return {p: cmdline(p) for p in helpers.all_pids() if ns_and_cgroup(p) == own}
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _cgroup_mounts():
+    with open("/proc/self/mountinfo") as f:
+        return [m for m in helpers.parse_mountinfo(f.read())
+                if m["fstype"] in ("cgroup", "cgroup2") and m["mountpoint"].startswith(helpers.CGROUP_ROOT)]
+
+
+def _v1_hierarchy(controller, pid="self"):
+    """(mount, path of pid's cgroup) of controller's v1 hierarchy, or None (pure v2)."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        entries = [line.rstrip("\n").split(":", 2) for line in f]
+    for _hid, controllers, path in entries:
+        if controller in controllers.split(","):
+            for m in _cgroup_mounts():
+                if m["fstype"] == "cgroup" and controller in m["super"]:
+                    return m, path
+    return None
+
+
+def control_file(pid, controller, v1_name, v2_name):
+    """The host path of a control file of the cgroup pid is in: v1_name in controller's v1 hierarchy
+    where the host has one, else v2_name in the unified hierarchy."""
+    v1 = _v1_hierarchy(controller, pid)
+    if v1:
+        mount, path = v1
+        base = mount["mountpoint"]
+        name = v1_name
+    else:
+        mount = next(m for m in _cgroup_mounts() if m["fstype"] == "cgroup2")
+        base, path, name = mount["mountpoint"], helpers.cgroup2_of(pid), v2_name
+    return os.path.join(base, os.path.relpath(path, mount["root"]), name)
+
+
+def memory_limit(pid):
+    """The memory limit in bytes of pid's cgroup (None: no limit)."""
+    text = helpers.read_value(control_file(pid, "memory", "memory.limit_in_bytes", "memory.max"))
+    return None if text == "max" or int(text) >= 1 << 62 else int(text)
+
+
+def cpu_usage_ns(pid):
+    """The CPU time used by pid's cgroup, in nanoseconds (v2 counts microseconds)."""
+    path = control_file(pid, "cpuacct", "cpuacct.usage", "cpu.stat")
+    return int(helpers.read_value(path)) if path.endswith("usage") else helpers.read_kv(path)["usage_usec"] * 1000
+
+
+def cpu_quota(pid):
+    """(quota, period) in microseconds of pid's cgroup (quota -1: none)."""
+    path = control_file(pid, "cpu", "cpu.cfs_quota_us", "cpu.max")
+    if path.endswith("cpu.max"):
+        quota, period = helpers.read_value(path).split()
+        return (-1 if quota == "max" else int(quota)), int(period)
+    return int(helpers.read_value(path)), int(helpers.read_value(os.path.join(os.path.dirname(path),
+                                                                                 "cpu.cfs_period_us")))
+
+
+# the memory limit as a container sees it: containerd mounts one directory per v1 hierarchy at
+# /sys/fs/cgroup, or, on pure v2, the container's own cgroup (it has a cgroup namespace there)
+INSIDE_MEMORY_LIMIT = ("/sys/fs/cgroup/memory/memory.limit_in_bytes" if _v1_hierarchy("memory")
+                       else "/sys/fs/cgroup/memory.max")

@@ -10,6 +10,7 @@ peer group there too.  After the module, the pod is stopped and removed and the 
 before (tests/clients/hoststate.py).
 """
 
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import pytest
 
 import helpers
 from . import cri as C
+from . import cri_stream
 from .clientlib import (ArgvLog, cgroup_procs, cgroup_tree, describe, kill_processes, leaked_processes,
                         make_wrapper, oci_archive, remove_cgroup_tree, run, umount_under, wait_for)
 from .conftest import _finish_host, _fresh_dir, random_octet
@@ -57,12 +59,14 @@ class Node:
         self.__dict__.update(kw)
         self.names = 0
 
-    def container(self, name, *command, mounts=(), memory=0, caps=(), wait_running=True):
-        """Create and start a busybox container in the pod; returns its id."""
+    def container(self, name, *command, mounts=(), memory=0, cpu_quota=0, caps=(), wait_running=True):
+        """Create and start a busybox container in the pod; returns its id.  cpu_quota: microseconds
+        of CPU time per 100 ms period."""
         self.names += 1
         pb = self.pb
         linux = pb.LinuxContainerConfig(
-            resources=pb.LinuxContainerResources(memory_limit_in_bytes=memory),
+            resources=pb.LinuxContainerResources(memory_limit_in_bytes=memory, cpu_quota=cpu_quota,
+                                                 cpu_period=100000 if cpu_quota else 0),
             security_context=pb.LinuxContainerSecurityContext(
                 namespace_options=pb.NamespaceOption(pid=pb.CONTAINER),
                 capabilities=pb.Capability(add_capabilities=list(caps))))
@@ -77,7 +81,7 @@ class Node:
             # RUNNING once the runtime's `start` returned: the init may not have exec'd the command yet
             self.cri.wait_state(cid, pb.CONTAINER_RUNNING)
             pid = self.pid(cid)
-            wait_for(lambda: _cmdline(pid).startswith(command[0].encode() + b"\0"), 10, f"{name} runs {command[0]}")
+            wait_for(lambda: C.cmdline(pid).startswith(command[0].encode() + b"\0"), 10, f"{name} runs {command[0]}")
         return cid
 
     def remove(self, cid):
@@ -242,14 +246,6 @@ def _listdir(path):
         return []
 
 
-def _cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
 def _mountinfo(pid):
     with open(f"/proc/{pid}/mountinfo") as f:
         return {m["mountpoint"]: m for m in helpers.parse_mountinfo(f.read())}
@@ -267,7 +263,7 @@ def test_pod_sandbox(node):
     assert ip.startswith(node.subnet.rsplit(".", 1)[0] + "."), (ip, node.subnet)
     assert node.created_by_runtime(node.pod), "the sandbox was not created by the handler's runtime"
     pid = json.loads(st.info["info"])["pid"]
-    wait_for(lambda: _cmdline(pid) == b"/pause\0", 10, "the sandbox runs /pause")
+    wait_for(lambda: C.cmdline(pid) == b"/pause\0", 10, "the sandbox runs /pause")
     with open(f"/proc/{pid}/cgroup") as f:
         assert f":{node.cgroup_parent}/{node.pod}\n" in f.read()
     print(f"\nRunPodSandbox: {node.pod_seconds:.2f}s")
@@ -309,15 +305,17 @@ def test_exec_sync_and_update(node):
     assert [a for a in node.log.calls() if "exec" in a and cid in a], "ExecSync did not go through the runtime"
     # UpdateContainerResources: the runtime's `update`
     cri.UpdateContainerResources(container_id=cid, linux=pb.LinuxContainerResources(memory_limit_in_bytes=96 * MiB))
-    with open(f"/sys/fs/cgroup/memory{node.cgroup_parent}/{cid}/memory.limit_in_bytes") as f:
-        assert int(f.read()) == 96 * MiB
-    assert cri.exec_sync(cid, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")[1] == f"{96 * MiB}\n"
+    pid = node.pid(cid)
+    limit = C.control_file(pid, "memory", "memory.limit_in_bytes", "memory.max")
+    assert limit.endswith(f"{node.cgroup_parent}/{cid}/{os.path.basename(limit)}"), limit   # the cgroupsPath asked
+    assert C.memory_limit(pid) == 96 * MiB
+    assert cri.exec_sync(cid, "cat", C.INSIDE_MEMORY_LIMIT)[1] == f"{96 * MiB}\n"
     node.remove(cid)
 
 
 def test_memory_limit_and_oom(node):
     pb, cri = node.pb, node.cri
-    cid = node.container("hog", "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+    cid = node.container("hog", "sh", "-c", f"cat {C.INSIDE_MEMORY_LIMIT}; "
                                             "exec dd if=/dev/zero of=/dev/null bs=64M count=1",
                          memory=32 * MiB, wait_running=False)
     st = cri.wait_state(cid, pb.CONTAINER_EXITED)
@@ -377,3 +375,126 @@ def test_bidirectional_volume(node):
         assert node.rootfs_mounts_on_host() == []
     finally:
         umount_under(os.path.join(src, "inside"))
+
+
+# what `kubectl exec -it POD -- sh` types to see its terminal: the window size (waiting for the size
+# the client sent: containerd resizes once the process has started), whether the shell leads a session
+# with a controlling terminal (/proc/PID/stat: pid, session, tty_nr)
+TTY_FUNCS = ("size() { n=0; while [ \"$(stty size)\" != \"$1\" ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done; "
+             "echo \"size=$(stty size)\"; }\n")
+
+
+def _step(stream, command, n):
+    """Type a command line and read the terminal's output until it has run (the marker <n> is printed
+    after it; the echo of the typed line shows it as <$((n))>).  Returns the output since the line
+    was typed."""
+    start = len(stream.data[cri_stream.STDOUT])
+    stream.send(f"{command}; echo \"<$(({n}))>\"\n")
+    return stream.read_until(f"<{n}>")[start:].decode(errors="replace")
+
+
+def test_exec_interactive_tty(node):
+    """kubectl exec -it: the CRI Exec RPC's URL on containerd's stream server, opened as a websocket
+    (v4.channel.k8s.io): a shell on a terminal of the window size the client sent and sends later,
+    leading its session with the terminal as its controlling one (^C interrupts its foreground job),
+    in the container's namespaces and cgroup; its exit code comes back, and nothing of it is left."""
+    cri = node.cri
+    cid = node.container("tty", "sleep", "1000")
+    init = node.pid(cid)
+    node.log.mark()
+    url = cri.Exec(container_id=cid, cmd=["sh"], tty=True, stdin=True, stdout=True).url
+    assert url.startswith("http://127.0.0.1:"), url          # the stream server's address in the config
+    with cri_stream.open_websocket(url, tty=True) as s:
+        s.resize(91, 37)
+        s.send(TTY_FUNCS)
+        out = _step(s, "size '37 91'; echo \"tty=$(tty) stat=$(cut -d' ' -f1,6,7 /proc/$$/stat)\"", 1)
+        assert "size=37 91\r\n" in out, out
+        m = re.search(r"tty=(\S+) stat=(\d+) (\d+) (\d+)\r\n", out)
+        assert m and m[1].startswith("/dev/pts/"), out
+        assert m[2] == m[3] and m[4] != "0", f"not a session leader with a controlling terminal: {out!r}"
+        shells = {p for p, cmd in C.container_processes(init).items() if cmd == b"sh\0"}
+        assert len(shells) == 1, C.container_processes(init)     # the exec'd shell: the container's pid ns and cgroup
+
+        s.resize(120, 50)
+        assert "size=50 120\r\n" in _step(s, "size '50 120'", 2)
+
+        s.send("sleep 99\n")
+        sleep = wait_for(lambda: [p for p, cmd in C.container_processes(init).items() if cmd == b"sleep\x0099\0"],
+                         10, "the shell's foreground sleep")
+        s.send("\x03")                                      # ^C: SIGINT to the terminal's foreground group
+        assert "rc=130\r\n" in _step(s, "echo rc=$?", 3)
+        assert not helpers.pid_alive(sleep[0])
+
+        s.send("exit 7\n")
+        r = s.wait()
+    assert r.exit_code == 7 and r.status["reason"] == "NonZeroExitCode", r
+    wait_for(lambda: list(C.container_processes(init)) == [init], 10, "only the init left in the container")
+    execs = [a for a in node.log.calls() if "exec" in a and cid in a]
+    assert execs and "--console-socket" in execs[0], execs     # the terminal came from the runtime's exec
+    node.remove(cid)
+
+
+def test_exec_stdin_piped(node):
+    """`kubectl exec -i` with piped input, over SPDY as kubectl speaks it: no terminal, 1 MiB of
+    stdin reaches the command intact and ends (the stdin stream's FIN is its EOF), stdout and stderr
+    come back apart with the exit code, and nothing of the exec is left."""
+    cri = node.cri
+    cid = node.container("piped", "sleep", "1000")
+    init = node.pid(cid)
+    node.log.mark()
+    # the open fds of ls (3: its directory) tell what the exec'd process got: nothing beyond 0-2
+    script = ("for fd in 0 1 2; do [ -t $fd ] && echo fd $fd is a terminal; done; "
+              "echo fds $(ls /proc/self/fd); md5sum; echo to stderr >&2; exit 3")
+    url = cri.Exec(container_id=cid, cmd=["sh", "-c", script], stdin=True, stdout=True, stderr=True).url
+    data = os.urandom(1 << 20)
+    with cri_stream.open_spdy(url) as s:
+        s.send(data)
+        s.close_stdin()
+        r = s.wait()
+    assert (r.stdout.decode(), r.stderr, r.exit_code) == \
+        (f"fds 0 1 2 3\n{hashlib.md5(data).hexdigest()}  -\n", b"to stderr\n", 3), r
+    wait_for(lambda: list(C.container_processes(init)) == [init], 10, "only the init left in the container")
+    execs = [a for a in node.log.calls() if "exec" in a and cid in a]
+    assert execs and "--console-socket" not in execs[0], execs
+    node.remove(cid)
+
+
+def test_container_stats(node):
+    """ContainerStats and ListContainerStats (kubelet's summary, `kubectl top`): the memory working
+    set of a container holding 24 MiB, under the 64 MiB limit the kernel holds (available = limit -
+    working set), its CPU time between two readings of the kernel's counter, and the CPU rate of a
+    busy container within its quota of half a CPU."""
+    pb, cri = node.pb, node.cri
+    # dd keeps its 24 MiB buffer (filled from /dev/zero) while it waits to write to a pipe no one reads
+    holder = node.container("holder", "sh", "-c", "dd if=/dev/zero bs=24M count=1 | sleep 1000", memory=64 * MiB)
+    busy = node.container("busy", "sh", "-c", "while :; do :; done", cpu_quota=50000)
+    hpid, bpid = node.pid(holder), node.pid(busy)
+    assert C.memory_limit(hpid) == 64 * MiB
+    assert cri.exec_sync(holder, "cat", C.INSIDE_MEMORY_LIMIT)[1] == f"{64 * MiB}\n"
+    assert C.cpu_quota(bpid) == (50000, 100000)
+
+    def holding():
+        m = cri.ContainerStats(container_id=holder).stats.memory
+        return m if m.working_set_bytes.value >= 24 * MiB else None
+    mem = wait_for(holding, 20, "a working set of 24 MiB")
+    assert mem.working_set_bytes.value <= mem.usage_bytes.value < 64 * MiB, mem
+    assert mem.available_bytes.value + mem.working_set_bytes.value == C.memory_limit(hpid), mem
+    assert mem.rss_bytes.value >= 24 * MiB, mem
+
+    before = C.cpu_usage_ns(hpid)
+    cpu = cri.ContainerStats(container_id=holder).stats.cpu
+    after = C.cpu_usage_ns(hpid)
+    assert 0 < before <= cpu.usage_core_nano_seconds.value <= after, (before, cpu, after)
+
+    # the rate needs two samples (containerd keeps the last one per container)
+    first = {st.attributes.id: st for st in cri.ListContainerStats(
+        filter=pb.ContainerStatsFilter(pod_sandbox_id=node.pod)).stats}
+    assert {holder, busy} <= set(first), first.keys()
+    assert first[busy].attributes.metadata.name.startswith("busy-"), first[busy].attributes
+    time.sleep(2)
+    stats = cri.ContainerStats(container_id=busy).stats
+    rate = stats.cpu.usage_nano_cores.value
+    assert 0.1e9 < rate <= 0.5e9 * 1.1, f"{rate / 1e9:.2f} CPUs used by a loop limited to 0.5\n{stats.cpu}"
+    assert stats.cpu.usage_core_nano_seconds.value > first[busy].cpu.usage_core_nano_seconds.value
+    node.remove(busy)
+    node.remove(holder)
