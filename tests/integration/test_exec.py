@@ -205,10 +205,12 @@ def test_exec_process_file_defaults_from_container(runtime, bundle, tmp_path):
     """A process file without capabilities or rlimits gets the container's, not the runtime's."""
     cid, _ = running(runtime, bundle(*LONG_RUNNING))
     path = tmp_path / "process.json"
-    path.write_text(json.dumps({"args": ["sh", "-c", "grep CapBnd /proc/self/status; ulimit -n"], "cwd": "/"}))
+    # (no env: runc then gives no PATH either, hence the path)
+    path.write_text(json.dumps({"args": ["/bin/sh", "-c", "grep CapBnd /proc/self/status; ulimit -n"], "cwd": "/"}))
     lines = exec_out(runtime, cid, flags=("-p", path)).splitlines()
     assert lines[0].split() == ["CapBnd:", "0000000020000420"]
-    assert lines[1] == "1024"
+    if runtime.name == "ociruntime":  # runc 1.1.5 leaves the runtime's own rlimits
+        assert lines[1] == "1024"
 
 
 def test_exec_in_created_container(runtime, bundle):
@@ -268,6 +270,7 @@ def console(runtime, tmp_path_factory):
     cs.close()
 
 
+@pytest.mark.ociruntime_only  # runc 1.1.5 takes a console socket only with --detach
 def test_exec_tty_with_console_socket(runtime, bundle, console):
     cid, _ = running(runtime, bundle(*LONG_RUNNING))
     r = runtime.run("exec", "-t", "--console-socket", console, cid, "sh", "-c",

@@ -84,6 +84,8 @@ def test_hooks_order_namespaces_state_args_env(runtime, bundle, tmp_path):
     # state on stdin, with the status of the moment
     want = {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
             "startContainer": "created", "poststart": "running", "poststop": "stopped"}
+    if runtime.name == "runc":  # runc 1.1.5 runs poststart before it records the container running
+        want["poststart"] = "created"
     pids = set()
     for kind, status in want.items():
         st = by[kind]["state"]
@@ -226,8 +228,9 @@ def test_failing_poststop_hook_is_a_warning(runtime, bundle, tmp_path):
     assert r.rc == 0
     assert "exit status 3" in r.err
     assert runtime.status(cid) is None
-    # the remaining hooks still run
-    assert json.loads((tmp_path / "poststop.json").read_text())["status"] == "stopped"
+    # the remaining hooks still run (the spec's rule; runc 1.1.5 stops at the failed one)
+    if runtime.name == "ociruntime":
+        assert json.loads((tmp_path / "poststop.json").read_text())["status"] == "stopped"
 
 
 # runc 1.1.5 kills a timed-out hook but then waits for its output pipe, which what the hook
