@@ -43,6 +43,9 @@ def check_config(cfg, nsmap, warn=None):
         if not cwd.startswith("/"):
             raise ConfigError("config.json: process.cwd: %r is not an absolute path" % cwd)
         caps = check(process, warn)
+        if "user" in nsmap and not nsmap["user"]:
+            from ociruntime.process.spec import check_mapped
+            check_mapped(process.get("user") or {}, linux)
     devices = (linux.get("resources") or {}).get("devices") or ()
     for i, rule in enumerate(devices):
         access = rule.get("access")

@@ -149,8 +149,11 @@ def check(proc, cfg, warn=None):
     for k in ("uid", "gid"):
         if not isinstance(user.get(k, 0), int) or not 0 <= user.get(k, 0) < 2 ** 32:
             raise ConfigError("process.user.%s: must be a non-negative integer" % k)
-    from ociruntime.process.spec import check as check_process
+    from ociruntime.process.spec import check as check_process, check_mapped
     caps = check_process(proc, warn)
+    linux = cfg.get("linux") or {}
+    if any(n.get("type") == "user" and not n.get("path") for n in linux.get("namespaces") or ()):
+        check_mapped(user, linux)
     from ociruntime.security import procattrs
     procattrs.check({"process": proc, "linux": {}}, {})  # scheduler, ioPriority, affinity, LSM labels
     return caps

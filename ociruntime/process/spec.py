@@ -3,7 +3,7 @@ shim only has to run it (credentials, capabilities, no_new_privs, exec)."""
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
 from ociruntime import fsdecode, isdir, join, read_file
-from ociruntime.errors import InitError
+from ociruntime.errors import ConfigError, InitError
 from ociruntime.security import caps as _caps
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -21,6 +21,22 @@ def check(process, warn=None):
         from ociruntime.security import rlimits
         rlimits.parse(process["rlimits"])
     return caps
+
+
+def check_mapped(user, linux, where="process.user"):
+    """The ids a process takes in the container's own user namespace must be mapped there
+    (``linux``: the config's linux object, whose uidMappings/gidMappings give that namespace's;
+    a namespace joined by path is not checked): the kernel would refuse them only at the last
+    step, setresuid/setresgid/setgroups.  runc's words."""
+    checks = [("uid", "uid", [user.get("uid", 0)], linux.get("uidMappings")),
+              ("gid", "gid", [user.get("gid", 0)], linux.get("gidMappings")),
+              ("gid", "additionalGids", list(user.get("additionalGids") or ()), linux.get("gidMappings"))]
+    for kind, field, ids, maps in checks:
+        for i, v in enumerate(ids):
+            if maps and not any(m["containerID"] <= v < m["containerID"] + m["size"] for m in maps):
+                name = "%s.%s" % (where, field) + ("[%d]" % i if field == "additionalGids" else "")
+                raise ConfigError("cannot set %s to unmapped user in user namespace: %s %d is not in "
+                                  "linux.%sMappings" % (kind, name, v, kind))
 
 
 def lookup(argv0, env):

@@ -3,6 +3,8 @@
 
 import os
 
+import pytest
+
 from helpers import LONG_RUNNING, proc_status
 
 RANGES = [{"containerID": 0, "hostID": 200000, "size": 1000},
@@ -39,14 +41,41 @@ def test_process_in_second_range_with_groups(runtime, bundle):
     assert sorted(st["Groups"].split()) == ["200005", "300001"]
 
 
-def test_unmapped_user_is_refused(runtime, bundle):
+@pytest.mark.parametrize("user,kind", [({"uid": 3000, "gid": 0}, "uid"),   # between the ranges
+                                       ({"uid": 0, "gid": 2500}, "gid")])
+def test_unmapped_user_is_refused(runtime, bundle, user, kind):
+    """A process id the container's user namespace does not map is refused (the kernel would
+    refuse setresuid/setresgid at the last step): runc's words; ociruntime says it before anything
+    is made, naming the field."""
     b = _userns_bundle(bundle, "true")
-    b.config["process"]["user"] = {"uid": 3000, "gid": 0}   # between the ranges: not mapped
+    b.config["process"]["user"] = user
     r = runtime.run_container(b)
-    runtime.refused(r)
+    runtime.refused(r, f"cannot set {kind} to unmapped user in user namespace",
+                    ours=[f"process.user.{kind} {user[kind]} is not in linux.{kind}Mappings"])
     assert os.listdir(runtime.root) == []
 
 
+@pytest.mark.ociruntime_only  # (runc 1.1.5: "setgroups: invalid argument", at the last step)
+def test_unmapped_additional_gid_is_refused(runtime, bundle):
+    b = _userns_bundle(bundle, "true")
+    b.config["process"]["user"] = {"uid": 0, "gid": 0, "additionalGids": [5, 7000]}
+    cid = runtime.new_id()
+    r = runtime.run("create", "--bundle", b, cid)
+    runtime.refused(r, "cannot set gid to unmapped user in user namespace: process.user.additionalGids[1] 7000 "
+                    "is not in linux.gidMappings")
+    assert os.listdir(runtime.root) == [] and runtime.status(cid) is None
+
+
+def test_exec_as_an_unmapped_user_is_refused(runtime, bundle):
+    cid = runtime.create(_userns_bundle(bundle, *LONG_RUNNING))
+    runtime.start(cid)
+    r = runtime.run("exec", "--user", "3000:0", cid, "true")
+    runtime.refused(r, "cannot set uid to unmapped user in user namespace")
+    assert runtime.status(cid) == "running"
+    assert [p for p in runtime.run("ps", cid, check=True).out.splitlines()[1:] if " true" in p] == []
+
+
+@pytest.mark.ociruntime_only  # runc 1.1.5 wants uid mappings in the config for a joined namespace too
 def test_join_user_namespace_by_path_becomes_its_root(runtime, bundle):
     """A second container joining the first one's user namespace runs as that namespace's root
     (host uid 200000), not as the host's unmapped root."""
