@@ -178,9 +178,23 @@ class Systemd:
                     self.manager("ResetFailedUnit", "s", unit)
                 except DBusError:
                     pass
-        result = self._wait_job(job, "start unit " + unit)
+        # the unit exists once the job is queued: one that fails or is not seen to start is
+        # stopped here, as nothing records it for delete (the state dir goes with the failure)
+        try:
+            result = self._wait_job(job, "start unit " + unit)
+        except CgroupError:
+            self._stop_quietly(unit)
+            raise
         if result != "done":
-            raise CgroupError("systemd: start unit %s: the job's result is %r" % (unit, result))
+            self._stop_quietly(unit)
+            raise CgroupError("systemd: start unit %s: the job's result is %r (journalctl -u %s says why)"
+                              % (unit, result, unit))
+
+    def _stop_quietly(self, unit):
+        try:
+            self.stop(unit)
+        except CgroupError:
+            pass
 
     def set_properties(self, unit, props):
         if props:
@@ -203,10 +217,5 @@ class Systemd:
     def control_group(self):
         """The manager's own cgroup (the user's: /user.slice/user-UID.slice/user@UID.service)."""
         msg = new_method_call(PROPS, "Get", "ss", (MANAGER.interface, "ControlGroup"))
-        (value,) = self._call(msg)
-        return value[1]
-
-    def version(self):
-        msg = new_method_call(PROPS, "Get", "ss", (MANAGER.interface, "Version"))
         (value,) = self._call(msg)
         return value[1]
