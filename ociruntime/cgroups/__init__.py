@@ -212,9 +212,8 @@ class Manager:
                     # yet to stop (as v1's FREEZING)
                     frozen = "frozen 1" in read_text(d + "/cgroup.events").splitlines()
                     what = "cgroup.events: frozen 1"
-                    freeze = d + "/cgroup.freeze"
-                    if not frozen and exists(freeze) and read_text(freeze).strip() == "1":
-                        frozen, what = True, "cgroup.freeze 1"
+                    if not frozen and d not in self.created and read_text(d + "/cgroup.freeze").strip() == "1":
+                        frozen, what = True, "cgroup.freeze 1"  # (one made here starts thawed)
                 else:
                     continue
             except FileNotFoundError:  # no freezer there (a v2 root, a kernel without it)
