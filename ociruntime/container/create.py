@@ -176,10 +176,10 @@ class Undo:
                 continue
         for pid in self.pids:
             wait_gone(pid, reap=True)  # (bounded: a task in a frozen v1 cgroup does not die)
-        if self.extras is not None:
-            from ociruntime import log
-            self.extras.undo(self.sd, log.current)
         left = []
+        if self.extras is not None:  # (what it cannot remove keeps the record, as a cgroup does)
+            from ociruntime import log
+            left += self.extras.undo(self.sd, log.current)
         if self.cgroup is not None:
             try:
                 self.cgroup.destroy()

@@ -50,6 +50,11 @@ def remove_damaged(ctx, cid):
             if problem != "container does not exist":  # (an empty directory says nothing)
                 ctx.log.warning("%s; no copy says what it ran: its processes and cgroups (if any) are "
                                 "left" % problem)
+            if exists(join(sd.path, "extras.json")):  # its own record: networking, overlay
+                from ociruntime.container import extras
+                errors = extras.remove(sd, ctx.log)  # (an upper asked to be kept is kept)
+                if errors:  # (the records stay for another `delete --force`)
+                    raise OCIError("; ".join(errors))
             sd.remove()
             return
         if problem:

@@ -111,12 +111,12 @@ class Extras:
         state["annotations"] = dict(state.get("annotations") or {}, **extra)
 
     def undo(self, sd, log):
-        """A failed create: remove what was made, as delete would (errors are logged)."""
+        """A failed create: remove what was made, as delete would; returns the errors (what is
+        left, which the record keeps for `delete --force`)."""
         self._close()
         if self.doc.get("overlay"):
             self.doc["overlay"]["failed"] = True
-        for e in _remove(self.doc, sd, log):
-            log.warning("create %s: undo: %s" % (sd.id, e))
+        return _remove(self.doc, sd, log)
 
 
 def remove(sd, log, created=True):
