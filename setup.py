@@ -151,10 +151,11 @@ def static_libpython():
 
 
 def link_variants():
-    """How the embedded program may link this installation's static libpython, in order: its
-    position-independent copy where it has one (Debian ships libpython3.X-pic.a beside it), the
-    library itself into the compiler's default (PIE) program, then into a non-PIE program (a
-    library not built position-independent, as Debian's libpython3.X.a)."""
+    """How the embedded program may link this installation's static libpython, in order: the
+    library into a non-PIE program (fewer pages relocated at start-up; also what a library not
+    built position-independent, as Debian's libpython3.X.a, needs), its position-independent copy
+    where it has one (Debian ships libpython3.X-pic.a beside it), then the library into the
+    compiler's default (PIE) program."""
     static = static_libpython()
     pic = static[:-2] + "-pic.a"
     out = [(pic, [])] if os.path.isfile(pic) else []

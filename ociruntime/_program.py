@@ -14,10 +14,7 @@ foreground waits of run and exec, events) turn it back on.
 """
 import sys
 
-
-def _is_dir(path):
-    from ociruntime import isdir
-    return isdir(path)
+from ociruntime import isdir, isfile
 
 
 def _venv_includes_system_site(venv):
@@ -42,7 +39,7 @@ def site_dirs(program):
     bindir = program.rpartition("/")[0]
     prefix = bindir.rpartition("/")[0] or "/"
     prefixes = [prefix]
-    if _is_file(prefix + "/pyvenv.cfg"):
+    if isfile(prefix + "/pyvenv.cfg"):
         if _venv_includes_system_site(prefix):
             prefixes.append(sys.base_prefix)
     elif prefix != sys.base_prefix:
@@ -54,20 +51,15 @@ def site_dirs(program):
                   p + "/lib/" + version + "/site-packages",
                   p + "/local/lib/" + version + "/dist-packages",
                   p + "/lib/python3/dist-packages"):
-            if d not in out and _is_dir(d):
+            if d not in out and isdir(d):
                 out.append(d)
     return out
-
-
-def _is_file(path):
-    from ociruntime import isfile
-    return isfile(path)
 
 
 def _find_package(dirs):
     """The installed package directory (site-packages/ociruntime) among ``dirs``."""
     for d in dirs:
-        if _is_file(d + "/ociruntime/__init__.py"):
+        if isfile(d + "/ociruntime/__init__.py"):
             return d + "/ociruntime"
     return None
 
