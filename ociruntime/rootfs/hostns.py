@@ -20,32 +20,17 @@ exists (container/create.py, check_config).
 """
 import posix as os  # os's C half (ociruntime/__init__.py says why)
 
-from ociruntime import _sys as S
+from ociruntime import _sys as S, read_text
 from ociruntime.errors import ConfigError, OCIError, init_step
+from ociruntime.rootfs import _unescape
 
 MOUNTINFO = "/proc/self/mountinfo"
 
 
-def _unescape(field):
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def mount_table():
     """[(mount id, parent id, mount point)] of this process's mount namespace, in its order."""
-    with open(MOUNTINFO, "rb") as f:
-        lines = f.read().decode(errors="surrogateescape").splitlines()
     out = []
-    for line in lines:
+    for line in read_text(MOUNTINFO).splitlines():
         fields = line.split(" ", 5)
         out.append((int(fields[0]), int(fields[1]), _unescape(fields[4])))
     return out
