@@ -298,7 +298,7 @@ def setup(plan, record, root, cid, init_pid, log, hold=-1):
             inner.set_up(eth[0], IFNAME)
             inner.add_default_route(gateway, eth[0], IFNAME)
     except OSError as e:
-        raise OCIError("network: %s: %s" % (e.filename, e.strerror)) from None
+        raise OCIError("network: %s: %s" % (e.filename or "netlink", e.strerror or e)) from None
     finally:
         os.close(nsfd)
     if plan.firewall:
@@ -414,7 +414,7 @@ def _teardown_here(record, root, cid, errors, log, hold):
             if nl.delete_link(record["veth"]):
                 log.debug("network: removed %s", record["veth"])
         except OSError as e:
-            errors.append("network: %s: %s" % (e.filename, e.strerror))
+            errors.append("network: %s: %s" % (e.filename or "netlink", e.strerror or e))
         kill_point("net:veth-removed")
         _release(record, root, cid, nl, errors, log)
 
@@ -445,6 +445,6 @@ def _release(record, root, cid, nl, errors, log):
             reg.save()
         kill_point("net:released")
     except OSError as e:
-        errors.append("network: %s: %s" % (e.filename, e.strerror))
+        errors.append("network: %s: %s" % (e.filename or "netlink", e.strerror or e))
     except OCIError as e:
         errors.append(str(e))
