@@ -9,12 +9,12 @@ from ociruntime.errors import InitError
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
-def loopback_up(name=b"lo"):
+def loopback_up():
     try:
         s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
         try:
             # struct ifreq: the name (16 bytes), then ifr_flags (a short) in a 24-byte union
-            req = bytearray(name.ljust(16, b"\0") + bytes(24))
+            req = bytearray(b"lo".ljust(16, b"\0") + bytes(24))
             fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req)
             req[16] |= IFF_UP
             fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, req)

@@ -17,13 +17,6 @@ from ociruntime import join, kill_point, read_file, write_atomic
 from ociruntime.errors import OCIError
 
 RECORD = "extras.json"  # (delete.py looks for this name before importing this module)
-PREFIXES = ("org.ociruntime.net.", "org.ociruntime.overlay")
-
-
-def wanted(annotations):
-    return bool(annotations) and any(k.startswith(PREFIXES) for k in annotations)
-
-
 def feature_annotations():
     """The annotations the features understand, with what they take (for `features`)."""
     from ociruntime.network import ANNOTATIONS as net

@@ -374,7 +374,6 @@ def teardown(record, root, cid, log, hold=-1):
     state dir's locked fd (firewall.run)."""
     errors = []
     here, there = netns_here(), record["netns"]
-    nsfd = -1
     if here[:2] == there[:2] and (not here[2] or here[2] == there[2]):
         _teardown_here(record, root, cid, errors, log, hold)
         return errors
