@@ -394,35 +394,33 @@ class BirthFork:
     cgroup takes whole processes only).  Where there is no directory, or the kernel or a seccomp
     profile refuses clone3 or its flag, a plain fork (ociruntime.fork), and the caller writes
     cgroup.procs as before (an error it meets there is reported in its usual words).  ``born``
-    tells, in both processes, which way it went; ``fd`` (the directory's, -1 for none) is the
-    caller's to close, in the child too (it is a handle on the host's cgroup tree)."""
+    tells, in both processes, which way it went.  The directory is open only for the fork (a
+    handle on the host's cgroup tree: closed in both processes before the call returns)."""
 
     def __init__(self, directory, log):
-        self.directory, self.log, self.born, self.fd = directory, log, False, -1
-        if directory is not None:
-            try:
-                self.fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError as e:
-                log.debug("cgroup %s: %s: a plain fork, then cgroup.procs", directory, e.strerror)
+        self.directory, self.log, self.born = directory, log, False
 
     def __call__(self, what):
         from ociruntime import fork
-        if self.fd >= 0:
+        if self.directory is None:
+            return fork(what)
+        try:
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            self.log.debug("cgroup %s: %s: a plain fork, then cgroup.procs", self.directory, e.strerror)
+            return fork(what)
+        try:
             from ociruntime import _sys
-            try:
-                pid = _sys.fork_into_cgroup(self.fd, what)
-            except OSError as e:  # nothing forked
-                self.log.debug("clone3 into cgroup %s: %s: a plain fork, then cgroup.procs", self.directory,
-                               e.strerror)
-            else:
-                self.born = True
-                return pid
+            pid = _sys.fork_into_cgroup(fd, what)
+        except OSError as e:  # nothing forked
+            self.log.debug("clone3 into cgroup %s: %s: a plain fork, then cgroup.procs", self.directory,
+                           e.strerror)
+        else:
+            self.born = True
+            return pid
+        finally:
+            os.close(fd)
         return fork(what)
-
-    def close(self):
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 def _put(path, value):

@@ -329,8 +329,6 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     from ociruntime.cgroups import BirthFork
     birth = cg.birth_dir()
     fork_init = BirthFork(birth and birth[1], ctx.log)
-    if fork_init.fd >= 0:
-        plan.close_fds += (fork_init.fd,)  # (the child's first step)
     parent_ch, child_ch = channel.pair()
     pid = namespaces.fork_in_pidns(pid_join, "the container init", fork_init) if pidns_here else \
         fork_init("fork the container init")
@@ -343,7 +341,6 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     child_ch.close()
     ctx.log.debug("forked the container's first process (pid %d%s): namespaces %s", pid,
                   ", born in its cgroup2 cgroup" if plan.born_in else "", ",".join(nsmap) or "none")
-    fork_init.close()
     os.close(fifo_fd)
     if seccomp_sock is not None:
         seccomp_sock.close()

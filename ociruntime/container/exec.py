@@ -302,10 +302,8 @@ def _spawn(ctx, sd, state, cfg, proc, console_socket, preserve_fds, cgroup_specs
             self_keys += (birth[0],)  # (the parent's writes skip it)
         if stage1 == 0:
             parent_ch.close()
-            fork_exec.close()
             os.close(sd.fd)  # the state dir's lock is this command's alone
             child_main(plan, child_ch)
-        fork_exec.close()
         kill_point("exec:forked")
         child_ch.close()
         ctx.log.debug("forked the exec's first process (pid %d%s)", stage1,
