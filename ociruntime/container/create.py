@@ -167,8 +167,25 @@ class Undo:
         self.poststop = None  # (hooks, state JSON, bundle) once the container exists
         self.host_root = None  # no mount namespace: the rootfs bind in the host's (rootfs/hostns.py)
         self.extras = None  # the annotations' features (container/extras.py)
+        # what this process holds open for the child (namespace fds, console, the seccomp
+        # agent's socket, exec.fifo, the channel): closed when done with, or by a failure (a
+        # program using the API lives on after a failed create)
+        self.closers = []
+
+    def hold_fd(self, fd):
+        self.closers.append(lambda: os.close(fd))
+        return fd
+
+    def close(self):
+        closers, self.closers = self.closers, []
+        for close in closers:
+            try:
+                close()
+            except OSError:
+                pass
 
     def run(self):
+        self.close()
         for pid in self.pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -254,17 +271,21 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     kill_point("create:recorded")
     undo.cgroup = cg
     joins = namespaces.open_joins(nsmap)
+    for _, fd, _ in joins:
+        undo.hold_fd(fd)
     console = None
     if console_socket:
         from ociruntime.tty import connect_console
         console = connect_console(console_socket)
+        undo.closers.append(console.close)
     seccomp_sock = None
     if seccomp_filter is not None and seccomp_filter.listener_path:
         from ociruntime.security.seccomp import connect
         seccomp_sock = connect(seccomp_filter)  # the agent's socket, reached from the host's mounts
+        undo.closers.append(seccomp_sock.close)
     # the init's only handle on the state dir: the fifo itself, O_PATH, reopened for writing
     # through /proc/self/fd when it waits (as runc): no fd of the directory enters the container
-    fifo_fd = os.open(sd.fifo_path(), os.O_PATH | os.O_CLOEXEC)
+    fifo_fd = undo.hold_fd(os.open(sd.fifo_path(), os.O_PATH | os.O_CLOEXEC))
     new_flags = namespaces.new_flags(nsmap)
     # without a user (or time) namespace, this process enters the container's pid namespace for
     # the fork alone (namespaces.fork_in_pidns): the child is then the init itself, PID 1, with no
@@ -330,6 +351,7 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
     birth = cg.birth_dir()
     fork_init = BirthFork(birth and birth[1], ctx.log)
     parent_ch, child_ch = channel.pair()
+    undo.closers += [parent_ch.close, child_ch.close]
     pid = namespaces.fork_in_pidns(pid_join, "the container init", fork_init) if pidns_here else \
         fork_init("fork the container init")
     plan.born_in = birth[0] if fork_init.born else None
@@ -338,16 +360,11 @@ def _create(ctx, sd, undo, cfg, bundle, rootfs, nsmap, pid_file, console_socket,
         child_main(plan, child_ch)
     undo.pids.append(pid)
     kill_point("create:forked")
-    child_ch.close()
+    undo.closers.remove(parent_ch.close)
+    undo.close()  # what was the child's: its channel end, namespaces, console, agent socket, fifo
+    undo.closers.append(parent_ch.close)
     ctx.log.debug("forked the container's first process (pid %d%s): namespaces %s", pid,
                   ", born in its cgroup2 cgroup" if plan.born_in else "", ",".join(nsmap) or "none")
-    os.close(fifo_fd)
-    if seccomp_sock is not None:
-        seccomp_sock.close()
-    for _, fd, _ in joins:
-        os.close(fd)
-    if console is not None:
-        console.close()
     return _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, parent_ch, pid_file)
 
 
@@ -423,7 +440,7 @@ def _drive(ctx, sd, undo, cfg, bundle, rootfs, cg, pid, plan, ch, pid_file):
     kill_point("create:saved")
     ch.expect("ready", died)
     kill_point("create:ready")
-    ch.close()
+    undo.close()  # the channel
     log.debug("init %d is ready (pivoted, process prepared): it waits for start", init_pid)
     if pid_file:
         write_pid_file(pid_file, init_pid)

@@ -19,7 +19,7 @@ from helpers import LONG_RUNNING, assert_no_traceback, children, pid_alive
 
 import ociruntime
 from ociruntime import Bundle, Container
-from ociruntime.errors import ConfigError, InitError, OCIError, StateError, UsageError, WaitTimeout
+from ociruntime.errors import CgroupError, ConfigError, InitError, OCIError, StateError, UsageError, WaitTimeout
 
 pytestmark = pytest.mark.ociruntime_only
 
@@ -359,3 +359,28 @@ def test_import_loads_the_api_when_named():
     assert r.stdout.strip() == "['ociruntime'] True True True"
     with pytest.raises(AttributeError):
         ociruntime.NoSuchName  # noqa: B018
+
+
+@pytest.mark.parametrize("where", ["before the fork", "after the fork"])
+def test_a_failed_create_leaves_no_fd_in_the_caller(api, runtime, bundle, where):
+    """The caller of the API lives on after a failed create: the fds create held for the child
+    (its channel, the namespaces it joins, exec.fifo) are closed whichever step failed."""
+    other = runtime.create(bundle(*LONG_RUNNING))  # a network namespace to join
+    netns = f"/proc/{runtime.state(other)['pid']}/ns/net"
+    c, b = api()
+    b.config["linux"]["namespaces"] = [n for n in b.config["linux"]["namespaces"] if n["type"] != "network"]
+    b.config["linux"]["namespaces"].append({"type": "network", "path": netns})
+    if where == "before the fork":
+        b.config["linux"]["resources"] = {"memory": {"limit": 4096, "swap": 2048}}  # swap below the limit
+    else:
+        b.config["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}
+    before = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(OCIError) as e:
+        c.create(b)
+    if where == "before the fork":
+        assert isinstance(e.value, CgroupError) and ("memsw" in str(e.value) or "swap" in str(e.value)), e.value
+    else:
+        assert "error running createRuntime hook" in str(e.value), e.value
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert not os.path.exists(state_dir(c))
+    runtime.delete(other, force=True, check=True)
