@@ -78,13 +78,16 @@ def wait_plain(ctx, cid, pid, keep, relay=None):
     except ChildProcessError:
         status = 255
     except BaseException:
+        # bounded waits: an init in a frozen cgroup dies only once thawed, which delete does
+        from ociruntime.container.status import wait_gone
         try:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
+        except ProcessLookupError:
             pass
+        wait_gone(pid, reap=True)
         if not keep:
             _cleanup(ctx, cid)
+            wait_gone(pid, reap=True)
         raise
     if not keep:
         _cleanup(ctx, cid)

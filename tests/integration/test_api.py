@@ -254,6 +254,27 @@ def test_an_interrupted_wait_kills_what_it_waited_for(api):
     assert c2.wait(timeout=10) == 42
 
 
+def test_an_interrupted_wait_on_a_paused_container_ends(api, runtime):
+    """An init in a frozen cgroup dies only once thawed: the interrupted wait does not wait for it
+    (bounded), and the delete that follows thaws, kills and removes the container."""
+    c, b = api("sleep", "100")
+    # (a process, not a thread: create refuses to fork a multi-threaded runtime)
+    pauser = subprocess.Popen(["sh", "-c", 'sleep 0.5; exec "$@"', "sh", runtime.bin, "--root", runtime.root,
+                               "pause", c.id])
+    old = interrupt_after(1.5)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(Interrupted):
+            c.run(b)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        assert pauser.wait(timeout=10) == 0
+    assert time.monotonic() - t0 < 10
+    assert not os.path.exists(state_dir(c))           # thawed, killed, reaped and deleted
+    assert [p for p, st in children() if st not in "ZX"] == []
+
+
 # ---------------------------------------------------------------------------------------------------
 # errors: the package's types, the command line's words
 
