@@ -272,9 +272,9 @@ class Container:
                 raise
             state = {"pid": child[0], "start_time": child[1]}  # deleted by another process
         if child is None or child[:2] != [state["pid"], state["start_time"]]:
-            _wait_exit(state["pid"], state["start_time"], timeout, self.id)
+            _wait_exit(state["pid"], state["start_time"], timeout, "container " + self.id)
             return None
-        _wait_exit(child[0], child[1], timeout, self.id)
+        _wait_exit(child[0], child[1], timeout, "container " + self.id)
         self._status = _reap(child, block=True)
         return self._status
 
@@ -291,7 +291,7 @@ def _bundle_path(bundle):
     return write() if write is not None else os.fspath(bundle)
 
 
-def _wait_exit(pid, start_time, timeout, cid):
+def _wait_exit(pid, start_time, timeout, what):
     """Until the process ``pid`` (the one started at ``start_time``; None: a child not yet
     reaped, whose pid cannot be another's) has exited."""
     from ociruntime import poll
@@ -306,7 +306,7 @@ def _wait_exit(pid, start_time, timeout, cid):
         return
     try:
         if not poll((pidfd,), -1 if timeout is None else max(0, int(timeout * 1000))):
-            raise WaitTimeout("container %s: still running after %gs" % (cid, timeout))
+            raise WaitTimeout("%s: still running after %gs" % (what, timeout))
     finally:
         os.close(pidfd)
 
