@@ -159,4 +159,8 @@ def apply_v2(cgdir, resources):
         default_allow, exc = emulate(rules)
         if default_allow and not exc:
             return  # allow-all needs no program (runc skips the error the same way)
+        if os.geteuid() != 0:
+            # rootless: loading a program needs privileges the user does not have, and the
+            # devices a rootless container can reach are the user's anyway; as runc, ignored
+            return
         raise

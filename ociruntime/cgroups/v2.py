@@ -112,13 +112,7 @@ def apply(d, res, skip_devices=False):
         _cpu.set_v2(d, cpu)
     if not skip_devices:
         from ociruntime.cgroups import ebpf
-        try:
-            ebpf.apply_v2(d, res)
-        except CgroupError:
-            # rootless: loading a BPF program needs privileges the user does not have, and the
-            # devices a rootless container can reach are the user's anyway; as runc, ignored
-            if os.geteuid() == 0:
-                raise
+        ebpf.apply_v2(d, res)
     if cpu.get("cpus") or cpu.get("mems"):
         from ociruntime.cgroups import cpuset
         cpuset.set_any(d, cpu)
