@@ -223,6 +223,10 @@ class Manager:
             if frozen:
                 raise CgroupError("container's cgroup unexpectedly frozen: %s (%s)" % (d, what))
 
+    def revert_unit(self, resources):
+        """update failed after apply: what the cgroup manager keeps beyond the files (the systemd
+        driver's unit properties) back to ``resources``; cgroupfs keeps nothing."""
+
     def birth_dir(self):
         """(key, directory) of the container's cgroup in the cgroup2 hierarchy (pure v2: its cgroup;
         hybrid: the unified hierarchy's), where create's init can be born (clone3 with

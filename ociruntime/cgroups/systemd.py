@@ -260,8 +260,15 @@ class SystemdManager(Manager):
         if not self.live:
             self.resources = resources  # given to the unit when add() starts it
             return
-        self.systemd().set_properties(self.unit, properties(resources, skip_devices))
+        # the files first: a value the kernel refuses never reaches the unit, which systemd
+        # would write back into the cgroup later (update restores the files it wrote)
         super().apply(resources, skip_devices)
+        self.systemd().set_properties(self.unit, properties(resources, skip_devices))
+
+    def revert_unit(self, resources):
+        """update failed after apply: the unit's properties back to ``resources``."""
+        if self.live:
+            self.systemd().set_properties(self.unit, properties(resources, True))
 
     def birth_dir(self):
         # systemd places the init: the scope is started with its pid (add); exec's process can

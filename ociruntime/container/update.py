@@ -52,6 +52,10 @@ def update(ctx, cid, delta):
             entries, fs.journal = fs.journal, None
             linux["resources"] = old
             failed = fs.restore(entries)
+            try:
+                cg.revert_unit(old)
+            except CgroupError as unit_error:
+                failed.append(str(unit_error))
             if failed:
                 raise e.__class__("%s (and restoring %s failed)" % (e, ", ".join(sorted(set(failed))))) from None
             raise
