@@ -57,6 +57,11 @@ def _makedirs(root):
     _os.makedirs(root, mode=0o711, exist_ok=True)
 
 
+def _is(value, kind):
+    """A state field's type check (a bool is not the int it subclasses)."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
 class StateDir:
     def __init__(self, root, cid, fd, locked=False):
         self.root, self.id, self.fd, self.locked = root, cid, fd, locked
@@ -159,7 +164,7 @@ class StateDir:
         if not isinstance(state, dict):
             raise StateError(damaged(self.id, path, "not a JSON object"))
         for key, kind in _REQUIRED:
-            if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            if not _is(state.get(key), kind):
                 raise StateError(damaged(self.id, path, "no %s" % key))
         return state
 
@@ -172,7 +177,7 @@ class StateDir:
             problem = str(e)
         try:
             _, state = marshal.loads(read_file(join(self.path, CACHE_FILE)))
-            if isinstance(state, dict) and all(isinstance(state.get(k), t) for k, t in _REQUIRED):
+            if isinstance(state, dict) and all(_is(state.get(k), t) for k, t in _REQUIRED):
                 return state, problem
         except (OSError, ValueError, EOFError, TypeError):
             pass
